@@ -1,0 +1,38 @@
+# `make demo` and `make test` work on a fresh 2-core CPU machine: they build .venv,
+# install the pinned torch builds and the package, fetch Fashion-MNIST, then run.
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: setup demo test lint bench clean-runs
+
+$(STAMP): pyproject.toml
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(VPY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+$(FMNIST):
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && apt-get install -y -q dataset-fashion-mnist; \
+	else \
+	  echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' or pass --data-dir"; \
+	fi
+
+setup: $(STAMP) $(FMNIST)
+
+demo: setup
+	$(VPY) -m studies.hessian --model vit-ti --preset quick
+
+test: setup
+	$(VPY) -m pytest -x tests
+
+lint: setup
+	$(VPY) -m ruff check .
+
+bench: setup
+	$(VPY) benchmarks/train_throughput.py
+	$(VPY) benchmarks/hessian_vs_pyhessian.py

@@ -1,0 +1,90 @@
+"""The model registry: ``create_model(name, num_classes, in_chans, img_size, **overrides)``.
+
+Names are lower case and hyphenated (``vit-ti``, ``resnet-18``, ``alternet-18``);
+``timm:<name>`` passes through to ``timm.create_model``. Every model of ours lists its probe
+taps (``probe_taps()``) so ``vitprobe`` can read it without importing this package.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from torch import nn
+
+from . import alternet as _alternet
+from . import resnet as _resnet
+from . import vit as _vit
+
+_Builder = Callable[..., nn.Module]
+_REGISTRY: dict[str, tuple[_Builder, dict, tuple[str, ...]]] = {}
+
+_VIT_OVERRIDES = ("pool", "patch_size", "embed_dim", "depth", "heads", "mlp_ratio", "qkv_bias",
+                  "drop_rate", "attn_drop_rate", "drop_path_rate")
+_RESNET_OVERRIDES = ("layers", "drop_path_rate", "widths")
+_ALTERNET_OVERRIDES = ("layers", "msa", "window", "drop_path_rate", "widths", "heads")
+
+
+def _register(name: str, builder: _Builder, defaults: dict, overrides: tuple[str, ...]) -> None:
+    _REGISTRY[name] = (builder, defaults, overrides)
+
+
+def _build_vit(num_classes, in_chans, img_size, **kw):
+    kw.setdefault("patch_size", 2 if img_size <= 32 else 16)
+    return _vit.VisionTransformer(img_size=img_size, in_chans=in_chans, num_classes=num_classes,
+                                  **kw)
+
+
+def _build_resnet(num_classes, in_chans, img_size, **kw):
+    return _resnet.resnet(in_chans=in_chans, num_classes=num_classes, **kw)
+
+
+def _build_alternet(num_classes, in_chans, img_size, **kw):
+    return _alternet.alternet(in_chans=in_chans, num_classes=num_classes, **kw)
+
+
+for _name, _cfg in _vit.CONFIGS.items():
+    _register(_name, _build_vit, _cfg, _VIT_OVERRIDES)
+for _name, _cfg in _resnet.CONFIGS.items():
+    _register(_name, _build_resnet, _cfg, _RESNET_OVERRIDES)
+for _name, _cfg in _alternet.CONFIGS.items():
+    _register(_name, _build_alternet, _cfg, _ALTERNET_OVERRIDES)
+
+
+def list_models() -> list[str]:
+    """Registered names (``timm:<name>`` is accepted besides these)."""
+    return sorted(_REGISTRY)
+
+
+def model_overrides(name: str) -> tuple[str, ...]:
+    """The keyword overrides a registered model accepts."""
+    return _REGISTRY[name][2] if name in _REGISTRY else ()
+
+
+def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: int = 32,
+                 **overrides) -> nn.Module:
+    """Build a registered model. Unknown name or override -> ValueError naming the allowed."""
+    if name.startswith("timm:"):
+        import timm
+
+        timm_name = name[len("timm:"):]
+        if timm_name not in timm.list_models():
+            raise ValueError(f"unknown timm model {timm_name!r}; see timm.list_models()")
+        extra = {}
+        if "img_size" in inspect.signature(timm.models.get_model_entrypoint(timm_name)).parameters \
+                or timm_name.startswith(("vit", "deit", "cait", "pit", "swin")):
+            extra["img_size"] = img_size
+        return timm.create_model(timm_name, pretrained=False, num_classes=num_classes,
+                                 in_chans=in_chans, **extra, **overrides)
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; allowed: {', '.join(list_models())} "
+                         f"or timm:<name>")
+    builder, defaults, allowed = _REGISTRY[name]
+    bad = sorted(set(overrides) - set(allowed))
+    if bad:
+        raise ValueError(f"model {name} does not take override(s) {', '.join(bad)}; "
+                         f"allowed: {', '.join(allowed)}")
+    return builder(num_classes, in_chans, img_size, **{**defaults, **overrides})
+
+
+__all__ = ["create_model", "list_models", "model_overrides"]

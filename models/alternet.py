@@ -1,0 +1,71 @@
+"""AlterNet (Park & Kim 2022, §4): a pre-activation ResNet whose stages end with MSA blocks
+alternating with conv blocks, ``[Conv] * (n - 2m) + [Conv, MSA] * m`` for a stage of n blocks
+with m MSAs.
+
+MSA block: BN -> GELU -> 1x1 conv -> windowed multi-head attention (head dim 64, heads
+3/6/12/24 by stage, relative-position bias) -> drop-path -> residual. No MLP inside: the
+conv blocks play that role.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.layers import DropPath
+from torch import nn
+
+from .layers import WindowAttention2d
+from .resnet import PreActBasic, PreActBottleneck, ResNet, drop_path_schedule
+
+HEADS = (3, 6, 12, 24)
+
+
+class MSABlock(nn.Module):
+    def __init__(self, dim: int, heads: int, window: int = 4, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(dim)
+        self.act = nn.GELU()
+        self.conv = nn.Conv2d(dim, dim, 1, bias=False)
+        self.attn = WindowAttention2d(dim, heads, head_dim=64, window=window)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop_path(self.attn(self.conv(self.act(self.norm(x)))))
+
+
+def alternet(layers: tuple[int, ...], msa: tuple[int, ...], block: type, in_chans: int,
+             num_classes: int, window: int = 4, drop_path_rate: float = 0.0,
+             widths=(64, 128, 256, 512), heads=HEADS) -> ResNet:
+    """Build the stage layout of the paper: per stage n blocks of which the last 2m alternate
+    Conv, MSA. ``msa=(0, 0, 0, 0)`` is exactly the ResNet."""
+    layers, msa = tuple(layers), tuple(msa)
+    if len(msa) != len(layers):
+        raise ValueError(f"msa needs one count per stage ({len(layers)}); got {msa}")
+    for n, m in zip(layers, msa):
+        if m < 0 or 2 * m > n:
+            raise ValueError(f"msa count {m} does not fit a stage of {n} blocks: allowed "
+                             f"0..{n // 2} (the stage is [Conv]*(n-2m) + [Conv, MSA]*m); "
+                             f"pass layers= with more blocks")
+    dpr = drop_path_schedule(sum(layers), drop_path_rate)
+    stages, k = [], 0
+    for n, m, w, h in zip(layers, msa, widths, heads):
+        kinds = ["conv"] * (n - 2 * m) + ["conv", "msa"] * m
+        stage = []
+        for kind in kinds:
+            rate = dpr[k]
+            k += 1
+            if kind == "conv":
+                stage.append(lambda cin, stride, w=w, rate=rate: (
+                    block(cin, w, stride, rate), w * block.expansion, "conv"))
+            else:
+                stage.append(lambda cin, stride, h=h, rate=rate: (
+                    MSABlock(cin, h, window, rate), cin, "msa"))
+        stages.append(stage)
+    return ResNet(stages, in_chans, num_classes, stem_width=widths[0])
+
+
+CONFIGS = {
+    "alternet-18": dict(layers=(2, 2, 2, 2), msa=(0, 1, 1, 1), block=PreActBasic),
+    "alternet-50": dict(layers=(3, 4, 6, 4), msa=(0, 1, 3, 2), block=PreActBottleneck),
+}
+# Name kept for symmetry with the ResNet file: the "m" blocks are always stride 1.
+__all__ = ["MSABlock", "alternet", "CONFIGS", "PreActBottleneck"]

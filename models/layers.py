@@ -1,0 +1,94 @@
+"""Layers shared by several model families.
+
+Attention everywhere is timm's ``Attention``: fused ``scaled_dot_product_attention`` while
+training, and an explicit ``softmax(qk^T/sqrt(d)) v`` path when its ``fused_attn`` flag is
+off. The probes turn the flag off to read attention probabilities (a hook on ``attn_drop``)
+and to differentiate twice; nothing else differs between the two paths.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from timm.layers import trunc_normal_
+from timm.models.vision_transformer import Attention
+from torch import nn
+
+__all__ = ["Attention", "SeqPool", "WindowAttention2d", "probe_tap"]
+
+
+def probe_tap(name: str, kind: str, module: nn.Module, port: str = "output") -> tuple:
+    """One entry of a model's ``probe_taps()`` list (the adapter protocol of DESIGN.md).
+
+    ``port="output"`` taps what ``module`` returns; ``"input"`` taps its first input (used to
+    read the residual stream between a block's MSA and MLP halves at ``norm2``).
+    """
+    if kind not in {"embed", "conv", "msa", "mlp", "pool"}:
+        raise ValueError(f"unknown tap kind {kind!r}")
+    return (name, kind, module, port)
+
+
+class SeqPool(nn.Module):
+    """Sequence pooling (Hassani et al. 2021, CCT): softmax over tokens of Linear(d -> 1).
+
+    x: (B, N, D) -> (B, D), pooled = softmax(x W)^T x.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.attention_pool = nn.Linear(dim, 1)
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention_pool(x).squeeze(-1).softmax(dim=-1)  # (B, N)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bn,bnd->bd", self.weights(x), x)
+
+
+class WindowAttention2d(nn.Module):
+    """Multi-head self-attention inside non-overlapping windows of a feature map, with a
+    learned relative-position bias (as Swin; the MSA of AlterNet, Park & Kim 2022 §4).
+
+    Maps whose size is not a multiple of the window are zero-padded; padded keys are masked
+    out, so the result does not depend on the padding. (B, C, H, W) -> (B, C, H, W).
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int = 64, window: int = 4,
+                 attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+        super().__init__()
+        self.window = window
+        self.heads = heads
+        self.attn = Attention(dim, num_heads=heads, attn_head_dim=head_dim, qkv_bias=False,
+                              attn_drop=attn_drop, proj_drop=proj_drop)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        trunc_normal_(self.relative_position_bias_table, std=0.02)
+        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window),
+                                            indexing="ij")).flatten(1)  # 2, w*w
+        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
+        index = rel[..., 0] * (2 * window - 1) + rel[..., 1]
+        self.register_buffer("relative_position_index", index, persistent=False)
+
+    def relative_position_bias(self) -> torch.Tensor:
+        n = self.window * self.window
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        return bias.view(n, n, self.heads).permute(2, 0, 1)  # heads, n, n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        w = self.window
+        ph, pw = (-H) % w, (-W) % w
+        x = F.pad(x, (0, pw, 0, ph))
+        Hp, Wp = H + ph, W + pw
+        nh, nw = Hp // w, Wp // w
+        tokens = x.view(B, C, nh, w, nw, w).permute(0, 2, 4, 3, 5, 1).reshape(-1, w * w, C)
+        bias = self.relative_position_bias().unsqueeze(0)  # 1, heads, n, n
+        if ph or pw:
+            valid = torch.zeros(Hp, Wp, dtype=torch.bool, device=x.device)
+            valid[:H, :W] = True
+            valid = valid.view(nh, w, nw, w).permute(0, 2, 1, 3).reshape(nh * nw, 1, 1, w * w)
+            mask = torch.zeros(valid.shape, dtype=bias.dtype, device=x.device)
+            mask = mask.masked_fill(~valid, float("-inf"))
+            bias = (bias + mask).repeat(B, 1, 1, 1)  # (B*windows), heads, n, n
+        out = self.attn(tokens, attn_mask=bias.to(tokens.dtype))
+        out = out.view(B, nh, nw, w, w, C).permute(0, 5, 1, 3, 2, 4).reshape(B, C, Hp, Wp)
+        return out[:, :, :H, :W]

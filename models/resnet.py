@@ -1,0 +1,146 @@
+"""Pre-activation ResNet for small images (He et al. 2016, "Identity Mappings"), the CIFAR
+variant used by Park & Kim 2022: 3x3 stem, no max-pool, stages of widths 64/128/256/512 with
+strides 1/2/2/2. The same builder makes AlterNet (see ``alternet.py``): a stage is a list
+of blocks, each a conv block or an MSA block.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.layers import DropPath
+from torch import nn
+
+from .layers import probe_tap
+
+
+class PreActBasic(nn.Module):
+    """BN-ReLU-conv3x3-BN-ReLU-conv3x3 + shortcut."""
+
+    expansion = 1
+
+    def __init__(self, cin: int, width: int, stride: int = 1, drop_path: float = 0.0) -> None:
+        super().__init__()
+        cout = width * self.expansion
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, cout, 3, 1, 1, bias=False)
+        self.act = nn.ReLU(inplace=True)
+        self.shortcut = (nn.Conv2d(cin, cout, 1, stride, bias=False)
+                         if stride != 1 or cin != cout else None)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bn1(x))
+        skip = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(self.act(self.bn2(out)))
+        return skip + self.drop_path(out)
+
+
+class PreActBottleneck(nn.Module):
+    """BN-ReLU-conv1x1-BN-ReLU-conv3x3-BN-ReLU-conv1x1 (x4) + shortcut."""
+
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int = 1, drop_path: float = 0.0) -> None:
+        super().__init__()
+        cout = width * self.expansion
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
+        self.act = nn.ReLU(inplace=True)
+        self.shortcut = (nn.Conv2d(cin, cout, 1, stride, bias=False)
+                         if stride != 1 or cin != cout else None)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bn1(x))
+        skip = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(self.act(self.bn2(out)))
+        out = self.conv3(self.act(self.bn3(out)))
+        return skip + self.drop_path(out)
+
+
+class ResNet(nn.Module):
+    """(B, C, H, W) -> (B, num_classes). ``stages`` is a list of lists of block factories
+    ``f(cin, stride, drop_path) -> (module, cout, kind)`` so that conv and MSA blocks mix."""
+
+    def __init__(self, stages: list[list], in_chans: int = 3, num_classes: int = 10,
+                 stem_width: int = 64) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.stem = nn.Conv2d(in_chans, stem_width, 3, 1, 1, bias=False)
+        self.block_kinds: list[str] = []
+        cin = stem_width
+        layers = []
+        for i, stage in enumerate(stages):
+            blocks = []
+            for j, factory in enumerate(stage):
+                stride = 1 if i == 0 or j > 0 else 2
+                block, cin, kind = factory(cin, stride)
+                blocks.append(block)
+                self.block_kinds.append(kind)
+            layers.append(nn.Sequential(*blocks))
+        self.layers = nn.Sequential(*layers)
+        self.norm = nn.BatchNorm2d(cin)
+        self.act = nn.ReLU(inplace=True)
+        self.head = nn.Linear(cin, num_classes)
+        self.num_features = cin
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.layers(self.stem(x))))
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def probe_taps(self) -> list[tuple]:
+        taps = [probe_tap("stem", "embed", self.stem)]
+        k = 0
+        for i, stage in enumerate(self.layers):
+            for j, block in enumerate(stage):
+                taps.append(probe_tap(f"layers.{i}.{j}", self.block_kinds[k], block))
+                k += 1
+        return taps
+
+
+def conv_stage(block: type, width: int, n: int, drop_path: list[float]) -> list:
+    def factory(i):
+        def make(cin, stride):
+            m = block(cin, width, stride, drop_path[i])
+            return m, width * block.expansion, "conv"
+        return make
+    return [factory(i) for i in range(n)]
+
+
+def drop_path_schedule(total: int, rate: float) -> list[float]:
+    return torch.linspace(0, rate, total).tolist() if total > 1 else [rate] * total
+
+
+def resnet(layers: tuple[int, ...], block: type, in_chans: int, num_classes: int,
+           drop_path_rate: float = 0.0, widths=(64, 128, 256, 512)) -> ResNet:
+    dpr = drop_path_schedule(sum(layers), drop_path_rate)
+    stages, k = [], 0
+    for n, w in zip(layers, widths):
+        stages.append(conv_stage(block, w, n, dpr[k:k + n]))
+        k += n
+    return ResNet(stages, in_chans, num_classes, stem_width=widths[0])
+
+
+CONFIGS = {
+    "resnet-18": dict(layers=(2, 2, 2, 2), block=PreActBasic),
+    "resnet-50": dict(layers=(3, 4, 6, 3), block=PreActBottleneck),
+}

@@ -1,0 +1,127 @@
+"""Vision Transformer (Dosovitskiy et al. 2021) with every pooling the papers compare.
+
+Pooling: ``cls`` (a class token, the original ViT), ``gap`` (global average pooling of the
+patch tokens; Park & Kim 2022 §3.3 find it flattens the loss), ``seqpool`` (CCT's sequence
+pooling) and ``map`` (multi-head attention pooling with a learned latent, as timm).
+Defaults follow the paper's CIFAR configurations (REFERENCE.md §1): no qkv bias, class token.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.layers import AttentionPoolLatent, PatchEmbed, resample_abs_pos_embed, trunc_normal_
+from timm.models.vision_transformer import Block
+from torch import nn
+
+from .layers import SeqPool, probe_tap
+
+POOLS = ("cls", "gap", "seqpool", "map")
+
+
+class VisionTransformer(nn.Module):
+    """(B, C, H, W) -> (B, num_classes).
+
+    Exposes ``num_prefix_tokens`` and ``grid_size`` (timm's names) so probes can map tokens to
+    the 2-D patch grid, and ``probe_taps()`` listing the residual stream after every MSA and
+    MLP sub-block.
+    """
+
+    def __init__(self, img_size: int = 32, patch_size: int = 2, in_chans: int = 3,
+                 num_classes: int = 10, embed_dim: int = 192, depth: int = 12, heads: int = 3,
+                 mlp_ratio: float = 4.0, qkv_bias: bool = False, pool: str = "cls",
+                 drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0) -> None:
+        super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}; got {pool!r}")
+        if img_size % patch_size:
+            raise ValueError(f"patch_size {patch_size} does not divide img_size {img_size}; "
+                             f"allowed: a divisor of {img_size}")
+        if embed_dim % heads:
+            raise ValueError(f"embed_dim {embed_dim} is not divisible by heads {heads}")
+        self.pool = pool
+        self.num_classes = num_classes
+        self.embed_dim = embed_dim
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.grid_size = self.patch_embed.grid_size
+        self.num_prefix_tokens = 1 if pool == "cls" else 0
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if pool == "cls" else None
+        num_tokens = self.patch_embed.num_patches + self.num_prefix_tokens
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, embed_dim))
+        self.pos_drop = nn.Dropout(drop_rate)
+        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.Sequential(*[
+            Block(embed_dim, heads, mlp_ratio, qkv_bias=qkv_bias, attn_drop=attn_drop_rate,
+                  proj_drop=drop_rate, drop_path=dpr[i])
+            for i in range(depth)
+        ])
+        self.norm = nn.LayerNorm(embed_dim)
+        if pool == "seqpool":
+            self.attn_pool = SeqPool(embed_dim)
+        elif pool == "map":
+            self.attn_pool = AttentionPoolLatent(embed_dim, num_heads=heads, mlp_ratio=mlp_ratio)
+        else:
+            self.attn_pool = None
+        self.head = nn.Linear(embed_dim, num_classes)
+        trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
+        self.apply(_init_weights)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = self.pos_drop(x + self.pos_embed)
+        x = self.blocks(x)
+        return self.norm(x)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool == "cls":
+            x = x[:, 0]
+        elif self.pool == "gap":
+            x = x.mean(dim=1)
+        else:
+            x = self.attn_pool(x)
+        return self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def probe_taps(self) -> list[tuple]:
+        taps = [probe_tap("patch_embed", "embed", self.patch_embed)]
+        for i, blk in enumerate(self.blocks):
+            # norm2's input is the residual stream right after the MSA residual.
+            taps.append(probe_tap(f"blocks.{i}.msa", "msa", blk.norm2, "input"))
+            taps.append(probe_tap(f"blocks.{i}.mlp", "mlp", blk))
+        return taps
+
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed", "cls_token"}
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As nn.Module's, but resamples a position embedding trained at another image size
+        (ViT paper §3.2: 2-D interpolation of the patch position embeddings)."""
+        pe = state_dict.get("pos_embed")
+        if pe is not None and pe.shape != self.pos_embed.shape and pe.shape[-1] == self.embed_dim:
+            state_dict = dict(state_dict)
+            state_dict["pos_embed"] = resample_abs_pos_embed(
+                pe, list(self.grid_size), num_prefix_tokens=self.num_prefix_tokens)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def _init_weights(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+CONFIGS = {
+    "vit-ti": dict(embed_dim=192, depth=12, heads=3),
+    "vit-s": dict(embed_dim=384, depth=12, heads=6),
+    "vit-b": dict(embed_dim=768, depth=12, heads=12),
+}

@@ -1,0 +1,338 @@
+"""Data sets as in-memory uint8 tensors, and seeded, resumable loaders with the presets'
+augmentation.
+
+``fashion-mnist`` is the embedded default (Debian's ``dataset-fashion-mnist`` IDX files);
+``cifar10``/``cifar100`` come through torchvision's download or a ``--data-dir``;
+``synthetic`` is a small learnable set for tests only.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DATASETS = ("fashion-mnist", "cifar10", "cifar100", "synthetic")
+SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+_FMNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_classes: int
+    in_chans: int
+    img_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+INFO = {
+    "fashion-mnist": DatasetInfo("fashion-mnist", 10, 1, 28, (0.2860,), (0.3530,)),
+    "cifar10": DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465),
+                           (0.2470, 0.2435, 0.2616)),
+    "cifar100": DatasetInfo("cifar100", 100, 3, 32, (0.5071, 0.4865, 0.4409),
+                            (0.2673, 0.2564, 0.2762)),
+    "synthetic": DatasetInfo("synthetic", 4, 1, 28, (0.5,), (0.25,)),
+}
+
+
+@dataclass
+class ImageData:
+    """A split of a data set: ``images`` uint8 (N, C, H, W), ``targets`` int64 (N,)."""
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    info: DatasetInfo
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def subset(self, index: torch.Tensor) -> ImageData:
+        return ImageData(self.images[index], self.targets[index], self.info)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 or [0, 1] float images -> standardised float32."""
+        x = images.float()
+        if images.dtype == torch.uint8:
+            x = x / 255.0
+        mean = torch.tensor(self.info.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.info.std, device=x.device).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in INFO:
+        raise ValueError(f"unknown data set {name!r}; allowed: {', '.join(DATASETS)}")
+    return INFO[name]
+
+
+# ---------------------------------------------------------------------------------- readers
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (LeCun's MNIST format), gzipped or not, into a numpy array."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if raw[2] not in dtypes:
+        raise ValueError(f"{path}: unknown IDX element type 0x{raw[2]:02x}")
+    ndim = raw[3]
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=dtypes[raw[2]], offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: header says {shape} but holds {data.size} values")
+    return data.reshape(shape).astype(data.dtype.newbyteorder("="))
+
+
+def _find_idx(stem: str, roots: list[Path]) -> Path | None:
+    for root in roots:
+        for sub in ("", "fashion-mnist", "FashionMNIST/raw"):
+            for ext in (".gz", ""):
+                p = root / sub / f"{stem}{ext}"
+                if p.is_file():
+                    return p
+    return None
+
+
+def _load_fashion_mnist(split: str, data_dir: Path | None, download: bool) -> tuple:
+    roots = ([data_dir] if data_dir else []) + [SYSTEM_FASHION_MNIST]
+    stems = _FMNIST_FILES[split]
+    paths = [_find_idx(s, roots) for s in stems]
+    if None in paths and download:
+        import torchvision
+
+        root = data_dir or Path("data")
+        torchvision.datasets.FashionMNIST(str(root), train=split == "train", download=True)
+        paths = [_find_idx(s, [root]) for s in stems]
+    if None in paths:
+        raise FileNotFoundError(
+            "Fashion-MNIST not found: install it with 'apt-get install dataset-fashion-mnist' "
+            f"(files go to {SYSTEM_FASHION_MNIST}), pass --data-dir DIR holding the IDX files, "
+            "or add --download where there is internet")
+    images = torch.from_numpy(read_idx(paths[0]).copy()).unsqueeze(1)
+    targets = torch.from_numpy(read_idx(paths[1]).astype(np.int64))
+    return images, targets
+
+
+def read_cifar_batch(path: str | Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR python-format batch file -> (N, 3, 32, 32) uint8, (N,) int64.
+
+    We read the files ourselves (torchvision's class checks MD5 sums, which rejects the
+    small CIFAR-format files tests write); torchvision still does the download.
+    """
+    with open(path, "rb") as f:
+        entry = pickle.load(f, encoding="latin1")
+    images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    return images, np.asarray(entry[label_key], dtype=np.int64)
+
+
+def _load_cifar(name: str, split: str, data_dir: Path | None, download: bool) -> tuple:
+    folder, files, key = {
+        "cifar10": ("cifar-10-batches-py",
+                    {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
+                    "labels"),
+        "cifar100": ("cifar-100-python", {"train": ["train"], "test": ["test"]}, "fine_labels"),
+    }[name]
+    root = data_dir or Path("data")
+    paths = [root / folder / f for f in files[split]]
+    if not all(p.is_file() for p in paths) and download:
+        import torchvision
+
+        cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+        cls(str(root), train=split == "train", download=True)
+    if not all(p.is_file() for p in paths):
+        raise FileNotFoundError(
+            f"{name} not found under {root / folder}: pass --data-dir DIR holding "
+            f"{folder}/, or add --download where there is internet")
+    parts = [read_cifar_batch(p, key) for p in paths]
+    images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
+    targets = torch.from_numpy(np.concatenate([p[1] for p in parts]))
+    return images, targets
+
+
+def _synthetic(split: str, n: int | None = None) -> tuple:
+    """Four classes of 28x28 images: a bright square in one quadrant, plus noise."""
+    n = n or (512 if split == "train" else 256)
+    g = torch.Generator().manual_seed(0 if split == "train" else 1)
+    targets = torch.arange(n) % 4
+    images = torch.rand(n, 1, 28, 28, generator=g) * 0.3
+    for c in range(4):
+        r, s = divmod(c, 2)
+        images[targets == c, :, r * 14 + 3:r * 14 + 11, s * 14 + 3:s * 14 + 11] += 0.6
+    return (images.clamp(0, 1) * 255).to(torch.uint8), targets
+
+
+def load(name: str, split: str = "train", data_dir: str | Path | None = None,
+         download: bool = False, data_fraction: float = 1.0, seed: int = 0) -> ImageData:
+    """Load a split of a data set into memory, optionally a class-stratified fraction."""
+    info = dataset_info(name)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+    if not 0.0 < data_fraction <= 1.0:
+        raise ValueError(f"data_fraction must be in (0, 1]; got {data_fraction}")
+    data_dir = Path(data_dir) if data_dir else None
+    if name == "fashion-mnist":
+        images, targets = _load_fashion_mnist(split, data_dir, download)
+    elif name in ("cifar10", "cifar100"):
+        images, targets = _load_cifar(name, split, data_dir, download)
+    else:
+        images, targets = _synthetic(split)
+    data = ImageData(images, targets, info)
+    if data_fraction < 1.0:
+        data = data.subset(stratified_indices(targets, data_fraction, seed))
+    return data
+
+
+def stratified_indices(targets: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """A seeded subset holding ``round(fraction * n_c)`` (at least 1) samples of every class."""
+    g = torch.Generator().manual_seed(seed)
+    keep = []
+    for c in torch.unique(targets):
+        idx = torch.nonzero(targets == c).flatten()
+        k = max(1, round(fraction * len(idx)))
+        keep.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+    return torch.sort(torch.cat(keep)).values
+
+
+# ------------------------------------------------------------------------------ augmentation
+def _step_generator(seed: int, epoch: int, step: int) -> torch.Generator:
+    digest = hashlib.blake2b(f"{seed}/{epoch}/{step}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+
+
+def random_crop_flip(images: torch.Tensor, padding: int, flip: bool,
+                     generator: torch.Generator) -> torch.Tensor:
+    """Per-sample random crop (zero padding) and horizontal flip of a uint8/float batch."""
+    B, C, H, W = images.shape
+    if padding:
+        padded = F.pad(images, (padding,) * 4).permute(0, 2, 3, 1)  # B, H', W', C
+        dy = torch.randint(0, 2 * padding + 1, (B, 1, 1), generator=generator)
+        dx = torch.randint(0, 2 * padding + 1, (B, 1, 1), generator=generator)
+        rows = dy + torch.arange(H).view(1, H, 1)
+        cols = dx + torch.arange(W).view(1, 1, W)
+        images = padded[torch.arange(B).view(B, 1, 1), rows, cols].permute(0, 3, 1, 2)
+    if flip:
+        mask = (torch.rand(B, generator=generator) < 0.5).view(B, 1, 1, 1)
+        images = torch.where(mask, images.flip(-1), images)
+    return images.contiguous()
+
+
+class RandAugmentImages(torch.utils.data.Dataset):
+    """Per-sample timm RandAugment (PIL) for the ``paper`` preset; returns uint8 tensors."""
+
+    def __init__(self, images: torch.Tensor, config: str = "rand-m9-n2-mstd0.5") -> None:
+        from timm.data.auto_augment import rand_augment_transform
+
+        self.images = images
+        self.transform = rand_augment_transform(config, {"translate_const": 10,
+                                                         "img_mean": (124, 116, 104)})
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from PIL import Image
+
+        x = self.images[i]
+        mode = "L" if x.shape[0] == 1 else "RGB"
+        img = Image.fromarray(x.permute(1, 2, 0).squeeze(-1).numpy() if mode == "L"
+                              else x.permute(1, 2, 0).numpy(), mode)
+        out = torch.from_numpy(np.asarray(self.transform(img)).copy())
+        return out.unsqueeze(0) if out.ndim == 2 else out.permute(2, 0, 1)
+
+
+@dataclass
+class Augment:
+    """What the training loader does to each batch (set by the preset)."""
+
+    crop_padding: int = 0
+    flip: bool = False
+    randaugment: str | None = None  # e.g. "rand-m9-n2-mstd0.5"
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    label_smoothing: float = 0.0
+
+
+class Loader:
+    """Seeded mini-batches of normalised float images: epoch ``e`` visits a permutation drawn
+    from (seed, e), and batch ``s`` of it is augmented with a generator drawn from
+    (seed, e, s). So ``iterate(epoch, start=s)`` after a restart yields exactly the batches an
+    uninterrupted run would have seen (the resume guarantee of ``train.fit``).
+    """
+
+    def __init__(self, data: ImageData, batch_size: int, shuffle: bool = False,
+                 augment: Augment | None = None, seed: int = 0, drop_last: bool = False,
+                 device: str | torch.device = "cpu", num_workers: int = 0) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        if len(data) == 0:
+            raise ValueError("the data set is empty")
+        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+        self.augment = augment or Augment()
+        self.seed, self.drop_last, self.device = seed, drop_last, torch.device(device)
+        self.num_workers = num_workers
+        self._randaug = (RandAugmentImages(data.images, self.augment.randaugment)
+                         if self.augment.randaugment else None)
+        self._mixup = None
+        if self.augment.mixup > 0 or self.augment.cutmix > 0:
+            from timm.data import Mixup
+
+            self._mixup = Mixup(mixup_alpha=self.augment.mixup, cutmix_alpha=self.augment.cutmix,
+                                label_smoothing=self.augment.label_smoothing,
+                                num_classes=data.info.num_classes)
+
+    def __len__(self) -> int:
+        n = len(self.data)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def soft_targets(self) -> bool:
+        return self._mixup is not None
+
+    def order(self, epoch: int) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(len(self.data))
+        return torch.randperm(len(self.data), generator=_step_generator(self.seed, epoch, -1))
+
+    def iterate(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.order(epoch)
+        for step in range(start, len(self)):
+            idx = order[step * self.batch_size:(step + 1) * self.batch_size]
+            yield self.batch(idx, epoch, step)
+
+    def __iter__(self):
+        return self.iterate(0)
+
+    def batch(self, idx: torch.Tensor, epoch: int, step: int):
+        g = _step_generator(self.seed, epoch, step)
+        if self._randaug is not None:
+            import random
+
+            random.seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+            images = torch.stack([self._randaug[int(i)] for i in idx])
+        else:
+            images = self.data.images[idx]
+        a = self.augment
+        if a.crop_padding or a.flip:
+            images = random_crop_flip(images, a.crop_padding, a.flip, g)
+        x = self.data.normalize(images.to(self.device, non_blocking=True))
+        y = self.data.targets[idx].to(self.device, non_blocking=True)
+        if self._mixup is not None and len(y) % 2 == 0:
+            # timm's Mixup draws from numpy's global generator: seed it per batch.
+            np.random.seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+            x, y = self._mixup(x, y)
+        return x, y

@@ -1,0 +1,62 @@
+"""Training recipes by preset: ``smoke`` (seconds, tests), ``quick`` (minutes on a 2-core CPU,
+Fashion-MNIST), ``paper`` (Park & Kim 2022's CIFAR recipe, REFERENCE.md §1, for GPUs)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .data import Augment
+
+PRESETS = ("smoke", "quick", "paper")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.05
+    warmup_epochs: float = 0.0
+    min_lr: float = 1e-6
+    grad_clip: float | None = None
+    drop_path_rate: float = 0.0
+    augment: Augment = field(default_factory=Augment)
+    train_fraction: float = 1.0   # of the training set, class-stratified
+    test_limit: int | None = None  # evaluate on the first n test images (None: all)
+    eval_batch_size: int = 500
+    # the paper's Hessian protocol: batch 16, top-5, loss + l2 (weight decay as l2)
+    hessian_batches: int = 10
+
+
+def recipe(preset: str, model: str) -> Recipe:
+    """The preset's recipe, adjusted per model family where the preset says so."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
+    cnn = model.startswith(("resnet", "alternet"))
+    if preset == "smoke":
+        return Recipe(epochs=1, batch_size=32, lr=1e-3, warmup_epochs=0.0, train_fraction=0.005,
+                      test_limit=256, eval_batch_size=256, hessian_batches=2,
+                      augment=Augment(crop_padding=2, flip=True))
+    if preset == "quick":
+        # One pass over Fashion-MNIST fits in ~15 CPU minutes at ~80 img/s (2 cores); a short
+        # warm-up then cosine decay, and a higher peak rate for the BN networks.
+        return Recipe(epochs=1, batch_size=128, lr=2e-3 if cnn else 1e-3, weight_decay=0.05,
+                      warmup_epochs=0.05, grad_clip=1.0, hessian_batches=10,
+                      augment=Augment(crop_padding=2, flip=True, label_smoothing=0.0))
+    return Recipe(epochs=305, batch_size=96, lr=1.25e-4, weight_decay=0.05, warmup_epochs=5,
+                  grad_clip=5.0, drop_path_rate=0.1, hessian_batches=100,
+                  augment=Augment(crop_padding=4, flip=True, randaugment="rand-m9-n2-mstd0.5",
+                                  mixup=0.8, cutmix=1.0, label_smoothing=0.1))
+
+
+def model_overrides(preset: str, model: str, img_size: int) -> dict:
+    """Architecture settings a preset implies: patch 4 for ViTs at 28 px (49 tokens) so the
+    quick preset trains in CPU minutes; the paper's patch 2 at 32 px."""
+    if model.startswith("vit-"):
+        return {"patch_size": 4 if img_size == 28 else 2}
+    return {}
+
+
+def with_changes(r: Recipe, **changes) -> Recipe:
+    return dataclasses.replace(r, **changes)

@@ -1,0 +1,227 @@
+"""The training loop: AdamW, linear warm-up then cosine decay, label smoothing / mixup,
+gradient clipping, AMP and channels-last on CUDA, per-epoch test evaluation, and a run folder
+that survives a kill.
+
+Run folder (``run_dir``): ``config.json``; ``state.pt`` (everything needed to resume:
+weights, optimiser, step, RNG; loaded with ``weights_only=True``); ``metrics.jsonl`` (one line
+per epoch); ``init.safetensors`` and ``epochs/epoch-NNN.safetensors`` (for Hessian spectra at
+several epochs and training trajectories); ``model.safetensors`` once training is complete.
+Every file is written atomically, so a kill at any moment leaves the last good state.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import results
+from .data import Loader
+from .presets import Recipe
+
+log = logging.getLogger("vitprobe.train")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    recipe: Recipe
+    seed: int = 0
+    device: str = "cpu"
+    amp: bool = True               # bf16/fp16 autocast, CUDA only
+    compile: bool = False          # torch.compile the model
+    channels_last: bool = True     # CUDA only
+    save_every_s: float = 120.0    # resumable state at least this often
+    save_every_steps: int | None = None
+    keep_epoch_checkpoints: bool = True
+    progress: bool = True
+
+
+def lr_at(step: int, total: int, warmup: int, base: float, min_lr: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to ``min_lr`` at ``total``."""
+    if warmup > 0 and step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return min_lr + 0.5 * (base - min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on 1-D tensors (biases, norms) and on the model's ``no_weight_decay()``."""
+    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name in skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if not enabled or device.type != "cuda":
+        return nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Loader, amp: bool = False) -> dict:
+    """Mean cross-entropy and accuracy of ``model`` on ``loader`` (eval mode, restored after)."""
+    was_training = model.training
+    model.eval()
+    total, loss_sum, correct = 0, 0.0, 0
+    device = loader.device
+    try:
+        for x, y in loader.iterate(0):
+            with _autocast(device, amp):
+                out = model(x)
+            loss_sum += F.cross_entropy(out.float(), y, reduction="sum").item()
+            correct += (out.argmax(-1) == y).sum().item()
+            total += len(y)
+    finally:
+        model.train(was_training)
+    return {"loss": loss_sum / total, "acc": correct / total}
+
+
+def _rng_state() -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, config: TrainConfig,
+        run_dir: str | Path | None = None,
+        on_step: Callable[[int], None] | None = None) -> list[dict]:
+    """Train ``model`` in place; resume from ``run_dir/state.pt`` when it exists.
+
+    Returns the per-epoch metrics. On CPU, an interrupted-and-resumed run ends with exactly
+    the weights of an uninterrupted one (data order and augmentation are functions of
+    (seed, epoch, step); the RNG state is checkpointed).
+    """
+    r = config.recipe
+    device = torch.device(config.device)
+    run_dir = Path(run_dir) if run_dir else None
+    model.to(device)
+    if device.type == "cuda" and config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(param_groups(model, r.weight_decay), lr=r.lr,
+                                  betas=(0.9, 0.999))
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp
+                                  and not torch.cuda.is_bf16_supported())
+    steps_per_epoch = len(train_loader)
+    total = r.epochs * steps_per_epoch
+    warmup = round(r.warmup_epochs * steps_per_epoch)
+    step, metrics = 0, []
+    torch.manual_seed(config.seed)
+    if run_dir and (run_dir / "state.pt").is_file():
+        state = results.load_state(run_dir / "state.pt", map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        step, metrics = int(state["step"]), list(state["metrics"])
+        _set_rng_state({k: (v.cpu() if isinstance(v, torch.Tensor) else [t.cpu() for t in v])
+                        for k, v in state["rng"].items()})
+        log.info("resuming %s at step %d/%d", run_dir, step, total)
+    elif run_dir and config.keep_epoch_checkpoints:
+        results.save_weights(run_dir / "init.safetensors", model.state_dict())
+
+    def checkpoint() -> None:
+        if run_dir is None:
+            return
+        results.save_state(run_dir / "state.pt", {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(), "step": step, "metrics": metrics,
+            "rng": _rng_state()})
+
+    train_model = torch.compile(model) if config.compile else model
+    soft = train_loader.soft_targets
+    last_save = time.monotonic()
+    t_start = time.monotonic()
+    while step < total:
+        epoch, start = divmod(step, steps_per_epoch)
+        model.train()
+        bar = tqdm(train_loader.iterate(epoch, start), total=steps_per_epoch, initial=start,
+                   desc=f"epoch {epoch + 1}/{r.epochs}", disable=not config.progress,
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0, leave=False)
+        loss_sum, n_seen, t_epoch = 0.0, 0, time.monotonic()
+        for x, y in bar:
+            if device.type == "cuda" and config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            for g in optimizer.param_groups:
+                g["lr"] = lr_at(step, total, warmup, r.lr, r.min_lr)
+            with _autocast(device, config.amp):
+                out = train_model(x)
+            if soft:
+                loss = torch.sum(-y * F.log_softmax(out.float(), dim=-1), dim=-1).mean()
+            else:
+                loss = F.cross_entropy(out.float(), y,
+                                       label_smoothing=r.augment.label_smoothing)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                where = f" (last good checkpoint: {run_dir / 'state.pt'})" if run_dir else ""
+                raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch + 1} "
+                                       f"step {step}; lower the learning rate{where}")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if r.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            loss_sum += loss_value * len(x)
+            n_seen += len(x)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{loss_sum / n_seen:.3f}")
+            if on_step is not None:
+                on_step(step)
+            now = time.monotonic()
+            if (config.save_every_steps and step % config.save_every_steps == 0) or \
+                    now - last_save > config.save_every_s:
+                checkpoint()
+                last_save = now
+            if step % steps_per_epoch == 0:
+                break
+        bar.close()
+        record = {"epoch": epoch + 1, "step": step, "lr": lr_at(step - 1, total, warmup, r.lr,
+                                                                 r.min_lr),
+                  "train_loss": loss_sum / max(1, n_seen) if start == 0 else None,
+                  "epoch_seconds": time.monotonic() - t_epoch}
+        if test_loader is not None:
+            ev = evaluate(model, test_loader, amp=config.amp)
+            record.update(test_loss=ev["loss"], test_acc=ev["acc"])
+        metrics.append(record)
+        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v
+                                             for k, v in record.items()})
+        if run_dir:
+            if config.keep_epoch_checkpoints:
+                results.save_weights(run_dir / "epochs" / f"epoch-{epoch + 1:03d}.safetensors",
+                                     model.state_dict())
+            checkpoint()
+            results.write_jsonl(run_dir / "metrics.jsonl", metrics)
+            last_save = time.monotonic()
+    if run_dir:
+        results.save_weights(run_dir / "model.safetensors", model.state_dict(),
+                             {"train_seconds": time.monotonic() - t_start})
+    return metrics
