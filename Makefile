@@ -6,7 +6,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup demo test lint bench clean-runs
+.PHONY: setup demo test lint bench figures
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -36,3 +36,15 @@ lint: setup
 bench: setup
 	$(VPY) benchmarks/train_throughput.py
 	$(VPY) benchmarks/hessian_vs_pyhessian.py
+
+# The committed gallery: every figure regenerated from the quick-preset cache (trained first
+# where missing); PNGs are copied to figures/, numbers stay in results/gallery/.
+GALLERY := results/gallery
+figures: setup
+	$(VPY) -m studies.hessian    --model vit-ti,resnet-18 --out $(GALLERY) --quiet
+	$(VPY) -m studies.fourier    --model vit-ti,resnet-18 --out $(GALLERY) --quiet
+	$(VPY) -m studies.variance   --model vit-ti,resnet-18 --out $(GALLERY) --quiet
+	$(VPY) -m studies.robustness --model vit-ti,resnet-18 --out $(GALLERY) --quiet
+	$(VPY) -m studies.attention  --model vit-ti --out $(GALLERY) --quiet
+	$(VPY) -m studies.landscape  --model vit-ti,resnet-18 --steps 11 --num-images 256 --out $(GALLERY) --quiet
+	cp $(GALLERY)/*.png figures/

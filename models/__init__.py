@@ -7,14 +7,15 @@ taps (``probe_taps()``) so ``vitprobe`` can read it without importing this packa
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 from torch import nn
 
 from . import alternet as _alternet
+from . import cct as _cct
 from . import resnet as _resnet
 from . import vit as _vit
+from . import zoo as _zoo
 
 _Builder = Callable[..., nn.Module]
 _REGISTRY: dict[str, tuple[_Builder, dict, tuple[str, ...]]] = {}
@@ -22,6 +23,8 @@ _REGISTRY: dict[str, tuple[_Builder, dict, tuple[str, ...]]] = {}
 _VIT_OVERRIDES = ("pool", "patch_size", "embed_dim", "depth", "heads", "mlp_ratio", "qkv_bias",
                   "drop_rate", "attn_drop_rate", "drop_path_rate")
 _RESNET_OVERRIDES = ("layers", "drop_path_rate", "widths")
+_CCT_OVERRIDES = ("embed_dim", "heads", "mlp_ratio", "attn_drop_rate", "drop_rate",
+                  "drop_path_rate", "pos_init_std")
 _ALTERNET_OVERRIDES = ("layers", "msa", "window", "drop_path_rate", "widths", "heads")
 
 
@@ -43,6 +46,16 @@ def _build_alternet(num_classes, in_chans, img_size, **kw):
     return _alternet.alternet(in_chans=in_chans, num_classes=num_classes, **kw)
 
 
+def _build_cct(num_classes, in_chans, img_size, **kw):
+    return _cct.CompactTransformer(img_size=img_size, in_chans=in_chans,
+                                   num_classes=num_classes, **kw)
+
+
+for _name, _cfg in _cct.CONFIGS.items():
+    _register(_name, _build_cct, _cfg, _CCT_OVERRIDES)
+for _name, (_fn, _cfg, _over) in _zoo.CONFIGS.items():
+    _register(_name, lambda num_classes, in_chans, img_size, _fn=_fn, **kw: _fn(
+        num_classes, in_chans, img_size, **kw), _cfg, _over)
 for _name, _cfg in _vit.CONFIGS.items():
     _register(_name, _build_vit, _cfg, _VIT_OVERRIDES)
 for _name, _cfg in _resnet.CONFIGS.items():
@@ -70,12 +83,12 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: 
         timm_name = name[len("timm:"):]
         if timm_name not in timm.list_models():
             raise ValueError(f"unknown timm model {timm_name!r}; see timm.list_models()")
-        extra = {}
-        if "img_size" in inspect.signature(timm.models.get_model_entrypoint(timm_name)).parameters \
-                or timm_name.startswith(("vit", "deit", "cait", "pit", "swin")):
-            extra["img_size"] = img_size
-        return timm.create_model(timm_name, pretrained=False, num_classes=num_classes,
-                                 in_chans=in_chans, **extra, **overrides)
+        try:
+            return timm.create_model(timm_name, pretrained=False, num_classes=num_classes,
+                                     in_chans=in_chans, img_size=img_size, **overrides)
+        except TypeError:  # a family without an img_size argument (CNNs)
+            return timm.create_model(timm_name, pretrained=False, num_classes=num_classes,
+                                     in_chans=in_chans, **overrides)
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; allowed: {', '.join(list_models())} "
                          f"or timm:<name>")

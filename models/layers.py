@@ -14,7 +14,7 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Attention
 from torch import nn
 
-__all__ = ["Attention", "SeqPool", "WindowAttention2d", "probe_tap"]
+__all__ = ["Attention", "SeqPool", "TokenModel", "WindowAttention2d", "probe_tap"]
 
 
 def probe_tap(name: str, kind: str, module: nn.Module, port: str = "output") -> tuple:
@@ -26,6 +26,39 @@ def probe_tap(name: str, kind: str, module: nn.Module, port: str = "output") -> 
     if kind not in {"embed", "conv", "msa", "mlp", "pool"}:
         raise ValueError(f"unknown tap kind {kind!r}")
     return (name, kind, module, port)
+
+
+class TokenModel(nn.Module):
+    """What our token models (ViT, CCT) share: ``forward = head(features)``, the probe taps
+    (the embedding, then the stream after every MSA residual — ``norm2``'s input — and
+    after every MLP residual), no weight decay on position embedding and class token, and
+    checkpoints from another image size loaded by resampling the position embedding
+    (ViT paper §3.2: 2-D interpolation)."""
+
+    embed_name = "patch_embed"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def probe_taps(self) -> list[tuple]:
+        taps = [probe_tap(self.embed_name, "embed", getattr(self, self.embed_name))]
+        for i, blk in enumerate(self.blocks):
+            taps.append(probe_tap(f"blocks.{i}.msa", "msa", blk.norm2, "input"))
+            taps.append(probe_tap(f"blocks.{i}.mlp", "mlp", blk))
+        return taps
+
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed", "cls_token"}
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        from timm.layers import resample_abs_pos_embed
+
+        pe = state_dict.get("pos_embed")
+        if pe is not None and pe.shape != self.pos_embed.shape and pe.shape[-1] == self.embed_dim:
+            state_dict = dict(state_dict)
+            state_dict["pos_embed"] = resample_abs_pos_embed(
+                pe, list(self.grid_size), num_prefix_tokens=self.num_prefix_tokens)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
 class SeqPool(nn.Module):

@@ -9,16 +9,16 @@ Defaults follow the paper's CIFAR configurations (REFERENCE.md §1): no qkv bias
 from __future__ import annotations
 
 import torch
-from timm.layers import AttentionPoolLatent, PatchEmbed, resample_abs_pos_embed, trunc_normal_
+from timm.layers import AttentionPoolLatent, PatchEmbed, trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from .layers import SeqPool, probe_tap
+from .layers import SeqPool, TokenModel
 
 POOLS = ("cls", "gap", "seqpool", "map")
 
 
-class VisionTransformer(nn.Module):
+class VisionTransformer(TokenModel):
     """(B, C, H, W) -> (B, num_classes).
 
     Exposes ``num_prefix_tokens`` and ``grid_size`` (timm's names) so probes can map tokens to
@@ -84,30 +84,6 @@ class VisionTransformer(nn.Module):
         else:
             x = self.attn_pool(x)
         return self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def probe_taps(self) -> list[tuple]:
-        taps = [probe_tap("patch_embed", "embed", self.patch_embed)]
-        for i, blk in enumerate(self.blocks):
-            # norm2's input is the residual stream right after the MSA residual.
-            taps.append(probe_tap(f"blocks.{i}.msa", "msa", blk.norm2, "input"))
-            taps.append(probe_tap(f"blocks.{i}.mlp", "mlp", blk))
-        return taps
-
-    def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "cls_token"}
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """As nn.Module's, but resamples a position embedding trained at another image size
-        (ViT paper §3.2: 2-D interpolation of the patch position embeddings)."""
-        pe = state_dict.get("pos_embed")
-        if pe is not None and pe.shape != self.pos_embed.shape and pe.shape[-1] == self.embed_dim:
-            state_dict = dict(state_dict)
-            state_dict["pos_embed"] = resample_abs_pos_embed(
-                pe, list(self.grid_size), num_prefix_tokens=self.num_prefix_tokens)
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
 def _init_weights(m: nn.Module) -> None:

@@ -15,7 +15,7 @@ from torch import nn
 from models import create_model
 from vitprobe import data as vdata
 from vitprobe import presets, results
-from vitprobe.train import TrainConfig, fit
+from vitprobe.train import Distillation, TrainConfig, distributed, fit
 
 log = logging.getLogger("studies.cache")
 
@@ -34,10 +34,31 @@ class RunSpec:
     device: str = "cpu"
     progress: bool = True
     overrides: dict = field(default_factory=dict)
+    teacher: str | None = None     # distillation: the teacher's model name (cached/trained)
+    distill: str = "soft"
+    alpha: float = 0.5
+    tau: float = 1.0
+
+    @classmethod
+    def from_args(cls, args, model: str, device: str) -> RunSpec:
+        """The spec the common command-line arguments (``vitprobe.cli.base_parser``) ask for."""
+        from vitprobe.cli import parse_model_args
+
+        overrides = {"patch_size": args.patch_size} if args.patch_size else {}
+        overrides.update(parse_model_args(getattr(args, "model_args", None)))
+        return cls(model=model, data=args.data, preset=args.preset, seed=args.seed,
+                   pool=args.pool, data_fraction=args.data_fraction, data_dir=args.data_dir,
+                   download=args.download, runs_dir=args.runs_dir, device=device,
+                   progress=not args.quiet, overrides=overrides)
 
     @property
     def run_name(self) -> str:
-        name = self.model + (f"-{self.pool}" if self.pool else "") + f"-{self.preset}-s{self.seed}"
+        name = self.model + (f"-{self.pool}" if self.pool else "")
+        name += "".join(f"-{k.replace('_', '')}{v}" for k, v in sorted(self.overrides.items()))
+        name = name.replace(" ", "").replace("(", "").replace(")", "").replace(",", "_")
+        if self.teacher:
+            name += f"-{self.distill}-{self.teacher}-a{self.alpha:g}-t{self.tau:g}"
+        name += f"-{self.preset}-s{self.seed}"
         if self.data_fraction < 1.0:
             name += f"-f{self.data_fraction:g}"
         return name
@@ -74,10 +95,14 @@ def loaders(spec: RunSpec) -> tuple[vdata.Loader, vdata.Loader]:
     test = vdata.load(spec.data, "test", spec.data_dir, spec.download)
     if r.test_limit:
         test = test.subset(slice(0, r.test_limit))
+    rank, world = distributed()
+    if r.batch_size % world:
+        raise ValueError(f"batch size {r.batch_size} is not divisible by {world} ranks")
     train_loader = vdata.Loader(train, r.batch_size, shuffle=True, augment=r.augment,
                                 seed=spec.seed, drop_last=len(train) > r.batch_size,
-                                device=spec.device)
-    test_loader = vdata.Loader(test, r.eval_batch_size, device=spec.device)
+                                device=spec.device, rank=rank, world_size=world)
+    test_loader = vdata.Loader(test, r.eval_batch_size, device=spec.device, rank=rank,
+                               world_size=world)
     return train_loader, test_loader
 
 
@@ -115,17 +140,50 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
         return load_checkpoint(model, checkpoint, spec.model).eval(), {"checkpoint": checkpoint}
     run_dir = spec.run_dir
     final = run_dir / "model.safetensors"
+    config = {"spec": spec, "recipe": spec.recipe(), "model_kwargs": spec.model_kwargs()}
+    _check_cached_recipe(run_dir, config)
     if not final.is_file():
-        config = {"spec": spec, "recipe": spec.recipe(), "model_kwargs": spec.model_kwargs()}
-        results.save_result(run_dir / "config.json", {}, config, spec.seed)
+        if distributed()[0] == 0:
+            results.save_result(run_dir / "config.json", {}, config, spec.seed)
         train_loader, test_loader = loaders(spec)
         log.info("training %s on %s (%d images, preset %s) into %s", spec.model, spec.data,
                  len(train_loader.data), spec.preset, run_dir)
+        criterion = None
+        if spec.teacher:
+            if not hasattr(model, "set_distilled_training"):
+                raise ValueError(f"--teacher needs a model with a distillation token "
+                                 f"(deit-ti-distilled); {spec.model} has none")
+            from dataclasses import replace
+
+            teacher, _ = trained_model(replace(spec, model=spec.teacher, teacher=None,
+                                               overrides={}, pool=None))
+            model.set_distilled_training(True)
+            criterion = Distillation(teacher.to(spec.device), spec.distill, spec.alpha, spec.tau)
         fit(model, train_loader, test_loader,
             TrainConfig(spec.recipe(), seed=spec.seed, device=spec.device,
-                        progress=spec.progress), run_dir)
+                        progress=spec.progress), run_dir, criterion=criterion)
+        if spec.teacher:
+            model.set_distilled_training(False)
+        if distributed()[1] > 1:
+            import torch.distributed as dist
+
+            dist.barrier()  # rank 0 writes model.safetensors; the others read it
     load_checkpoint(model, final, spec.model)
     return model.eval(), {"run_dir": str(run_dir), "metrics": run_metrics(run_dir)}
+
+
+def _check_cached_recipe(run_dir: Path, config: dict) -> None:
+    """A cached run trained with another recipe or architecture is not silently reused."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return
+    saved = results.load_json(path).get("config", {})
+    want = results.load_json_text(results.to_json(config))
+    for key in ("recipe", "model_kwargs"):
+        if saved.get(key) != want.get(key):
+            what = key.replace("_", " ")
+            raise ValueError(f"the cached run {run_dir} was made with another {what} (the "
+                             f"preset changed?): delete it or pass another --runs-dir")
 
 
 def run_metrics(run_dir: str | Path) -> list[dict]:

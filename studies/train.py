@@ -14,15 +14,18 @@ from .cache import RunSpec, trained_model
 
 def main(argv: list[str] | None = None) -> int:
     p = cli.base_parser("studies.train", __doc__.splitlines()[0])
+    p.add_argument("--teacher", default=None, help="distil from this model (DeiT)")
+    p.add_argument("--distill", choices=("hard", "soft"), default="soft")
+    p.add_argument("--alpha", type=float, default=0.5, help="soft distillation weight")
+    p.add_argument("--tau", type=float, default=1.0, help="soft distillation temperature")
     args = p.parse_args(argv)
     cli.setup_logging(args.quiet)
     device = cli.resolve_device(args.device)
     t0 = time.monotonic()
     for name in args.model.split(","):
-        spec = RunSpec(model=name, data=args.data, preset=args.preset, seed=args.seed,
-                       pool=args.pool, data_fraction=args.data_fraction, data_dir=args.data_dir,
-                       download=args.download, runs_dir=args.runs_dir, device=device,
-                       progress=not args.quiet)
+        spec = RunSpec.from_args(args, name, device)
+        spec.teacher, spec.distill, spec.alpha, spec.tau = (args.teacher, args.distill,
+                                                            args.alpha, args.tau)
         _, info = trained_model(spec, args.checkpoint)
         last = info.get("metrics", [{}])[-1] if info.get("metrics") else {}
         acc = last.get("test_acc")

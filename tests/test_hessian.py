@@ -129,6 +129,7 @@ def test_train_and_eval_mode_hessians_differ_for_batchnorm(cnn64):
     exact_t = torch.trace(dense_hessian(cnn64, x, y, "train")).item()
     assert abs(exact_e - exact_t) > 0.05 * abs(exact_e)
     assert abs(te - exact_e) < abs(te - exact_t)
+    assert abs(tt - exact_t) < abs(tt - exact_e)
 
 
 @pytest.mark.parametrize("method", ["hutch++", "hutchinson"])

@@ -276,7 +276,8 @@ class Loader:
 
     def __init__(self, data: ImageData, batch_size: int, shuffle: bool = False,
                  augment: Augment | None = None, seed: int = 0, drop_last: bool = False,
-                 device: str | torch.device = "cpu", num_workers: int = 0) -> None:
+                 device: str | torch.device = "cpu", num_workers: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
         if len(data) == 0:
@@ -285,6 +286,9 @@ class Loader:
         self.augment = augment or Augment()
         self.seed, self.drop_last, self.device = seed, drop_last, torch.device(device)
         self.num_workers = num_workers
+        # data parallel: every rank draws the same global batch, augments it identically and
+        # keeps its slice, so N ranks see exactly what one process with the same batch sees
+        self.rank, self.world_size = rank, world_size
         self._randaug = (RandAugmentImages(data.images, self.augment.randaugment)
                          if self.augment.randaugment else None)
         self._mixup = None
@@ -308,7 +312,8 @@ class Loader:
             return torch.arange(len(self.data))
         return torch.randperm(len(self.data), generator=_step_generator(self.seed, epoch, -1))
 
-    def iterate(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def iterate(self, epoch: int = 0,
+                start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order(epoch)
         for step in range(start, len(self)):
             idx = order[step * self.batch_size:(step + 1) * self.batch_size]
@@ -331,6 +336,8 @@ class Loader:
             images = random_crop_flip(images, a.crop_padding, a.flip, g)
         x = self.data.normalize(images.to(self.device, non_blocking=True))
         y = self.data.targets[idx].to(self.device, non_blocking=True)
+        if self.world_size > 1:
+            x, y = x[self.rank::self.world_size], y[self.rank::self.world_size]
         if self._mixup is not None and len(y) % 2 == 0:
             # timm's Mixup draws from numpy's global generator: seed it per batch.
             np.random.seed(int(torch.randint(0, 2**31, (1,), generator=g)))

@@ -20,7 +20,9 @@ KINDS = ("embed", "conv", "msa", "mlp", "pool")
 
 @dataclass(frozen=True)
 class TapPoint:
-    """Where to read a feature map: ``module``'s output (``port="output"``) or first input."""
+    """Where to read a feature map: ``module``'s output (``port="output"``, or
+    ``"output_nhwc"`` for channels-last maps such as Swin's) or its first input
+    (``"input"``)."""
 
     name: str
     kind: str
@@ -64,19 +66,22 @@ def attention_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
             if isinstance(getattr(m, "fused_attn", None), bool) and hasattr(m, "attn_drop")]
 
 
-def _timm_blocks(model: nn.Module) -> list[TapPoint] | None:
-    blocks = getattr(model, "blocks", None)
-    if not isinstance(blocks, nn.Sequential | nn.ModuleList) or len(blocks) == 0:
-        return None
-    first = blocks[0]
-    if not (hasattr(first, "attn") and hasattr(first, "norm2") and hasattr(first, "mlp")):
+def _transformer_blocks(model: nn.Module) -> list[TapPoint] | None:
+    """timm's ViT, DeiT, CaiT, PiT and Swin by inspection: every module with ``attn``,
+    ``norm2`` and ``mlp`` is a transformer block; the stream after its MSA residual is
+    ``norm2``'s input. CaiT's class-attention blocks (class token only) have no map."""
+    blocks = [(n, m) for n, m in model.named_modules()
+              if all(hasattr(m, a) for a in ("attn", "norm2", "mlp"))
+              and "token_only" not in n]
+    if not blocks:
         return None
     taps = []
     if hasattr(model, "patch_embed"):
         taps.append(TapPoint("patch_embed", "embed", model.patch_embed))
-    for i, blk in enumerate(blocks):
-        taps.append(TapPoint(f"blocks.{i}.msa", "msa", blk.norm2, "input"))
-        taps.append(TapPoint(f"blocks.{i}.mlp", "mlp", blk))
+    for name, blk in blocks:
+        nhwc = "swin" in type(blk).__name__.lower()
+        taps.append(TapPoint(f"{name}.msa", "msa", blk.norm2, "input"))
+        taps.append(TapPoint(f"{name}.mlp", "mlp", blk, "output_nhwc" if nhwc else "output"))
     return taps
 
 
@@ -96,7 +101,7 @@ def tap_points(model: nn.Module) -> list[TapPoint]:
     """The residual-stream taps of ``model`` (ours by protocol, timm/torchvision by shape)."""
     if hasattr(model, "probe_taps"):
         return [TapPoint(*t) for t in model.probe_taps()]
-    for finder in (_timm_blocks, _resnet_blocks):
+    for finder in (_transformer_blocks, _resnet_blocks):
         taps = finder(model)
         if taps:
             return taps
@@ -133,3 +138,76 @@ def block_parameter_groups(model: nn.Module) -> list[tuple[str, str, list[str]]]
 
 def num_prefix_tokens(model: nn.Module) -> int:
     return int(getattr(model, "num_prefix_tokens", 0))
+
+
+def grid_of(model: nn.Module) -> tuple[int, int] | None:
+    """The (h, w) patch grid of a token model (timm's ``grid_size`` names), if any."""
+    for owner in (model, getattr(model, "patch_embed", None)):
+        g = getattr(owner, "grid_size", None) if owner is not None else None
+        if g is not None:
+            return int(g[0]), int(g[1])
+    return None
+
+
+def to_map(x: torch.Tensor, grid: tuple[int, int] | None) -> torch.Tensor:
+    """A tap's tensor as B x C x H x W: tokens (B, N, C) lose their prefix tokens (class,
+    distillation: the N - h*w leading ones) and are reshaped ``B (h w) C -> B C h w``;
+    channels-last maps (B, H, W, C) (Swin) are permuted; conv maps pass through."""
+    if x.ndim == 4:
+        return x
+    if x.ndim != 3:
+        raise ValueError(f"cannot read a feature map of shape {tuple(x.shape)}")
+    B, N, C = x.shape
+    if grid is None or grid[0] * grid[1] > N:
+        side = int(round(N ** 0.5))
+        while side * side > N:
+            side -= 1
+        grid = (side, side)
+    h, w = grid
+    tokens = x[:, N - h * w:]
+    return tokens.transpose(1, 2).reshape(B, C, h, w)
+
+
+def capture(model: nn.Module, images: torch.Tensor, kinds: tuple[str, ...] | None = None,
+            detach: bool = True) -> list[Tap]:
+    """Run ``model`` on ``images`` and return the residual stream at every tap as
+    B x C x H x W maps, with their kind and normalised depth (tap index / (taps - 1)).
+
+    The model runs in whatever mode it is in; hooks are removed even when forward raises.
+    """
+    points = tap_points(model)
+    grid = grid_of(model)
+    captured: dict[int, torch.Tensor] = {}
+    handles = []
+
+    def keep(i: int, t):
+        t = t[0] if isinstance(t, tuple | list) else t
+        captured[i] = t.detach() if detach else t
+
+    try:
+        for i, p in enumerate(points):
+            if p.port == "input":
+                handles.append(p.module.register_forward_pre_hook(
+                    lambda m, args, i=i: keep(i, args)))
+            else:
+                handles.append(p.module.register_forward_hook(
+                    lambda m, args, out, i=i: keep(i, out)))
+        try:
+            model(images)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{type(model).__name__} cannot run on images of shape "
+                             f"{tuple(images.shape)}: {first}") from e
+    finally:
+        for h in handles:
+            h.remove()
+    n = len(points)
+    taps = []
+    for i, p in enumerate(points):
+        if i not in captured or (kinds and p.kind not in kinds):
+            continue
+        t = captured[i]
+        if p.port == "output_nhwc" and t.ndim == 4:
+            t = t.permute(0, 3, 1, 2)
+        taps.append(Tap(p.name, p.kind, to_map(t, grid), i / max(1, n - 1)))
+    return taps

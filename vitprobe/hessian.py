@@ -94,7 +94,7 @@ class HessianOperator:
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, data, params: Sequence[str] | None = None,
-                 weight_decay: float = 0.0, backend: str = "reverse") -> None:
+                 weight_decay: float = 0.0, backend: str = "reverse", group=None) -> None:
         named = dict(model.named_parameters())
         if params is None:
             names = [n for n, p in named.items() if p.requires_grad]
@@ -120,12 +120,31 @@ class HessianOperator:
         self.sizes = [self.params[n].numel() for n in names]
         self.n = sum(self.sizes)
         self.batches = [(x.to(self.device), y.to(self.device)) for x, y in as_batches(data)]
-        total = sum(len(x) for x, _ in self.batches)
+        # Under torch.distributed each rank holds its shard of the data; H is the average
+        # over all ranks' samples, so weights use the global count and HVPs are summed.
+        self.group = group
+        local = sum(len(x) for x, _ in self.batches)
+        total = self._all_reduce(torch.tensor([float(local)], dtype=torch.float64)).item()
         self.weights = [len(x) / total for x, _ in self.batches]
         self.num_hvps = 0
+        # With one batch, the gradient's graph is kept between HVPs (each HVP is then one
+        # double-backward pass, no forward) and freed when the operator closes.
+        self.reuse_graph = backend == "reverse" and len(self.batches) == 1
+        self._graph: tuple | None = None
         self._check_loss()
 
     # -- helpers
+    def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        if self.group is None or not dist.is_available() or not dist.is_initialized():
+            return t
+        dev = t.device
+        if dist.get_backend(self.group) == "nccl" and dev.type != "cuda":
+            t = t.cuda()
+        dist.all_reduce(t, group=self.group)
+        return t.to(dev)
+
     def _loss(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
         # fresh buffer copies: BN in train mode updates running stats in place, on the copy
         buffers = {n: b.clone() for n, b in self.buffers.items()}
@@ -156,13 +175,30 @@ class HessianOperator:
                 return torch.func.grad(lambda q: self._loss(q, x, y))(p)
             _, hv = torch.func.jvp(grad_fn, (self.params,), (v,))
             return [hv[n] for n in self.names]
-        p = {n: t.clone().requires_grad_(True) for n, t in self.params.items()}
-        with torch.enable_grad():
-            loss = self._loss(p, x, y)
-            grads = torch.autograd.grad(loss, [p[n] for n in self.names], create_graph=True)
-            dot = sum((g * v[n]).sum() for g, n in zip(grads, self.names))
-            hv = torch.autograd.grad(dot, [p[n] for n in self.names], allow_unused=True)
-        return [torch.zeros_like(p[n]) if h is None else h for h, n in zip(hv, self.names)]
+        if self.reuse_graph and self._graph is not None:
+            leaves, grads = self._graph
+        else:
+            p = {n: t.clone().requires_grad_(True) for n, t in self.params.items()}
+            leaves = [p[n] for n in self.names]
+            with torch.enable_grad():
+                loss = self._loss(p, x, y)
+                grads = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
+            if self.reuse_graph:
+                self._graph = (leaves, grads)
+        # gradients that are unused or constant in the parameters contribute nothing
+        live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+        hv: list = [None] * len(leaves)
+        if live:
+            with torch.enable_grad():
+                out = torch.autograd.grad([grads[i] for i in live], leaves,
+                                          grad_outputs=[v[self.names[i]] for i in live],
+                                          retain_graph=self.reuse_graph, allow_unused=True)
+            hv = list(out)
+        return [torch.zeros_like(p_) if h is None else h for h, p_ in zip(hv, leaves)]
+
+    def close(self) -> None:
+        """Free the kept gradient graph."""
+        self._graph = None
 
     def hvp(self, v: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """H v for a dict of parameter-shaped tensors."""
@@ -174,6 +210,9 @@ class HessianOperator:
         for (x, y), w in zip(self.batches, self.weights):
             for acc, h in zip(out, self._hvp_batch(v, x, y)):
                 acc.add_(h.detach(), alpha=w)
+        if self.group is not None:
+            flat = self._all_reduce(torch.cat([o.reshape(-1) for o in out]))
+            out = [t.view_as(o) for t, o in zip(flat.split([o.numel() for o in out]), out)]
         if self.weight_decay:
             for acc, n in zip(out, self.names):
                 acc.add_(v[n], alpha=self.weight_decay)
@@ -197,21 +236,26 @@ class HessianOperator:
 @contextlib.contextmanager
 def operator(model: nn.Module, loss_fn: LossFn, data, mode: str = "eval",
              params: Sequence[str] | None = None, weight_decay: float = 0.0,
-             backend: str = "reverse") -> Iterator[HessianOperator]:
+             backend: str = "reverse", group=None) -> Iterator[HessianOperator]:
     """``with hessian.operator(model, loss_fn, data) as H: H.matvec(v)`` — the model's mode and
     attention flags are the probe's inside, and restored on exit."""
     with probe_mode(model, mode):
-        yield HessianOperator(model, loss_fn, data, params, weight_decay, backend)
+        H = HessianOperator(model, loss_fn, data, params, weight_decay, backend, group)
+        try:
+            yield H
+        finally:
+            H.close()
 
 
 def hvp(model: nn.Module, loss_fn: LossFn, data, v: dict[str, torch.Tensor], mode: str = "eval",
         params: Sequence[str] | None = None, weight_decay: float = 0.0,
-        backend: str = "reverse") -> dict[str, torch.Tensor]:
+        backend: str = "reverse", group=None) -> dict[str, torch.Tensor]:
     """H v, with v and the result dicts of parameter name -> tensor.
 
     ``params`` defaults to the names in ``v``.
     """
-    with operator(model, loss_fn, data, mode, params or list(v), weight_decay, backend) as H:
+    with operator(model, loss_fn, data, mode, params or list(v), weight_decay, backend,
+                  group) as H:
         return H.hvp(v)
 
 
@@ -319,7 +363,8 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, tol: fl
                     seed: int = 0, which: str = "LM", method: str = "lanczos",
                     mode: str = "eval", params: Sequence[str] | None = None,
                     weight_decay: float = 0.0, max_hvps: int = 1000, ncv: int | None = None,
-                    return_eigenvectors: bool = False, backend: str = "reverse") -> EigenResult:
+                    return_eigenvectors: bool = False, backend: str = "reverse",
+                    group=None) -> EigenResult:
     """The k extreme eigenvalues of the loss Hessian, each certified by its residual.
 
     which: "LM" largest magnitude (Park & Kim 2022's spectra), "LA" largest algebraic,
@@ -333,7 +378,7 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, tol: fl
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}")
     t0 = time.perf_counter()
-    with operator(model, loss_fn, data, mode, params, weight_decay, backend) as H:
+    with operator(model, loss_fn, data, mode, params, weight_decay, backend, group) as H:
         if k >= H.n:
             raise ValueError(f"k={k} must be smaller than the number of parameters ({H.n})")
         if method == "power":
@@ -375,7 +420,7 @@ def _rademacher(n: int, m: int, g: torch.Generator, H: HessianOperator) -> torch
 def trace(model: nn.Module, loss_fn: LossFn, data, num_probes: int = 64, seed: int = 0,
           method: str = "hutch++", rtol: float | None = None, max_probes: int | None = None,
           mode: str = "eval", params: Sequence[str] | None = None, weight_decay: float = 0.0,
-          backend: str = "reverse") -> TraceResult:
+          backend: str = "reverse", group=None) -> TraceResult:
     """Stochastic estimate of tr(H) with its standard error.
 
     Hutch++ (Meyer, Musco, Musco & Woodruff 2021): a third of the budget sketches the top
@@ -391,7 +436,7 @@ def trace(model: nn.Module, loss_fn: LossFn, data, num_probes: int = 64, seed: i
         raise ValueError(f"num_probes must be >= {3 if method == 'hutch++' else 2}")
     max_probes = max_probes or 10 * num_probes
     g = torch.Generator().manual_seed(seed)
-    with operator(model, loss_fn, data, mode, params, weight_decay, backend) as H:
+    with operator(model, loss_fn, data, mode, params, weight_decay, backend, group) as H:
         exact_part, Q = 0.0, None
         m = num_probes
         if method == "hutch++":
@@ -482,13 +527,13 @@ def lanczos_tridiagonal(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torc
 def density(model: nn.Module, loss_fn: LossFn, data, num_probes: int = 8,
             lanczos_steps: int = 80, seed: int = 0, mode: str = "eval",
             params: Sequence[str] | None = None, weight_decay: float = 0.0,
-            backend: str = "reverse", progress: bool = False) -> Density:
+            backend: str = "reverse", progress: bool = False, group=None) -> Density:
     """The spectral density of H by stochastic Lanczos quadrature."""
     from scipy.linalg import eigh_tridiagonal
 
     g = torch.Generator().manual_seed(seed)
     nodes, weights = [], []
-    with operator(model, loss_fn, data, mode, params, weight_decay, backend) as H:
+    with operator(model, loss_fn, data, mode, params, weight_decay, backend, group) as H:
         steps = min(lanczos_steps, H.n)
         for _ in tqdm(range(num_probes), desc="SLQ probes", disable=not progress):
             v0 = torch.randn(H.n, generator=g, dtype=H.dtype).to(H.device)

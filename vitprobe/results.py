@@ -23,6 +23,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are ordinary files
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -62,6 +65,10 @@ def to_json(obj: Any) -> str:
 
 def save_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_bytes(path, (to_json(obj) + "\n").encode())
+
+
+def load_json_text(text: str) -> Any:
+    return json.loads(text)
 
 
 def load_json(path: str | Path) -> Any:

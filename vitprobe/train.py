@@ -41,13 +41,52 @@ class TrainConfig:
     recipe: Recipe
     seed: int = 0
     device: str = "cpu"
-    amp: bool = True               # bf16/fp16 autocast, CUDA only
+    amp: bool = True               # bf16/fp16 autocast on CUDA; bf16 on CPUs with fast bf16
     compile: bool = False          # torch.compile the model
     channels_last: bool = True     # CUDA only
     save_every_s: float = 120.0    # resumable state at least this often
     save_every_steps: int | None = None
     keep_epoch_checkpoints: bool = True
     progress: bool = True
+
+
+def distillation_loss(cls_logits: torch.Tensor, dist_logits: torch.Tensor,
+                      teacher_logits: torch.Tensor, targets: torch.Tensor, kind: str = "soft",
+                      alpha: float = 0.5, tau: float = 1.0) -> torch.Tensor:
+    """DeiT's distillation objectives (Touvron et al. 2021, §4):
+
+    soft: (1 - α)·CE(cls, y) + α·τ²·KL(softmax(teacher/τ) ‖ softmax(dist/τ));
+    hard: ½·CE(cls, y) + ½·CE(dist, argmax teacher).
+    """
+    if kind == "hard":
+        return 0.5 * F.cross_entropy(cls_logits, targets) + \
+            0.5 * F.cross_entropy(dist_logits, teacher_logits.argmax(-1))
+    if kind != "soft":
+        raise ValueError(f"distillation must be 'hard' or 'soft'; got {kind!r}")
+    kl = F.kl_div(F.log_softmax(dist_logits / tau, -1), F.log_softmax(teacher_logits / tau, -1),
+                  reduction="batchmean", log_target=True)
+    return (1 - alpha) * F.cross_entropy(cls_logits, targets) + alpha * tau * tau * kl
+
+
+@dataclass
+class Distillation:
+    """A training criterion for a student with a distillation head (timm's
+    VisionTransformerDistilled in distilled-training mode returns (cls, dist) logits)."""
+
+    teacher: nn.Module
+    kind: str = "soft"
+    alpha: float = 0.5
+    tau: float = 1.0
+
+    def __call__(self, outputs, targets: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        if not isinstance(outputs, tuple | list):
+            raise ValueError("the student must return (class, distillation) logits in training; "
+                             "use a -distilled model")
+        with torch.no_grad():
+            self.teacher.eval()
+            t = self.teacher(inputs).float()
+        return distillation_loss(outputs[0].float(), outputs[1].float(), t, targets, self.kind,
+                                 self.alpha, self.tau)
 
 
 def lr_at(step: int, total: int, warmup: int, base: float, min_lr: float) -> float:
@@ -70,16 +109,51 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with native bf16 matrix instructions (AVX512-BF16 or AMX), where bf16
+    autocast trains ~1.5x faster (measured: vit-ti 56 -> 87 img/s on 2 Zen 4 cores)."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def _autocast(device: torch.device, enabled: bool):
-    if not enabled or device.type != "cuda":
+    if not enabled:
         return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size) of the default process group, (0, 1) without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_sum(values: list[float], device: torch.device) -> list[float]:
+    import torch.distributed as dist
+
+    if distributed()[1] == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64,
+                     device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t)
+    return t.tolist()
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Loader, amp: bool = False) -> dict:
-    """Mean cross-entropy and accuracy of ``model`` on ``loader`` (eval mode, restored after)."""
+    """Mean cross-entropy and accuracy of ``model`` on ``loader`` (eval mode, restored after);
+    summed over ranks when the loader is sharded."""
     was_training = model.training
     model.eval()
     total, loss_sum, correct = 0, 0.0, 0
@@ -93,6 +167,8 @@ def evaluate(model: nn.Module, loader: Loader, amp: bool = False) -> dict:
             total += len(y)
     finally:
         model.train(was_training)
+    if loader.world_size > 1:
+        loss_sum, correct, total = _all_sum([loss_sum, correct, total], device)
     return {"loss": loss_sum / total, "acc": correct / total}
 
 
@@ -111,7 +187,8 @@ def _set_rng_state(state: dict) -> None:
 
 def fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, config: TrainConfig,
         run_dir: str | Path | None = None,
-        on_step: Callable[[int], None] | None = None) -> list[dict]:
+        on_step: Callable[[int], None] | None = None,
+        criterion: Callable | None = None) -> list[dict]:
     """Train ``model`` in place; resume from ``run_dir/state.pt`` when it exists.
 
     Returns the per-epoch metrics. On CPU, an interrupted-and-resumed run ends with exactly
@@ -120,6 +197,11 @@ def fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, conf
     """
     r = config.recipe
     device = torch.device(config.device)
+    rank, world = distributed()
+    if world > 1 and train_loader.world_size != world:
+        raise ValueError(f"under torch.distributed ({world} ranks) the training loader must be "
+                         f"sharded: Loader(..., rank=rank, world_size={world})")
+    writer = rank == 0
     run_dir = Path(run_dir) if run_dir else None
     model.to(device)
     if device.type == "cuda" and config.channels_last:
@@ -143,18 +225,24 @@ def fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, conf
         _set_rng_state({k: (v.cpu() if isinstance(v, torch.Tensor) else [t.cpu() for t in v])
                         for k, v in state["rng"].items()})
         log.info("resuming %s at step %d/%d", run_dir, step, total)
-    elif run_dir and config.keep_epoch_checkpoints:
+    elif run_dir and config.keep_epoch_checkpoints and writer:
         results.save_weights(run_dir / "init.safetensors", model.state_dict())
 
     def checkpoint() -> None:
-        if run_dir is None:
+        if run_dir is None or not writer:
             return
         results.save_state(run_dir / "state.pt", {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict(), "step": step, "metrics": metrics,
             "rng": _rng_state()})
 
-    train_model = torch.compile(model) if config.compile else model
+    train_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    train_model = torch.compile(train_model) if config.compile else train_model
     soft = train_loader.soft_targets
     last_save = time.monotonic()
     t_start = time.monotonic()
@@ -162,7 +250,7 @@ def fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, conf
         epoch, start = divmod(step, steps_per_epoch)
         model.train()
         bar = tqdm(train_loader.iterate(epoch, start), total=steps_per_epoch, initial=start,
-                   desc=f"epoch {epoch + 1}/{r.epochs}", disable=not config.progress,
+                   desc=f"epoch {epoch + 1}/{r.epochs}", disable=not (config.progress and writer),
                    mininterval=1.0 if sys.stderr.isatty() else 30.0, leave=False)
         loss_sum, n_seen, t_epoch = 0.0, 0, time.monotonic()
         for x, y in bar:
@@ -172,12 +260,16 @@ def fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, conf
                 g["lr"] = lr_at(step, total, warmup, r.lr, r.min_lr)
             with _autocast(device, config.amp):
                 out = train_model(x)
-            if soft:
+            if criterion is not None:
+                loss = criterion(out, y, x)
+            elif soft:
                 loss = torch.sum(-y * F.log_softmax(out.float(), dim=-1), dim=-1).mean()
             else:
                 loss = F.cross_entropy(out.float(), y,
                                        label_smoothing=r.augment.label_smoothing)
             loss_value = loss.item()
+            if world > 1:  # every rank must see the same verdict, or one would hang
+                loss_value = _all_sum([loss_value], device)[0] / world
             if not math.isfinite(loss_value):
                 where = f" (last good checkpoint: {run_dir / 'state.pt'})" if run_dir else ""
                 raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch + 1} "
@@ -190,10 +282,10 @@ def fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, conf
             scaler.step(optimizer)
             scaler.update()
             step += 1
-            loss_sum += loss_value * len(x)
+            loss_sum += loss_value * len(y)
             n_seen += len(x)
             if step % 10 == 0:
-                bar.set_postfix(loss=f"{loss_sum / n_seen:.3f}")
+                bar.set_postfix(loss=f"{loss_sum / n_seen:.3f}", refresh=False)
             if on_step is not None:
                 on_step(step)
             now = time.monotonic()
@@ -212,6 +304,8 @@ def fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, conf
             ev = evaluate(model, test_loader, amp=config.amp)
             record.update(test_loss=ev["loss"], test_acc=ev["acc"])
         metrics.append(record)
+        if not writer:
+            continue
         log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v
                                              for k, v in record.items()})
         if run_dir:
@@ -221,7 +315,7 @@ def fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, conf
             checkpoint()
             results.write_jsonl(run_dir / "metrics.jsonl", metrics)
             last_save = time.monotonic()
-    if run_dir:
+    if run_dir and writer:
         results.save_weights(run_dir / "model.safetensors", model.state_dict(),
                              {"train_seconds": time.monotonic() - t_start})
     return metrics

@@ -1,0 +1,73 @@
+"""HVP throughput with 1 and 2 processes (torchrun, gloo, one thread each) on the same data:
+each rank holds half the batch and the HVPs are all-reduced.
+
+python benchmarks/distributed_scaling.py [--model vit-ti] [--images 64] [--hvps 10]
+Goal: >= 1.6x for 2 processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+WORKER = textwrap.dedent("""
+    import json, os, sys, time, torch, torch.distributed as dist, torch.nn.functional as F
+    torch.set_num_threads(1)
+    from models import create_model
+    from vitprobe import hessian
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    name, n, hvps = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    torch.manual_seed(0)
+    kw = {"patch_size": 4} if name.startswith("vit") else {}
+    model = create_model(name, num_classes=10, in_chans=1, img_size=28, **kw).eval()
+    x, y = torch.randn(n, 1, 28, 28), torch.randint(0, 10, (n,))
+    with hessian.operator(model, F.cross_entropy, (x[rank::world], y[rank::world]),
+                          group=dist.group.WORLD) as H:
+        v = torch.randn(H.n, generator=torch.Generator().manual_seed(1))
+        H.matvec(v)
+        dist.barrier()
+        t = time.perf_counter()
+        for _ in range(hvps):
+            v = H.matvec(v)
+            v = v / v.norm()
+        dist.barrier()
+        dt = time.perf_counter() - t
+    if rank == 0:
+        json.dump({"seconds": dt}, open(sys.argv[1], "w"))
+    dist.destroy_process_group()
+""")
+
+
+def run(nproc: int, args) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        script, out = os.path.join(d, "w.py"), os.path.join(d, "out.json")
+        open(script, "w").write(WORKER)
+        env = {**os.environ, "OMP_NUM_THREADS": "1",
+               "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+        subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                        f"--nproc_per_node={nproc}", script, out, args.model, str(args.images),
+                        str(args.hvps)], check=True, env=env, capture_output=True)
+        return json.load(open(out))["seconds"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="vit-ti")
+    p.add_argument("--images", type=int, default=64)
+    p.add_argument("--hvps", type=int, default=10)
+    a = p.parse_args()
+    t1 = run(1, a)
+    t2 = run(2, a)
+    print(f"{a.model}, {a.images} images, {a.hvps} HVPs, one thread per process")
+    print(f"1 process: {a.hvps / t1:.2f} HVP/s   2 processes: {a.hvps / t2:.2f} HVP/s   "
+          f"speed-up {t1 / t2:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

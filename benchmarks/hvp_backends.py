@@ -1,0 +1,53 @@
+"""Which HVP to use: double backward (reverse-over-reverse) vs forward-over-reverse
+(torch.func.jvp of grad), and one gradient for scale, on vit-ti and resnet-18 (batch 16,
+28 px), interleaved in one run.
+
+python benchmarks/hvp_backends.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved  # noqa: E402
+
+# ruff: noqa: B023  (closures are timed inside the loop iteration that defines them)
+from models import create_model  # noqa: E402
+from vitprobe import hessian  # noqa: E402
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    print(f"cpu, {torch.get_num_threads()} threads, batch 16")
+    for name, kw in (("vit-ti", {"patch_size": 4}), ("resnet-18", {})):
+        model = create_model(name, num_classes=10, in_chans=1, img_size=28, **kw).eval()
+        with hessian.operator(model, F.cross_entropy, (x, y)) as H:
+            v = torch.randn(H.n)
+            params = {k: t.clone().requires_grad_(True) for k, t in H.params.items()}
+
+            def grad_once():
+                torch.autograd.grad(H._loss(params, x, y), list(params.values()))
+
+            def fwd():
+                H.backend = "forward"
+                H.matvec(v)
+
+            def rev():
+                H.backend = "reverse"
+                H.matvec(v)
+
+            t = interleaved({"reverse": rev, "forward": fwd, "grad": grad_once}, rounds=5)
+        print(f"{name:10s} gradient {t['grad'] * 1e3:6.0f} ms   double backward "
+              f"{t['reverse'] * 1e3:6.0f} ms ({t['reverse'] / t['grad']:.2f}x)   "
+              f"forward-over-reverse {t['forward'] * 1e3:6.0f} ms "
+              f"({t['forward'] / t['grad']:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Cost of a loss surface against its lower bound: a steps x steps surface of vit-ti and
+resnet-18 on 512 images, divided by steps² x (one no-grad forward over those images), both
+measured in this run. The same ratio for the ``loss-landscapes`` package's random_plane.
+
+python benchmarks/landscape_cost.py [--steps 21] [--images 512]
+Goal: <= 1.15 on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+import torch.nn.functional as F
+
+from models import create_model
+from vitprobe import data as vdata
+from vitprobe import landscape
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=21)
+    p.add_argument("--images", type=int, default=512)
+    p.add_argument("--models", default="vit-ti,resnet-18")
+    a = p.parse_args()
+    test = vdata.load("fashion-mnist", "test")
+    x = test.normalize(test.images[:a.images])
+    y = test.targets[:a.images]
+    batch = (x, y)
+    print(f"cpu, {torch.get_num_threads()} threads, {a.steps}x{a.steps} grid, {a.images} images")
+    for name in a.models.split(","):
+        kw = {"patch_size": 4} if name.startswith("vit") else {}
+        torch.manual_seed(0)
+        model = create_model(name, num_classes=10, in_chans=1, img_size=28, **kw).eval()
+        with torch.no_grad():
+            model(x)
+            t = time.perf_counter()
+            model(x)
+            fwd = time.perf_counter() - t
+        bound = a.steps ** 2 * fwd
+        dirs = (landscape.random_direction(model, seed=0),
+                landscape.random_direction(model, seed=1))
+        s = landscape.surface(model, F.cross_entropy, batch, dirs, (a.steps, a.steps))
+        line = (f"{name:10s} forward {fwd:.3f} s  bound {bound:7.1f} s  ours {s.seconds:7.1f} s  "
+                f"ratio {s.seconds / bound:.3f}")
+        try:
+            import loss_landscapes
+            import loss_landscapes.metrics as llm
+
+            m = copy.deepcopy(model)
+            t = time.perf_counter()
+            loss_landscapes.random_plane(m, llm.Loss(F.cross_entropy, x, y), distance=1.0,
+                                         steps=a.steps, normalization="filter")
+            peer = time.perf_counter() - t
+            line += f"   loss-landscapes {peer:7.1f} s  ratio {peer / bound:.3f}"
+        except ImportError:
+            line += "   (loss-landscapes not installed)"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Training images/s: our vit-ti vs timm's VisionTransformer of the same configuration, and
+our resnet-18 vs torchvision's resnet18 with the same CIFAR stem, in one run, interleaved.
+
+python benchmarks/train_throughput.py [--batch-size 64] [--steps 4] [--rounds 3]
+Goal: ratio (ours / peer) >= 0.95 for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved  # noqa: E402
+
+from models import create_model  # noqa: E402
+
+
+def peer_vit():
+    import timm
+
+    return timm.models.vision_transformer.VisionTransformer(
+        img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=192, depth=12,
+        num_heads=3, qkv_bias=False)
+
+
+def peer_resnet():
+    import torchvision
+
+    m = torchvision.models.resnet18(num_classes=10)
+    m.conv1 = torch.nn.Conv2d(1, 64, 3, 1, 1, bias=False)
+    m.maxpool = torch.nn.Identity()
+    return m
+
+
+def train_steps(model, x, y, steps):
+    opt = torch.optim.AdamW(model.parameters(), 1e-4)
+    model.train()
+
+    def run():
+        for _ in range(steps):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return run
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=3)
+    a = p.parse_args()
+    torch.manual_seed(0)
+    x = torch.randn(a.batch_size, 1, 28, 28)
+    y = torch.randint(0, 10, (a.batch_size,))
+    pairs = {
+        "vit-ti": (create_model("vit-ti", num_classes=10, in_chans=1, img_size=28, patch_size=4),
+                   peer_vit(), "timm VisionTransformer"),
+        "resnet-18": (create_model("resnet-18", num_classes=10, in_chans=1, img_size=28),
+                      peer_resnet(), "torchvision resnet18 (CIFAR stem)"),
+    }
+    print(f"device cpu, {torch.get_num_threads()} threads, batch {a.batch_size}, "
+          f"{a.steps} steps x {a.rounds} rounds (median)")
+    for name, (ours, peer, peer_name) in pairs.items():
+        t = interleaved({"ours": train_steps(ours, x, y, a.steps),
+                         "peer": train_steps(peer, x, y, a.steps)}, rounds=a.rounds)
+        ips = {k: a.steps * a.batch_size / v for k, v in t.items()}
+        print(f"{name:10s} ours {ips['ours']:7.1f} img/s   {peer_name} {ips['peer']:7.1f} img/s"
+              f"   ratio {ips['ours'] / ips['peer']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

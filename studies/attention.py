@@ -1,0 +1,85 @@
+"""Attention probes (ViT Figs. 6–7): rollout vs Integrated Gradients vs occlusion, compared by
+a faithfulness score (deletion AUC, lower is better); mean attention distance per head;
+position-embedding similarity.
+
+python -m studies.attention --model vit-ti [--pool gap]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from vitprobe import attention, cli, plots, results
+from vitprobe.features import grid_of
+
+from .probes import feature_parser, models_and_images
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = feature_parser("studies.attention", __doc__)
+    p.set_defaults(num_images=16)
+    p.add_argument("--show", type=int, default=4, help="images in the overlay figure")
+    args = p.parse_args(argv)
+    cli.setup_logging(args.quiet)
+    models, x, _, infos = models_and_images(args)
+    out = Path(args.out)
+    record, distances = {}, {}
+    for label, model in models.items():
+        model.eval()
+        grid = grid_of(model)
+        patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+        if grid is None or patch is None:
+            raise ValueError(f"{label}: the attention study needs a patch-token model (ViT)")
+        patch = int(patch[0] if isinstance(patch, tuple | list) else patch)
+        with torch.no_grad():
+            target = model(x).argmax(-1)
+        maps = attention.capture(model, x)
+        prefix = attention.prefix_tokens(model)
+        pool_w = None
+        if getattr(model, "pool", None) == "seqpool":
+            with torch.no_grad():
+                pool_w = model.attn_pool.weights(model.forward_features(x))
+        expl = {
+            "rollout": attention.rollout(maps, prefix, pool_weights=pool_w).float()
+            .view(-1, *grid),
+            "integrated gradients": attention.integrated_gradients(model, x, target, patch),
+            "occlusion": attention.occlusion(model, x, target, patch),
+        }
+        g = torch.Generator().manual_seed(args.seed)
+        expl_random = torch.rand(len(x), *grid, generator=g)
+        faith = {k: attention.deletion_auc(model, x, target, v.to(x.device), patch)
+                 for k, v in {**expl, "random": expl_random}.items()}
+        distances[label] = attention.mean_distance(maps, grid, patch, prefix)
+        sim = attention.position_similarity(model).cpu().numpy()
+        fig = plots.attribution_grid(x[:args.show].cpu().numpy(),
+                                     {k: F.interpolate(v[:args.show, None].float(),
+                                                       size=x.shape[-2:], mode="nearest")[:, 0]
+                                      .cpu().numpy() for k, v in expl.items()},
+                                     out / f"attention_{label.replace(' ', '_')}",
+                                     title=f"{label}: explanations")
+        pfig = plots.position_similarity_figure(sim, out / f"position_{label.split()[0]}")
+        record[label] = {"deletion_auc": faith, "mean_distance": distances[label],
+                         "run": infos[label], "figures": [str(fig[0]), str(pfig[0])]}
+        print(f"{label}: deletion AUC (lower = more faithful) " +
+              "  ".join(f"{k} {v:.3f}" for k, v in faith.items()))
+    dfig = plots.mean_distance_figure(distances, out / "attention_distance")
+    lines = ["| model | " + " | ".join(next(iter(record.values()))["deletion_auc"]) + " |",
+             "|---" * (1 + len(next(iter(record.values()))["deletion_auc"])) + "|"]
+    for label, r in record.items():
+        lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in r["deletion_auc"].values())
+                     + " |")
+    table = "\n".join(lines)
+    (out / "attention_faithfulness.md").write_text(
+        "Deletion AUC (class probability as patches are removed; lower is more faithful)\n\n"
+        + table + "\n")
+    path = results.save_result(out / "attention.json", record, vars(args), args.seed)
+    print(table)
+    print(f"results: {path}\nfigures: {dfig[0]} and per-model overlays in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,122 @@
+"""Hessian max-eigenvalue spectra (Park & Kim 2022, Figs. 1c, 4, 6): top-k eigenvalues by
+magnitude on many mini-batches of augmented training data, loss = NLL + l2.
+
+python -m studies.hessian --model vit-ti[,resnet-18] [--pool gap] [--num-batches N]
+       [--at-epochs 0,1] [--per-block]
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vitprobe import cli, hessian, plots, results
+from vitprobe import data as vdata
+from vitprobe.features import block_parameter_groups
+
+from .cache import RunSpec, load_checkpoint, trained_model
+
+
+def parser() -> cli.ArgumentParser:
+    p = cli.base_parser("studies.hessian", __doc__.splitlines()[0])
+    p.add_argument("--num-batches", type=int, default=None,
+                   help="mini-batches per spectrum (default: the preset's)")
+    p.add_argument("--batch-size", type=int, default=16, help="the paper uses 16")
+    p.add_argument("--k", type=int, default=5, help="top-k eigenvalues per mini-batch")
+    p.add_argument("--tol", type=float, default=1e-3, help="relative residual to certify")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="l2 coefficient added to the loss (default: the preset's weight decay)")
+    p.add_argument("--mode", choices=("eval", "train"), default="eval")
+    p.add_argument("--clean", action="store_true",
+                   help="clean training images instead of augmented ones (labelled)")
+    p.add_argument("--at-epochs", default=None,
+                   help="comma-separated epochs of the training cache (0 = initialisation)")
+    p.add_argument("--per-block", action="store_true",
+                   help="also the top eigenvalues of each block's own Hessian")
+    return p
+
+
+def spectrum_loader(spec: RunSpec, batch_size: int, clean: bool) -> vdata.Loader:
+    r = spec.recipe()
+    train = vdata.load(spec.data, "train", spec.data_dir, spec.download, spec.data_fraction,
+                       spec.seed)
+    # mixup/cutmix give soft targets, which NLL does not take: crops, flips, RandAugment stay
+    augment = vdata.Augment() if clean else vdata.Augment(
+        crop_padding=r.augment.crop_padding, flip=r.augment.flip,
+        randaugment=r.augment.randaugment)
+    return vdata.Loader(train, batch_size, shuffle=True, augment=augment, seed=spec.seed + 1,
+                        drop_last=True, device=spec.device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    cli.setup_logging(args.quiet)
+    device = cli.resolve_device(args.device)
+    names = [m for m in args.model.split(",") if m]
+    out = Path(args.out)
+    record: dict = {"models": {}}
+    spectra: dict[str, np.ndarray] = {}
+    block_rows: list[dict] = []
+    for name in names:
+        spec = RunSpec.from_args(args, name, device)
+        r = spec.recipe()
+        num_batches = args.num_batches or r.hessian_batches
+        wd = r.weight_decay if args.weight_decay is None else args.weight_decay
+        if num_batches < 1 or args.k < 1 or args.batch_size < 2:
+            raise ValueError("--num-batches, --k must be >= 1 and --batch-size >= 2")
+        model, info = trained_model(spec, args.checkpoint)
+        label = name + (f" ({args.pool})" if args.pool else "")
+        epochs = ([None] if args.at_epochs is None
+                  else [int(e) for e in args.at_epochs.split(",")])
+        per_model = {"run": info, "spectra": {}}
+        for epoch in epochs:
+            if epoch is not None:
+                ckpt = (Path(info.get("run_dir", "")) / ("init.safetensors" if epoch == 0 else
+                        f"epochs/epoch-{epoch:03d}.safetensors"))
+                if not ckpt.is_file():
+                    raise ValueError(f"the cache holds no checkpoint for epoch {epoch} of {name} "
+                                     f"({ckpt}); allowed: 0..{spec.recipe().epochs}")
+                load_checkpoint(model, ckpt, name)
+            loader = spectrum_loader(spec, args.batch_size, args.clean)
+            s = hessian.spectrum(model, F.cross_entropy, loader.iterate(0), num_batches,
+                                 k=args.k, tol=args.tol, seed=args.seed, weight_decay=wd,
+                                 mode=args.mode, progress=not args.quiet)
+            key = "final" if epoch is None else f"epoch {epoch}"
+            per_model["spectra"][key] = s.to_dict()
+            spectra[label if len(epochs) == 1 else f"{label}, {key}"] = s.eigenvalues
+            print(f"{label} [{key}]: NEP {s.nep():.3f}  APE {s.ape():.4g}  "
+                  f"converged {int(s.converged.sum())}/{s.converged.size}  "
+                  f"{s.num_hvps} HVPs  {s.seconds:.0f} s")
+        if args.per_block:
+            x, y = next(spectrum_loader(spec, args.batch_size, args.clean).iterate(0))
+            for tap, kind, params in block_parameter_groups(model):
+                t0 = time.perf_counter()
+                e = hessian.top_eigenvalues(model, F.cross_entropy, (x, y), k=min(args.k, 3),
+                                            tol=args.tol, seed=args.seed, params=params,
+                                            mode=args.mode)
+                block_rows.append({"model": label, "block": tap, "kind": kind,
+                                   "num_params": int(sum(dict(model.named_parameters())[p]
+                                                         .numel() for p in params)),
+                                   "max_eigenvalue": float(e.eigenvalues[0]),
+                                   **e.to_dict(), "seconds": time.perf_counter() - t0})
+            per_model["per_block"] = [r for r in block_rows if r["model"] == label]
+        record["models"][label] = per_model
+    config = {**vars(args), "device": device, "torch_threads": torch.get_num_threads()}
+    path = results.save_result(out / "hessian.json", record, config, args.seed)
+    figs = plots.spectrum_figure(spectra, out / "hessian",
+                                 title=f"Hessian max eigenvalue spectra ({args.data}, "
+                                       f"{'clean' if args.clean else 'augmented'} training data)")
+    print(f"results: {path}")
+    print(f"figure:  {figs[0]} (+ .pdf)")
+    if block_rows:
+        bf = plots.per_block_figure(block_rows, out / "hessian_per_block")
+        print(f"per-block figure: {bf[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

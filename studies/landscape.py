@@ -1,0 +1,98 @@
+"""Loss landscapes (Park & Kim 2022, Fig. 1a; Li et al. 2018): a 2-D surface (contour and 3-D
+plot) and 1-D slices along filter-normalised random directions. By default the loss is the
+l2-regularised NLL on augmented training data, as the paper insists.
+
+python -m studies.landscape --model vit-ti[,resnet-18] [--steps 21] [--span 1] [--clean-test]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch.nn.functional as F
+
+from vitprobe import cli, landscape, plots, results
+from vitprobe import data as vdata
+
+from .cache import RunSpec, trained_model
+from .hessian import spectrum_loader
+
+
+def parser() -> cli.ArgumentParser:
+    p = cli.base_parser("studies.landscape", __doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=21, help="grid points per axis")
+    p.add_argument("--span", type=float, default=1.0, help="grid covers [-span, span]^2")
+    p.add_argument("--num-images", type=int, default=512)
+    p.add_argument("--norm", choices=("filter", "layer", "paper", "none"), default="filter")
+    p.add_argument("--l2-coef", type=float, default=0.05,
+                   help="the paper's l2 term: coef x sum of parameter norms (0 to drop)")
+    p.add_argument("--clean-test", action="store_true",
+                   help="clean test images instead of augmented training images (labelled)")
+    p.add_argument("--recalibrate-bn", action="store_true",
+                   help="re-estimate BN statistics at every grid point")
+    return p
+
+
+def landscape_data(spec: RunSpec, num_images: int, clean_test: bool) -> list:
+    if clean_test:
+        test = vdata.load(spec.data, "test", spec.data_dir, spec.download)
+        loader = vdata.Loader(test.subset(slice(0, num_images)), 256, device=spec.device)
+        return list(loader.iterate(0))
+    loader = spectrum_loader(spec, 256, clean=False)
+    batches, n = [], 0
+    for x, y in loader.iterate(0):
+        batches.append((x, y))
+        n += len(y)
+        if n >= num_images:
+            break
+    return batches
+
+
+def model_landscape(model, batches, args, seed: int, resume: Path) -> dict:
+    norm = None if args.norm == "none" else args.norm
+    d1 = landscape.random_direction(model, norm=norm, seed=seed)
+    d2 = landscape.random_direction(model, norm=norm, seed=seed + 1)
+    bn = batches if args.recalibrate_bn else None
+    s2 = landscape.surface(model, F.cross_entropy, batches, (d1, d2), (args.steps, args.steps),
+                           args.span, l2_coef=args.l2_coef, bn_data=bn, resume_path=resume,
+                           progress=not args.quiet)
+    s1 = landscape.surface(model, F.cross_entropy, batches, (d1,), 2 * args.steps - 1,
+                           args.span, l2_coef=args.l2_coef, bn_data=bn)
+    return {"surface": s2, "slice": s1}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    cli.setup_logging(args.quiet)
+    if args.steps < 2 or args.span <= 0 or args.num_images < 1:
+        raise ValueError("--steps must be >= 2, --span > 0, --num-images >= 1")
+    device = cli.resolve_device(args.device)
+    out = Path(args.out)
+    record, surfaces = {}, {}
+    for name in [m for m in args.model.split(",") if m]:
+        spec = RunSpec.from_args(args, name, device)
+        label = name + (f" ({args.pool})" if args.pool else "")
+        model, info = trained_model(spec, args.checkpoint)
+        batches = landscape_data(spec, args.num_images, args.clean_test)
+        res = model_landscape(model, batches, args, args.seed,
+                              out / f"landscape_{label.replace(' ', '_')}.partial.npz")
+        surfaces[label] = res
+        s = res["surface"]
+        c = s.loss[args.steps // 2, args.steps // 2]
+        print(f"{label}: centre loss {c:.4f}, max on grid {np.nanmax(s.loss):.4f}, "
+              f"{s.seconds:.0f} s")
+        record[label] = {"surface": s.to_dict(), "slice": res["slice"].to_dict(), "run": info}
+    what = ("clean test data" if args.clean_test else "augmented training data") + \
+        (f", NLL + {args.l2_coef}·Σ‖W‖" if args.l2_coef else ", NLL")
+    path = results.save_result(out / "landscape.json", {"data": what, "models": record},
+                               vars(args), args.seed)
+    np.savez(out / "landscape.npz", **{f"{k}/loss": v["surface"].loss
+                                       for k, v in surfaces.items()})
+    fig = plots.landscape_figure(surfaces, out / "landscape", title=f"loss landscape ({what})")
+    print(f"results: {path}\nfigure: {fig[0]} (+ .pdf)")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,86 @@
+"""Class token vs GAP vs SeqPool (vs MAP) on the same data and seed (Park & Kim 2022, Fig. 6):
+test accuracy, training NLL, 1-D/2-D loss landscapes on the same directions' normalisation
+and scale, and Hessian spectra (NEP, APE).
+
+python -m studies.pooling [--pools cls,gap,seqpool,map] [--model vit-ti]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vitprobe import cli, hessian, plots, results
+
+from .cache import RunSpec, trained_model
+from .hessian import spectrum_loader
+from .landscape import landscape_data, model_landscape
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = cli.base_parser("studies.pooling", __doc__.splitlines()[0])
+    p.add_argument("--pools", default="cls,gap,seqpool,map")
+    p.add_argument("--steps", type=int, default=11, help="landscape grid points per axis")
+    p.add_argument("--span", type=float, default=1.0)
+    p.add_argument("--num-images", type=int, default=512)
+    p.add_argument("--num-batches", type=int, default=None, help="Hessian mini-batches")
+    p.add_argument("--l2-coef", type=float, default=0.05)
+    args = p.parse_args(argv)
+    cli.setup_logging(args.quiet)
+    pools = [q for q in args.pools.split(",") if q]
+    bad = [q for q in pools if q not in ("cls", "gap", "seqpool", "map")]
+    if bad or not args.model.startswith("vit"):
+        raise ValueError(f"--pools takes cls, gap, seqpool, map (got {bad}) on a vit-* model")
+    device = cli.resolve_device(args.device)
+    out = Path(args.out)
+    rows, surfaces, spectra = [], {}, {}
+    args.norm, args.recalibrate_bn, args.clean_test = "filter", False, False
+    for pool in pools:
+        args.pool = pool
+        spec = RunSpec.from_args(args, args.model, device)
+        model, info = trained_model(spec, args.checkpoint)
+        r = spec.recipe()
+        batches = landscape_data(spec, args.num_images, clean_test=False)
+        with torch.no_grad():
+            nll = float(np.average([F.cross_entropy(model(x), y).item() for x, y in batches],
+                                   weights=[len(y) for _, y in batches]))
+        land = model_landscape(model, batches, args, args.seed,
+                               out / f"pooling_{pool}.partial.npz")
+        s = hessian.spectrum(model, F.cross_entropy,
+                             spectrum_loader(spec, 16, clean=False).iterate(0),
+                             args.num_batches or r.hessian_batches, k=5, tol=1e-3,
+                             seed=args.seed, weight_decay=r.weight_decay,
+                             progress=not args.quiet)
+        acc = (info.get("metrics") or [{}])[-1].get("test_acc")
+        label = f"{args.model} ({pool})"
+        surfaces[label], spectra[label] = land, s.eigenvalues
+        rows.append({"pool": pool, "test_acc": acc, "train_nll": nll, "nep": s.nep(),
+                     "ape": s.ape(), "landscape_centre": float(
+                         land["surface"].loss[args.steps // 2, args.steps // 2]),
+                     "landscape_max": float(np.nanmax(land["surface"].loss)),
+                     "spectrum": s.to_dict(), "slice": land["slice"].to_dict(),
+                     "surface": land["surface"].to_dict(), "run": info})
+    table = ["| pool | test acc | train NLL (aug.) | NEP | APE | loss at centre | max on grid |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        acc = f"{100 * r['test_acc']:.2f} %" if r["test_acc"] is not None else "n/a"
+        table.append(f"| {r['pool']} | {acc} | {r['train_nll']:.4f} | {r['nep']:.3f} | "
+                     f"{r['ape']:.4g} | {r['landscape_centre']:.4f} | {r['landscape_max']:.4f} |")
+    text = "\n".join(table)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pooling.md").write_text(text + "\n")
+    path = results.save_result(out / "pooling.json", rows, vars(args), args.seed)
+    f1 = plots.landscape_figure(surfaces, out / "pooling_landscape",
+                                title="pooling: loss landscapes (augmented training data)")
+    f2 = plots.spectrum_figure(spectra, out / "pooling_hessian",
+                               title="pooling: Hessian max eigenvalue spectra")
+    print(text)
+    print(f"results: {path}\nfigures: {f1[0]}, {f2[0]} (+ .pdf); table: {out / 'pooling.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

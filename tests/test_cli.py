@@ -1,0 +1,70 @@
+"""Bad input on the command line: one line on stderr naming what is allowed, exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--model", "vit-xx"], "allowed: alternet-18"),
+    (["--data", "imagenet"], "allowed: fashion-mnist, cifar10, cifar100"),
+    (["--preset", "huge"], "allowed: smoke, quick, paper"),
+    (["--patch-size", "5"], "does not divide img_size 28"),
+    (["--data", "cifar10", "--data-dir", "/nonexistent"], "--download"),
+    (["--device", "tpu"], "allowed: cpu, cuda"),
+    (["--pool", "max"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(args, needle, tmp_path):
+    r = run("studies.train", *args, "--runs-dir", str(tmp_path))
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, r.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_model_args_parse_python_literals():
+    from vitprobe.cli import parse_model_args
+
+    assert parse_model_args("depth=6,msa=(0, 1, 1, 1),pool=gap") == {
+        "depth": 6, "msa": (0, 1, 1, 1), "pool": "gap"}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_model_args("depth")
+
+
+def test_checkpoint_of_another_architecture_is_rejected(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"conv.weight": torch.zeros(3, 3)}, str(tmp_path / "other.safetensors"))
+    r = run("studies.train", "--model", "resnet-18", "--checkpoint",
+            str(tmp_path / "other.safetensors"))
+    assert r.returncode == 2
+    assert "is not a resnet-18" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_hessian_study_end_to_end_on_smoke_preset(tmp_path):
+    r = run("studies.hessian", "--model", "vit-ti,vit-s", "--preset", "smoke", "--data",
+            "synthetic", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+            "--model-args", "embed_dim=32,heads=2,depth=2",
+            "--num-batches", "2", "--k", "2", "--per-block", "--at-epochs", "0,1", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    import json
+
+    rec = json.loads((tmp_path / "out" / "hessian.json").read_text())
+    assert set(rec["results"]["models"]) == {"vit-ti", "vit-s"}
+    spectra = rec["results"]["models"]["vit-ti"]["spectra"]
+    assert set(spectra) == {"epoch 0", "epoch 1"}
+    assert len(spectra["epoch 1"]["eigenvalues"]) == 2
+    assert rec["provenance"]["torch"] == torch.__version__ and rec["seed"] == 0
+    blocks = rec["results"]["models"]["vit-ti"]["per_block"]
+    assert {b["kind"] for b in blocks} == {"embed", "msa", "mlp"}
+    for ext in ("png", "pdf"):
+        assert (tmp_path / "out" / f"hessian.{ext}").stat().st_size > 1000
+    assert "figure:" in r.stdout

@@ -1,0 +1,108 @@
+"""Data: the IDX reader on files the test writes, the CIFAR reader on CIFAR-format pickles
+the test writes, stratified fractions, deterministic resumable loaders, clear errors."""
+
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from vitprobe import data as vdata
+
+
+def write_idx(path, array, gz=True):
+    codes = {np.uint8: 0x08, np.int32: 0x0C}
+    header = bytes([0, 0, codes[array.dtype.type], array.ndim])
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    raw = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(raw)
+
+
+def test_idx_reader_reads_what_was_written(tmp_path):
+    imgs = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    write_idx(tmp_path / "a.gz", imgs)
+    np.testing.assert_array_equal(vdata.read_idx(tmp_path / "a.gz"), imgs)
+    ints = np.arange(6, dtype=np.int32).reshape(2, 3) - 3
+    write_idx(tmp_path / "b", ints, gz=False)
+    np.testing.assert_array_equal(vdata.read_idx(tmp_path / "b"), ints)
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x03")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        vdata.read_idx(tmp_path / "bad")
+
+
+def test_fashion_mnist_from_a_data_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 20), ("t10k", 10)):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz",
+                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz",
+                  (np.arange(n) % 10).astype(np.uint8))
+    d = vdata.load("fashion-mnist", "test", data_dir=tmp_path)
+    assert d.images.shape == (10, 1, 28, 28) and d.images.dtype == torch.uint8
+    assert d.targets.tolist() == list(range(10))
+
+
+def test_cifar_loader_reads_cifar_format_pickles(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        entry = {"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8),
+                 "labels": [0, 1, 2, 3]}
+        (folder / name).write_bytes(pickle.dumps(entry))
+    train = vdata.load("cifar10", "train", data_dir=tmp_path)
+    assert train.images.shape == (20, 3, 32, 32) and train.info.num_classes == 10
+    raw = pickle.loads((folder / "test_batch").read_bytes())["data"][1].reshape(3, 32, 32)
+    test = vdata.load("cifar10", "test", data_dir=tmp_path)
+    np.testing.assert_array_equal(test.images[1].numpy(), raw)
+    c100 = tmp_path / "cifar-100-python"
+    c100.mkdir()
+    for name in ("train", "test"):
+        (c100 / name).write_bytes(pickle.dumps({"data": np.zeros((3, 3072), np.uint8),
+                                                "fine_labels": [5, 50, 99]}))
+    assert vdata.load("cifar100", "test", data_dir=tmp_path).targets.tolist() == [5, 50, 99]
+
+
+def test_missing_data_set_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--data-dir"):
+        vdata.load("cifar10", "train", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="allowed: fashion-mnist, cifar10"):
+        vdata.load("imagenet")
+
+
+def test_stratified_fraction_keeps_class_balance_and_is_seeded():
+    targets = torch.arange(1000) % 10
+    a = vdata.stratified_indices(targets, 0.06, seed=1)
+    assert len(a) == 60 and torch.bincount(targets[a]).tolist() == [6] * 10
+    assert torch.equal(a, vdata.stratified_indices(targets, 0.06, seed=1))
+    assert not torch.equal(a, vdata.stratified_indices(targets, 0.06, seed=2))
+
+
+def test_loader_is_deterministic_and_resumes_mid_epoch():
+    d = vdata.load("synthetic", "train")
+    L = vdata.Loader(d, 32, shuffle=True, augment=vdata.Augment(2, True), seed=3)
+    full = list(L.iterate(epoch=1))
+    tail = list(L.iterate(epoch=1, start=5))
+    for (xa, ya), (xb, yb) in zip(full[5:], tail):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert not torch.equal(full[0][0], next(L.iterate(epoch=2))[0])
+    assert sum(len(y) for _, y in full) == len(d)
+
+
+def test_random_crop_flip_moves_pixels_exactly():
+    x = torch.arange(16.0).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
+    out = vdata.random_crop_flip(x, 1, True, torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(x[0, 0], (1, 1, 1, 1))
+    crops = {tuple(padded[i:i + 4, j:j + 4].flatten().tolist()) for i in range(3)
+             for j in range(3)}
+    crops |= {tuple(torch.tensor(c).view(4, 4).flip(-1).flatten().tolist()) for c in crops}
+    assert all(tuple(o.flatten().tolist()) in crops for o in out)
+    assert len({tuple(o.flatten().tolist()) for o in out}) > 4
+
+
+def test_normalisation_uses_the_data_sets_mean_and_std():
+    d = vdata.load("synthetic", "train")
+    x = d.normalize(torch.full((1, 1, 2, 2), 255, dtype=torch.uint8))
+    assert x[0, 0, 0, 0].item() == pytest.approx((1 - 0.5) / 0.25)

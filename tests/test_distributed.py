@@ -1,0 +1,93 @@
+"""torch.distributed on CPU (gloo, 2 processes): sharded HVPs, eigenvalues and landscape
+grids equal the single-process answers; DDP training equals one process with the same
+global batch; a dead rank makes the others fail instead of hanging."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import torch
+
+WORKER = textwrap.dedent("""
+    import os, sys, datetime, json
+    import numpy as np, torch, torch.distributed as dist, torch.nn.functional as F
+    sys.path.insert(0, {tests!r})
+    torch.set_num_threads(1)
+    from conftest import tiny_vit, batch
+    from vitprobe import hessian, landscape
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=float(
+        os.environ.get("TIMEOUT", "60"))))
+    out = sys.argv[1]
+    task = sys.argv[2]
+    torch.manual_seed(0)
+    model = tiny_vit().double().eval()
+    x, y = batch(12)
+    shard = (x[rank::world], y[rank::world])
+    g = dist.group.WORLD
+    if task == "die" and rank == 1:
+        os._exit(3)
+    if task in ("probe", "die"):
+        v = {{n: torch.ones_like(p) for n, p in model.named_parameters()}}
+        hv = hessian.hvp(model, F.cross_entropy, shard, v, group=g)
+        r = hessian.top_eigenvalues(model, F.cross_entropy, shard, k=5, tol=1e-8, group=g)
+        d = (landscape.random_direction(model, seed=0), landscape.random_direction(model, seed=1))
+        s = landscape.surface(model, F.cross_entropy, (x, y), d, steps=(3, 4), group=g)
+        if rank == 0:
+            torch.save({{"hv": hv, "eig": torch.tensor(r.eigenvalues),
+                        "grid": torch.tensor(s.loss)}}, out)
+    if task == "train":
+        from vitprobe.data import Augment, Loader, load
+        from vitprobe.presets import Recipe
+        from vitprobe.train import TrainConfig, fit
+        from test_train import small_vit
+        model = small_vit()
+        train = Loader(load("synthetic", "train"), 32, shuffle=True, augment=Augment(2, False),
+                       seed=0, drop_last=True, rank=rank, world_size=world)
+        fit(model, train, None, TrainConfig(Recipe(epochs=1, batch_size=32, lr=1e-3),
+                                            amp=False, progress=False))
+        if rank == 0:
+            torch.save(model.state_dict(), out)
+    dist.destroy_process_group()
+""")
+
+
+def launch(tmp_path, nproc, task, timeout_env="60"):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER.format(tests=os.path.dirname(__file__)))
+    out = tmp_path / f"{task}-{nproc}.pt"
+    env = {**os.environ, "TIMEOUT": timeout_env, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                        f"--nproc_per_node={nproc}", str(script), str(out), task],
+                       capture_output=True, text=True, env=env, timeout=300)
+    return r, out
+
+
+def test_two_process_hvp_eigenvalues_and_landscape_equal_one_process(tmp_path):
+    r1, o1 = launch(tmp_path, 1, "probe")
+    assert r1.returncode == 0, r1.stderr[-3000:]
+    r2, o2 = launch(tmp_path, 2, "probe")
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    a, b = torch.load(o1), torch.load(o2)
+    for k in a["hv"]:
+        assert (a["hv"][k] - b["hv"][k]).norm() <= 1e-6 * a["hv"][k].norm() + 1e-15, k
+    np.testing.assert_allclose(b["eig"], a["eig"], rtol=1e-6)
+    np.testing.assert_allclose(b["grid"], a["grid"], rtol=1e-12)
+
+
+def test_two_process_ddp_training_equals_one_process_with_the_same_global_batch(tmp_path):
+    r1, o1 = launch(tmp_path, 1, "train")
+    assert r1.returncode == 0, r1.stderr[-3000:]
+    r2, o2 = launch(tmp_path, 2, "train")
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    a, b = torch.load(o1), torch.load(o2)
+    for k in a:
+        # float32 sums in another order: differences at round-off, far below one step
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=2e-6)
+
+
+def test_a_dead_rank_makes_the_other_fail_instead_of_hanging(tmp_path):
+    r, _ = launch(tmp_path, 2, "die", timeout_env="20")
+    assert r.returncode != 0

@@ -1,0 +1,149 @@
+"""Loss landscapes against exact answers: the centre is the model's loss, filter norms match
+the weights', a quadratic loss gives its parabola, resumed grids equal uninterrupted ones."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import TinyCNN, batch, tiny_vit
+from torch import nn
+
+from vitprobe import landscape
+
+
+def test_surface_centre_equals_the_models_loss_exactly(vit64):
+    x, y = batch()
+    d1 = landscape.random_direction(vit64, seed=0)
+    d2 = landscape.random_direction(vit64, seed=1)
+    s = landscape.surface(vit64, F.cross_entropy, (x, y), (d1, d2), steps=(5, 3), span=0.5)
+    assert s.loss.shape == (5, 3) and s.coords[0][2] == 0 and s.coords[1][1] == 0
+    with torch.no_grad():
+        out = vit64(x)
+    assert s.loss[2, 1] == F.cross_entropy(out, y).item()
+    assert s.accuracy[2, 1] == (out.argmax(-1) == y).double().mean().item()
+
+
+def test_filter_normalised_direction_matches_the_weights_filter_norms(cnn64):
+    d = landscape.random_direction(cnn64, norm="filter", seed=3)
+    for name, p in cnn64.named_parameters():
+        if p.ndim <= 1:
+            assert torch.count_nonzero(d[name]) == 0, name
+        else:
+            dims = tuple(range(1, p.ndim))
+            vn = torch.linalg.vector_norm
+            torch.testing.assert_close(vn(d[name], dim=dims), vn(p.detach(), dim=dims))
+    dp = landscape.random_direction(cnn64, norm="paper", seed=3)
+    w = cnn64.conv2.weight.detach()
+    torch.testing.assert_close(dp["conv2.weight"].norm(dim=0), w.norm(dim=0), rtol=1e-5,
+                               atol=1e-6)
+    dl = landscape.random_direction(cnn64, norm="layer", seed=3)
+    torch.testing.assert_close(dl["conv2.weight"].norm(), w.norm())
+
+
+def test_position_embeddings_are_excluded_by_default(vit64):
+    d = landscape.random_direction(vit64)
+    assert torch.count_nonzero(d["pos_embed"]) == 0
+    assert torch.count_nonzero(d["blocks.0.attn.qkv.weight"]) > 0
+
+
+class Linear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(3, 5, dtype=torch.float64))
+
+    def forward(self, x):
+        return x @ self.w.T
+
+
+def test_one_dimensional_slice_of_a_quadratic_loss_is_its_parabola():
+    torch.manual_seed(0)
+    m = Linear()
+    x = torch.randn(20, 5, dtype=torch.float64)
+    y = torch.randn(20, 3, dtype=torch.float64)
+    mse = lambda out, t: ((out - t) ** 2).mean()  # noqa: E731
+    d = {"w": torch.randn(3, 5, dtype=torch.float64)}
+    s = landscape.surface(m, mse, (x, y), (d,), steps=11, span=2.0)
+    r = (x @ m.w.detach().T - y)
+    xd = x @ d["w"].T
+    a, b, c = (xd ** 2).mean().item(), 2 * (r * xd).mean().item(), (r ** 2).mean().item()
+    alpha = s.coords[0]
+    np.testing.assert_allclose(s.loss, a * alpha ** 2 + b * alpha + c, rtol=1e-12)
+
+
+def test_l2_term_is_the_papers_sum_of_norms():
+    m = Linear()
+    x, y = torch.randn(4, 5, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    mse = lambda out, t: ((out - t) ** 2).mean()  # noqa: E731
+    d = {"w": torch.zeros(3, 5, dtype=torch.float64)}
+    s0 = landscape.surface(m, mse, (x, y), (d,), steps=1)
+    s1 = landscape.surface(m, mse, (x, y), (d,), steps=1, l2_coef=0.05)
+    assert s1.loss[0] - s0.loss[0] == pytest.approx(0.05 * m.w.detach().norm().item())
+
+
+def test_model_is_unchanged_and_an_interrupted_grid_resumes_to_the_same_numbers(cnn64,
+                                                                             tmp_path):
+    x, y = batch(8)
+    cnn64.train()
+    state = copy.deepcopy(cnn64.state_dict())
+    dirs = (landscape.random_direction(cnn64, seed=0), landscape.random_direction(cnn64, seed=1))
+    full = landscape.surface(cnn64, F.cross_entropy, (x, y), dirs, steps=(4, 4))
+    calls = {"n": 0}
+
+    def flaky(out, t):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return F.cross_entropy(out, t)
+
+    path = tmp_path / "grid.npz"
+    with pytest.raises(KeyboardInterrupt):
+        landscape.surface(cnn64, flaky, (x, y), dirs, steps=(4, 4), resume_path=path,
+                          save_every_s=0)
+    assert np.isfinite(np.load(path)["loss"]).sum() == 6
+    counted = {"n": 0}
+
+    def counting(out, t):
+        counted["n"] += 1
+        return F.cross_entropy(out, t)
+
+    resumed = landscape.surface(cnn64, counting, (x, y), dirs, steps=(4, 4), resume_path=path)
+    assert counted["n"] == 16 - 6
+    np.testing.assert_array_equal(resumed.loss, full.loss)
+    assert cnn64.training
+    for k, v in cnn64.state_dict().items():
+        assert torch.equal(v, state[k]), k
+
+
+def test_interpolation_endpoints_give_each_models_loss():
+    torch.manual_seed(0)
+    a, b = TinyCNN().double().eval(), TinyCNN().double().eval()
+    x, y = batch(8)
+    s = landscape.interpolate(a, b, F.cross_entropy, (x, y), steps=5)
+    with torch.no_grad():
+        la, lb = F.cross_entropy(a(x), y).item(), F.cross_entropy(b(x), y).item()
+    assert s.loss[0] == pytest.approx(la, rel=1e-12)
+    assert s.loss[-1] == pytest.approx(lb, rel=1e-12)
+
+
+def test_trajectory_polar_view_by_hand():
+    theta0 = {"w": torch.tensor([2.0, 0.0])}
+    theta1 = {"w": torch.tensor([0.0, 1.0])}
+    star = {"w": torch.tensor([0.0, 0.0])}
+    t = landscape.trajectory([theta0, theta1, star])
+    np.testing.assert_allclose(t.radius, [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(t.angle[:2], [0.0, np.pi / 2], atol=1e-7)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(steps=0), "steps must be >= 1"),
+    (dict(span=0.0), "span must be > 0"),
+    (dict(other=True), "does not belong to this model"),
+])
+def test_bad_input_is_a_clear_error(vit64, kw, match):
+    d = landscape.random_direction(vit64)
+    if kw.pop("other", False):
+        d = landscape.random_direction(tiny_vit(embed_dim=4, heads=2).double())
+    with pytest.raises(ValueError, match=match):
+        landscape.surface(vit64, F.cross_entropy, batch(), (d,), **kw)

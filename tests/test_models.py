@@ -1,0 +1,137 @@
+"""The model registry: every model builds and trains a step at both input formats; the
+parameter counts of the papers; pooling variants; clear errors for bad names/overrides."""
+
+import pytest
+import torch
+
+from models import create_model, list_models
+from vitprobe.features import explicit_attention, tap_points
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+SMALL = {"cait-xxs24": dict(depth=2), "swin-ti": dict(depths=(1, 1, 2, 1)),
+         "alternet-50": dict(layers=(1, 2, 2, 2), msa=(0, 1, 1, 1)),
+         "resnet-50": dict(layers=(1, 1, 1, 1)), "vit-b": dict(depth=2), "vit-s": dict(depth=2)}
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("chans, size", [(1, 28), (3, 32)])
+def test_every_model_runs_forward_and_backward(name, chans, size):
+    kw = dict(SMALL.get(name, {}))
+    if name.startswith(("vit-t", "vit-s", "vit-b", "deit", "cait")):
+        kw["patch_size"] = 4
+    torch.manual_seed(0)
+    m = create_model(name, num_classes=7, in_chans=chans, img_size=size, **kw)
+    x = torch.randn(2, chans, size, size)
+    out = m(x)
+    assert out.shape == (2, 7)
+    out.sum().backward()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+    kinds = {t.kind for t in tap_points(m)}
+    assert kinds <= {"embed", "conv", "msa", "mlp", "pool"}
+
+
+def test_vit_ti_has_the_papers_parameter_count():
+    m = create_model("vit-ti", num_classes=100, in_chans=3, img_size=32, patch_size=2)
+    assert n_params(m) == 5_403_172
+
+
+def test_vit_s_has_the_papers_parameter_count():
+    m = create_model("vit-s", num_classes=100, in_chans=3, img_size=32, patch_size=2)
+    assert n_params(m) == 21_423_076
+
+
+@pytest.mark.parametrize("name, classes, count", [
+    ("cct-7-3x1", 10, 3_760_139), ("cct-2-3x2", 10, 283_723), ("vit-lite-7-4", 10, 3_716_874),
+    ("pit-ti", 100, 4_582_436), ("swin-ti", 100, 27_575_374)])
+def test_zoo_parameter_counts_match_the_references(name, classes, count):
+    assert n_params(create_model(name, num_classes=classes, in_chans=3, img_size=32)) == count
+
+
+def test_pool_variants_differ_where_they_should():
+    kw = dict(num_classes=10, in_chans=1, img_size=28, patch_size=4, depth=1)
+    cls, gap = create_model("vit-ti", pool="cls", **kw), create_model("vit-ti", pool="gap", **kw)
+    seq, mp = create_model("vit-ti", pool="seqpool", **kw), create_model("vit-ti", pool="map", **kw)
+    assert cls.cls_token is not None and cls.pos_embed.shape[1] == 50
+    for m in (gap, seq, mp):
+        assert m.cls_token is None and m.pos_embed.shape[1] == 49 and m.num_prefix_tokens == 0
+    assert n_params(cls) - n_params(gap) == 192 + 192  # class token + its position
+    assert n_params(seq) - n_params(gap) == 192 + 1     # SeqPool's Linear(d, 1)
+    assert n_params(mp) > n_params(seq)
+
+
+def test_gap_pooling_is_the_mean_of_patch_tokens():
+    m = create_model("vit-ti", pool="gap", num_classes=5, in_chans=1, img_size=28,
+                     patch_size=4, depth=1).eval()
+    x = torch.randn(2, 1, 28, 28)
+    feats = m.forward_features(x)
+    torch.testing.assert_close(m(x), m.head(feats.mean(1)))
+
+
+def test_attention_paths_agree_and_flag_is_restored():
+    torch.manual_seed(0)
+    m = create_model("alternet-18", num_classes=4, in_chans=1, img_size=28).eval()
+    x = torch.randn(2, 1, 28, 28)
+    fused = m(x)
+    with explicit_attention(m) as mods:
+        assert mods and all(not a.fused_attn for a in mods)
+        explicit = m(x)
+    torch.testing.assert_close(fused, explicit, rtol=1e-4, atol=1e-5)
+    assert all(a.fused_attn for a in mods)
+
+
+def test_window_attention_ignores_padding():
+    """A 7x7 map in 4x4 windows is padded to 8x8; padded keys are masked out, so the
+    output on the real pixels equals attention over each window's real pixels only."""
+    from models.layers import WindowAttention2d
+
+    torch.manual_seed(0)
+    wa = WindowAttention2d(16, heads=2, head_dim=8, window=4).eval()
+    x = torch.randn(1, 16, 7, 7)
+    out = wa(x)
+    # the bottom-right window holds rows 4..6, cols 4..6: compute it alone
+    tokens = x[:, :, 4:7, 4:7].permute(0, 2, 3, 1).reshape(1, 9, 16)
+    bias = wa.relative_position_bias().view(2, 4, 4, 4, 4)[:, :3, :3, :3, :3].reshape(2, 9, 9)
+    ref = wa.attn(tokens, attn_mask=bias.unsqueeze(0))
+    torch.testing.assert_close(out[:, :, 4:7, 4:7].permute(0, 2, 3, 1).reshape(1, 9, 16), ref,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_alternet_layout_follows_the_paper():
+    m = create_model("alternet-50", num_classes=10)
+    kinds = m.block_kinds
+    assert kinds == ["conv"] * 3 + ["conv", "conv", "conv", "msa"] + ["conv", "msa"] * 3 + \
+        ["conv", "msa"] * 2
+    resnet = create_model("alternet-18", msa=(0, 0, 0, 0), num_classes=10)
+    assert resnet.block_kinds == ["conv"] * 8
+    assert n_params(resnet) == n_params(create_model("resnet-18", num_classes=10))
+
+
+def test_position_embedding_is_resampled_for_another_image_size():
+    a = create_model("vit-ti", num_classes=10, in_chans=1, img_size=28, patch_size=4, depth=1)
+    b = create_model("vit-ti", num_classes=10, in_chans=1, img_size=56, patch_size=4, depth=1)
+    b.load_state_dict(a.state_dict())
+    assert b.pos_embed.shape == (1, 197, 192)
+    torch.testing.assert_close(b.cls_token, a.cls_token)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: create_model("vit-xx"), "unknown model 'vit-xx'; allowed: alternet-18"),
+    (lambda: create_model("vit-ti", pool="max"), "pool must be one of cls, gap"),
+    (lambda: create_model("vit-ti", img_size=28, patch_size=3), "does not divide"),
+    (lambda: create_model("resnet-18", pool="gap"), "allowed: layers"),
+    (lambda: create_model("alternet-18", msa=(0, 1, 1, 2)), "does not fit a stage"),
+    (lambda: create_model("timm:not_a_model"), "unknown timm model"),
+])
+def test_bad_names_and_overrides_raise_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_timm_passthrough():
+    m = create_model("timm:vit_tiny_patch16_224", num_classes=3, in_chans=1, img_size=32,
+                     patch_size=8)
+    assert m(torch.randn(1, 1, 32, 32)).shape == (1, 3)

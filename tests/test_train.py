@@ -1,0 +1,164 @@
+"""Training: the schedule by hand, loss goes down, a SIGKILL'd run resumes to the very same
+weights, a NaN stops the run and keeps the last good checkpoint."""
+
+import math
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from vitprobe import results
+from vitprobe.data import Augment, Loader, load
+from vitprobe.presets import Recipe
+from vitprobe.train import TrainConfig, TrainingDiverged, evaluate, fit, lr_at
+
+
+def test_lr_schedule_warmup_then_cosine_by_hand():
+    assert lr_at(0, 100, 10, 1.0, 0.0) == pytest.approx(0.1)
+    assert lr_at(9, 100, 10, 1.0, 0.0) == pytest.approx(1.0)
+    assert lr_at(10, 100, 10, 1.0, 0.0) == pytest.approx(1.0)
+    assert lr_at(55, 100, 10, 1.0, 0.0) == pytest.approx(0.5)
+    assert lr_at(100, 100, 10, 1.0, 0.1) == pytest.approx(0.1)
+    assert lr_at(32, 100, 10, 2.0, 0.0) == pytest.approx(1 + math.cos(math.pi * 22 / 90))
+
+
+def small_vit(**kw):
+    """Two blocks, 32 dims; GAP pooling, which learns in a few dozen steps (a class token
+    needs hundreds here)."""
+    from models import create_model
+
+    kw.setdefault("pool", "gap")
+    return create_model("vit-ti", num_classes=4, in_chans=1, img_size=28, patch_size=7,
+                        embed_dim=32, depth=2, heads=2, **kw)
+
+
+def synthetic_loaders(batch=32, seed=0):
+    train, test = load("synthetic", "train"), load("synthetic", "test")
+    return (Loader(train, batch, shuffle=True, augment=Augment(2, False), seed=seed,
+                   drop_last=True), Loader(test, 128))
+
+
+def test_smoke_training_lowers_the_loss():
+    from models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet-18", num_classes=4, in_chans=1, img_size=28,
+                         widths=(8, 16, 32, 64))
+    train, test = synthetic_loaders()
+    before = evaluate(model, test)
+    metrics = fit(model, train, test, TrainConfig(Recipe(epochs=2, batch_size=32, lr=1e-3),
+                                                  progress=False))
+    assert metrics[-1]["test_loss"] < 0.5 * before["loss"]
+    assert metrics[-1]["test_acc"] > 0.9
+
+
+WORKER = textwrap.dedent("""
+    import os, signal, sys, torch
+    sys.path.insert(0, {tests!r})
+    from test_train import small_vit, synthetic_loaders
+    from vitprobe.presets import Recipe
+    from vitprobe.train import TrainConfig, fit
+    torch.set_num_threads(1)
+    kill_at = int(sys.argv[2])
+    def on_step(step):
+        if step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    torch.manual_seed(0)
+    model = small_vit(drop_path_rate=0.2, drop_rate=0.1)
+    train, test = synthetic_loaders()
+    fit(model, train, test, TrainConfig(Recipe(epochs=2, batch_size=32, lr=1e-3,
+        warmup_epochs=0.5), seed=0, save_every_steps=3, progress=False),
+        run_dir=sys.argv[1], on_step=on_step)
+""")
+
+
+def test_sigkill_and_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER.format(tests=str(__import__("pathlib").Path(__file__).parent)))
+    run = [sys.executable, str(script)]
+    killed = subprocess.run(run + [str(tmp_path / "a"), "20"], capture_output=True)
+    assert killed.returncode == -9  # really killed, mid-epoch 2 (16 steps per epoch)
+    assert results.load_state(tmp_path / "a" / "state.pt")["step"] == 18
+    assert not (tmp_path / "a" / "model.safetensors").exists()
+    resumed = subprocess.run(run + [str(tmp_path / "a"), "-1"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = subprocess.run(run + [str(tmp_path / "b"), "-1"], capture_output=True, text=True)
+    assert straight.returncode == 0, straight.stderr
+    a = results.load_weights(tmp_path / "a" / "model.safetensors")
+    b = results.load_weights(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    lines = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    assert (tmp_path / "a" / "epochs" / "epoch-002.safetensors").is_file()
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = small_vit()
+    train, test = synthetic_loaders()
+
+    def poison(step):
+        if step == 3:
+            with torch.no_grad():
+                model.head.bias.fill_(float("nan"))
+
+    with pytest.raises(TrainingDiverged, match="loss became nan at epoch 1 step 3"):
+        fit(model, train, test, TrainConfig(Recipe(epochs=1, batch_size=32, lr=1e-3),
+                                            save_every_steps=2, progress=False),
+            run_dir=tmp_path, on_step=poison)
+    state = results.load_state(tmp_path / "state.pt")
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_distillation_losses_equal_a_hand_computation():
+    from vitprobe.train import distillation_loss
+
+    cls = torch.tensor([[2.0, 0.0, 0.0]])
+    dist = torch.tensor([[0.0, 1.0, 0.0]])
+    teacher = torch.tensor([[0.0, 0.0, 3.0]])
+    y = torch.tensor([0])
+    e = math.e
+    ce_cls = -math.log(e ** 2 / (e ** 2 + 2))
+    hard = 0.5 * ce_cls + 0.5 * math.log(e + 2)
+    assert distillation_loss(cls, dist, teacher, y, "hard").item() == pytest.approx(hard)
+    tau, alpha = 2.0, 0.3
+    pt = torch.softmax(teacher / tau, -1)[0].tolist()
+    ps = torch.softmax(dist / tau, -1)[0].tolist()
+    kl = sum(a * (math.log(a) - math.log(b)) for a, b in zip(pt, ps))
+    soft = (1 - alpha) * ce_cls + alpha * tau ** 2 * kl
+    got = distillation_loss(cls, dist, teacher, y, "soft", alpha, tau).item()
+    assert got == pytest.approx(soft, rel=1e-6)
+
+
+def test_distillation_training_lowers_both_losses():
+    from models import create_model
+    from vitprobe.train import Distillation, distillation_loss
+
+    torch.manual_seed(0)
+    teacher = small_vit().eval()
+    student = create_model("deit-ti-distilled", num_classes=4, in_chans=1, img_size=28,
+                           patch_size=7, embed_dim=32, depth=2, heads=2)
+    train, test = synthetic_loaders()
+    x, y = next(train.iterate(0))
+
+    def losses():
+        student.set_distilled_training(True)
+        student.train()
+        with torch.no_grad():
+            c, d = student(x)
+            t = teacher(x)
+        return (torch.nn.functional.cross_entropy(c, y).item(),
+                distillation_loss(c, d, t, y, "hard").item())
+
+    before = losses()
+    student.set_distilled_training(True)
+    fit(student, train, None, TrainConfig(Recipe(epochs=3, batch_size=32, lr=3e-3),
+                                          progress=False),
+        criterion=Distillation(teacher, "hard"))
+    after = losses()
+    assert after[0] < before[0] and after[1] < before[1]

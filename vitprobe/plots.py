@@ -1,0 +1,237 @@
+"""Figures in the papers' styles, saved as PNG and PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
+
+
+def save(fig, path: str | Path) -> list[Path]:
+    """Save ``fig`` as ``path``.png and .pdf; return both paths."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in (".png", ".pdf"):
+        p = path.with_suffix(ext)
+        fig.savefig(p, dpi=150, bbox_inches="tight")
+        out.append(p)
+    plt.close(fig)
+    return out
+
+
+def _kde(values: np.ndarray, grid: np.ndarray, total: int) -> np.ndarray:
+    """Density of ``values`` on ``grid``, scaled so its integral is len(values)/total (the
+    share of the whole spectrum on this side of zero)."""
+    from scipy.stats import gaussian_kde
+
+    if len(values) == 0:
+        return np.zeros_like(grid)
+    if len(values) < 2 or np.ptp(values) == 0:
+        width = max(abs(values[0]) * 0.05, 1e-6)
+        d = np.exp(-0.5 * ((grid - values[0]) / width) ** 2) / (width * np.sqrt(2 * np.pi))
+    else:
+        d = gaussian_kde(values)(grid)
+    return d * len(values) / total
+
+
+def spectrum_figure(spectra: dict[str, np.ndarray], path: str | Path,
+                    title: str = "Hessian max eigenvalue spectra") -> list[Path]:
+    """Park & Kim 2022 Fig. 4 style: negative and positive eigenvalue densities in two
+    panels, one colour per model; the legend carries NEP and APE."""
+    from .hessian import ape, nep
+
+    fig, (axn, axp) = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    all_vals = np.concatenate([np.ravel(v)[np.isfinite(np.ravel(v))] for v in spectra.values()])
+    neg_lim = min(all_vals.min(), -1e-3) * 1.1 if (all_vals < 0).any() else -1.0
+    pos_lim = max(all_vals.max(), 1e-3) * 1.1
+    for i, (label, vals) in enumerate(spectra.items()):
+        v = np.ravel(vals)
+        v = v[np.isfinite(v)]
+        c = PALETTE[i % len(PALETTE)]
+        gn = np.linspace(neg_lim, 0, 200)
+        gp = np.linspace(0, pos_lim, 200)
+        axn.plot(gn, _kde(v[v < 0], gn, len(v)), color=c)
+        axp.plot(gp, _kde(v[v > 0], gp, len(v)), color=c,
+                 label=f"{label} (NEP {nep(v):.2f}, APE {ape(v):.3g})")
+        axn.plot(v[v < 0], np.zeros((v < 0).sum()), "|", color=c, ms=8)
+        axp.plot(v[v > 0], np.zeros((v > 0).sum()), "|", color=c, ms=8)
+    axn.set_xlabel("eigenvalue (negative)")
+    axp.set_xlabel("eigenvalue (positive)")
+    axn.set_ylabel("density")
+    axp.legend(fontsize=7, loc="upper right")
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
+def per_block_figure(rows: list[dict], path: str | Path) -> list[Path]:
+    """Top Hessian eigenvalue of each block's own parameters against depth, MSA blocks
+    shaded — the per-block view of curvature."""
+    fig, ax = plt.subplots(figsize=(7, 3))
+    models = sorted({r["model"] for r in rows}, key=[r["model"] for r in rows].index)
+    for i, m in enumerate(models):
+        rs = [r for r in rows if r["model"] == m]
+        depth = np.linspace(0, 1, len(rs))
+        vals = [r["max_eigenvalue"] for r in rs]
+        ax.plot(depth, vals, "o-", ms=3, color=PALETTE[i % len(PALETTE)], label=m)
+        for d, r in zip(depth, rs):
+            if r["kind"] == "msa":
+                ax.axvspan(d - 0.5 / len(rs), d + 0.5 / len(rs), color="grey", alpha=0.12, lw=0)
+    ax.set_yscale("symlog", linthresh=1e-2)
+    ax.set_xlabel("normalised depth")
+    ax.set_ylabel("top eigenvalue of the block's Hessian")
+    ax.legend(fontsize=7)
+    return save(fig, path)
+
+
+def fourier_figure(profiles: dict[str, list], path: str | Path) -> list[Path]:
+    """Fig. 2a: ΔlogAmplitude against frequency, one curve per tap coloured by depth."""
+    n = len(profiles)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3), squeeze=False)
+    cmap = plt.get_cmap("plasma")
+    for ax, (label, prof) in zip(axes[0], profiles.items()):
+        for p in prof:
+            ax.plot(np.asarray(p.frequencies) / np.pi, p.delta_log_amplitude,
+                    color=cmap(0.9 * p.depth), lw=1)
+        top = prof[-1].highest_frequency / np.pi
+        ax.set_xticks([0, top])
+        ax.set_xticklabels(["0", f"{top:.2g}π"])
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("frequency")
+    axes[0][0].set_ylabel("Δ log amplitude")
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 0.9))
+    fig.colorbar(sm, ax=axes[0].tolist(), label="normalised depth", shrink=0.8)
+    return save(fig, path)
+
+
+def depth_figure(series: dict[str, list], value: str, ylabel: str, path: str | Path,
+                 log: bool = False) -> list[Path]:
+    """Figs. 8 and 9: a per-tap measure against normalised depth, MSA taps shaded."""
+    n = len(series)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3), squeeze=False)
+    for i, (ax, (label, taps)) in enumerate(zip(axes[0], series.items())):
+        depth = np.array([t.depth for t in taps])
+        vals = np.array([getattr(t, value) for t in taps])
+        step = 0.5 / max(1, len(taps) - 1)
+        for d, t in zip(depth, taps):
+            if t.kind == "msa":
+                ax.axvspan(d - step, d + step, color="grey", alpha=0.2, lw=0)
+        ax.plot(depth, vals, "o-", ms=3, color=PALETTE[i % len(PALETTE)])
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("normalised depth (MSA shaded)")
+    axes[0][0].set_ylabel(ylabel)
+    return save(fig, path)
+
+
+def robustness_figure(curves: dict[str, dict], path: str | Path) -> list[Path]:
+    """Fig. 2b: accuracy change under band-limited noise against its frequency."""
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    for i, (label, r) in enumerate(curves.items()):
+        ax.plot(np.asarray(r["frequencies"]) / np.pi, 100 * np.asarray(r["accuracy_change"]),
+                "o-", ms=3, color=PALETTE[i % len(PALETTE)], label=label)
+    ax.set_xlabel("noise frequency (×π)")
+    ax.set_ylabel("accuracy change (%)")
+    ax.legend(fontsize=7)
+    return save(fig, path)
+
+
+def attribution_grid(images: np.ndarray, maps: dict[str, np.ndarray], path: str | Path,
+                     title: str = "") -> list[Path]:
+    """Rows: images; columns: the image, then each explanation upsampled over it."""
+    n = len(images)
+    cols = 1 + len(maps)
+    fig, axes = plt.subplots(n, cols, figsize=(1.6 * cols, 1.6 * n), squeeze=False)
+    for i in range(n):
+        img = images[i]
+        img = img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0))
+        img = (img - img.min()) / (np.ptp(img) + 1e-12)
+        axes[i][0].imshow(img, cmap="gray")
+        for j, (name, m) in enumerate(maps.items(), start=1):
+            axes[i][j].imshow(img, cmap="gray")
+            axes[i][j].imshow(m[i], cmap="jet", alpha=0.5,
+                              extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
+            if i == 0:
+                axes[i][j].set_title(name, fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    return save(fig, path)
+
+
+def mean_distance_figure(distances: dict[str, np.ndarray], path: str | Path) -> list[Path]:
+    """ViT Fig. 7 right: mean attention distance of every head against layer."""
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    for i, (label, d) in enumerate(distances.items()):
+        layers = np.arange(1, d.shape[0] + 1)
+        for h in range(d.shape[1]):
+            ax.scatter(layers + 0.08 * i, d[:, h], s=8, color=PALETTE[i % len(PALETTE)],
+                       label=label if h == 0 else None)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("mean attention distance (pixels)")
+    ax.legend(fontsize=7)
+    return save(fig, path)
+
+
+def position_similarity_figure(sim: np.ndarray, path: str | Path) -> list[Path]:
+    """ViT Fig. 7 centre: for each patch, the cosine similarity of its position embedding
+    with every other patch's."""
+    h, w = sim.shape[:2]
+    fig, axes = plt.subplots(h, w, figsize=(0.8 * w, 0.8 * h), squeeze=False)
+    for i in range(h):
+        for j in range(w):
+            axes[i][j].imshow(sim[i, j], vmin=-1, vmax=1, cmap="viridis")
+            axes[i][j].axis("off")
+    fig.suptitle("position embedding similarity", fontsize=9)
+    return save(fig, path)
+
+
+def landscape_figure(surfaces: dict[str, dict], path: str | Path, title: str = "") -> list[Path]:
+    """Fig. 1a: per model a 3-D surface and a contour of the 2-D slice; plus the 1-D slices
+    overlaid. Same colour scale for all models."""
+    n = len(surfaces)
+    fig = plt.figure(figsize=(3.4 * (n + 1), 6))
+    lo = min(np.nanmin(s["surface"].loss) for s in surfaces.values())
+    hi = max(np.nanmax(s["surface"].loss) for s in surfaces.values())
+    for i, (label, s) in enumerate(surfaces.items()):
+        surf = s["surface"]
+        A, B = np.meshgrid(surf.coords[0], surf.coords[1], indexing="ij")
+        ax3 = fig.add_subplot(2, n + 1, i + 1, projection="3d")
+        ax3.plot_surface(A, B, surf.loss, cmap="viridis", vmin=lo, vmax=hi, linewidth=0)
+        ax3.set_zlim(lo, hi)
+        ax3.set_title(label, fontsize=9)
+        ax2 = fig.add_subplot(2, n + 1, n + 1 + i + 1)
+        cs = ax2.contour(A, B, surf.loss, levels=np.linspace(lo, hi, 15), cmap="viridis")
+        ax2.clabel(cs, fontsize=5)
+        ax2.set_aspect("equal")
+    ax1 = fig.add_subplot(2, n + 1, n + 1)
+    for i, (label, s) in enumerate(surfaces.items()):
+        sl = s["slice"]
+        ax1.plot(sl.coords[0], sl.loss, color=PALETTE[i % len(PALETTE)], label=label)
+    ax1.set_xlabel("α (1-D slice)")
+    ax1.set_ylabel("loss")
+    ax1.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return save(fig, path)
+
+
+def zoo_figure(rows: list[dict], path: str | Path) -> list[Path]:
+    """Throughput against accuracy (or against MACs where no accuracy is cached)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    with_acc = [r for r in rows if r.get("test_acc") is not None]
+    use_acc = len(with_acc) >= 1
+    for i, r in enumerate(with_acc if use_acc else rows):
+        yv = 100 * r["test_acc"] if use_acc else r["macs"] / 1e6
+        ax.scatter(r["infer_img_s"], yv, s=20 + r["params"] / 2e5, color=PALETTE[i % 7])
+        ax.annotate(r["model"], (r["infer_img_s"], yv), fontsize=6)
+    ax.set_xscale("log")
+    ax.set_xlabel("inference images/s")
+    ax.set_ylabel("test accuracy (%)" if use_acc else "MMACs")
+    return save(fig, path)
