@@ -31,7 +31,20 @@ def parser() -> cli.ArgumentParser:
                    help="clean test images instead of augmented training images (labelled)")
     p.add_argument("--recalibrate-bn", action="store_true",
                    help="re-estimate BN statistics at every grid point")
+    p.add_argument("--trajectory", action="store_true",
+                   help="also the training trajectory from the cache's epoch checkpoints "
+                        "(Fig. 1b polar view, and Li et al.'s PCA projection)")
     return p
+
+
+def trajectory_of(run_dir: str) -> landscape.Trajectory:
+    """θ_0 (init.safetensors) and every epoch checkpoint of a cached run."""
+    run = Path(run_dir)
+    paths = [run / "init.safetensors"] + sorted((run / "epochs").glob("epoch-*.safetensors"))
+    if len(paths) < 2 or not paths[0].is_file():
+        raise ValueError(f"{run} keeps no epoch checkpoints for a trajectory")
+    states = [results.load_weights(p) for p in paths]
+    return landscape.trajectory(states)
 
 
 def landscape_data(spec: RunSpec, num_images: int, clean_test: bool) -> list:
@@ -83,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label}: centre loss {c:.4f}, max on grid {np.nanmax(s.loss):.4f}, "
               f"{s.seconds:.0f} s")
         record[label] = {"surface": s.to_dict(), "slice": res["slice"].to_dict(), "run": info}
+        if args.trajectory:
+            t = trajectory_of(info["run_dir"])
+            res["trajectory"] = t
+            record[label]["trajectory"] = {"radius": t.radius, "angle": t.angle,
+                                           "pca_coords": t.pca_coords,
+                                           "explained_variance": t.explained_variance}
     what = ("clean test data" if args.clean_test else "augmented training data") + \
         (f", NLL + {args.l2_coef}·Σ‖W‖" if args.l2_coef else ", NLL")
     path = results.save_result(out / "landscape.json", {"data": what, "models": record},
@@ -91,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
                                        for k, v in surfaces.items()})
     fig = plots.landscape_figure(surfaces, out / "landscape", title=f"loss landscape ({what})")
     print(f"results: {path}\nfigure: {fig[0]} (+ .pdf)")
+    if args.trajectory:
+        tf = plots.trajectory_figure({k: v["trajectory"] for k, v in surfaces.items()},
+                                     out / "trajectory")
+        print(f"trajectory: {tf[0]} (+ .pdf)")
     return 0
 
 

@@ -235,3 +235,20 @@ def zoo_figure(rows: list[dict], path: str | Path) -> list[Path]:
     ax.set_xlabel("inference images/s")
     ax.set_ylabel("test accuracy (%)" if use_acc else "MMACs")
     return save(fig, path)
+
+
+def trajectory_figure(trajectories: dict, path: str | Path) -> list[Path]:
+    """Fig. 1b: the training trajectory in polar coordinates (r = ‖θ_t − θ*‖ / ‖θ_0 − θ*‖,
+    angle between θ_t − θ* and θ_0 − θ*), and Li et al.'s top-2 PCA projection."""
+    fig = plt.figure(figsize=(7, 3.2))
+    axp = fig.add_subplot(1, 2, 1, projection="polar")
+    axc = fig.add_subplot(1, 2, 2)
+    for i, (label, t) in enumerate(trajectories.items()):
+        c = PALETTE[i % len(PALETTE)]
+        axp.plot(t.angle, t.radius, "o-", ms=3, color=c, label=label)
+        axc.plot(t.pca_coords[:, 0], t.pca_coords[:, 1], "o-", ms=3, color=c, label=label)
+    axp.set_thetamax(180)
+    axp.set_title("polar view (Park & Kim)", fontsize=8)
+    axc.set_title("top-2 PCA projection (Li et al.)", fontsize=8)
+    axc.legend(fontsize=7)
+    return save(fig, path)
