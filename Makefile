@@ -46,5 +46,5 @@ figures: setup
 	$(VPY) -m studies.variance   --model vit-ti,resnet-18 --out $(GALLERY) --quiet
 	$(VPY) -m studies.robustness --model vit-ti,resnet-18 --out $(GALLERY) --quiet
 	$(VPY) -m studies.attention  --model vit-ti --out $(GALLERY) --quiet
-	$(VPY) -m studies.landscape  --model vit-ti,resnet-18 --steps 11 --num-images 256 --out $(GALLERY) --quiet
+	$(VPY) -m studies.landscape  --model vit-ti,resnet-18 --steps 7 --num-images 128 --trajectory --out $(GALLERY) --quiet
 	cp $(GALLERY)/*.png figures/

@@ -58,6 +58,8 @@ def main() -> None:
             line += f"   loss-landscapes {peer:7.1f} s  ratio {peer / bound:.3f}"
         except ImportError:
             line += "   (loss-landscapes not installed)"
+        except Exception as e:  # the peer's own failure is a result too
+            line += f"   loss-landscapes crashed: {type(e).__name__}: {e}"
         print(line)
 
 

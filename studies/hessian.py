@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     cli.setup_logging(args.quiet)
     device = cli.resolve_device(args.device)
+    rank, world, group = cli.process_group()
     names = [m for m in args.model.split(",") if m]
     out = Path(args.out)
     record: dict = {"models": {}}
@@ -82,22 +83,27 @@ def main(argv: list[str] | None = None) -> int:
                                      f"({ckpt}); allowed: 0..{spec.recipe().epochs}")
                 load_checkpoint(model, ckpt, name)
             loader = spectrum_loader(spec, args.batch_size, args.clean)
-            s = hessian.spectrum(model, F.cross_entropy, loader.iterate(0), num_batches,
+            # under torchrun every rank takes its slice of each mini-batch; HVPs all-reduce
+            batches = ((x[rank::world], y[rank::world]) for x, y in loader.iterate(0))
+            s = hessian.spectrum(model, F.cross_entropy, batches, num_batches,
                                  k=args.k, tol=args.tol, seed=args.seed, weight_decay=wd,
-                                 mode=args.mode, progress=not args.quiet)
+                                 mode=args.mode, progress=not args.quiet and rank == 0,
+                                 group=group)
             key = "final" if epoch is None else f"epoch {epoch}"
             per_model["spectra"][key] = s.to_dict()
             spectra[label if len(epochs) == 1 else f"{label}, {key}"] = s.eigenvalues
-            print(f"{label} [{key}]: NEP {s.nep():.3f}  APE {s.ape():.4g}  "
-                  f"converged {int(s.converged.sum())}/{s.converged.size}  "
-                  f"{s.num_hvps} HVPs  {s.seconds:.0f} s")
+            if rank == 0:
+                print(f"{label} [{key}]: NEP {s.nep():.3f}  APE {s.ape():.4g}  "
+                      f"converged {int(s.converged.sum())}/{s.converged.size}  "
+                      f"{s.num_hvps} HVPs  {s.seconds:.0f} s")
         if args.per_block:
             x, y = next(spectrum_loader(spec, args.batch_size, args.clean).iterate(0))
             for tap, kind, params in block_parameter_groups(model):
                 t0 = time.perf_counter()
-                e = hessian.top_eigenvalues(model, F.cross_entropy, (x, y), k=min(args.k, 3),
-                                            tol=args.tol, seed=args.seed, params=params,
-                                            mode=args.mode)
+                e = hessian.top_eigenvalues(model, F.cross_entropy,
+                                            (x[rank::world], y[rank::world]),
+                                            k=min(args.k, 3), tol=args.tol, seed=args.seed,
+                                            params=params, mode=args.mode, group=group)
                 block_rows.append({"model": label, "block": tap, "kind": kind,
                                    "num_params": int(sum(dict(model.named_parameters())[p]
                                                          .numel() for p in params)),
@@ -105,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
                                    **e.to_dict(), "seconds": time.perf_counter() - t0})
             per_model["per_block"] = [r for r in block_rows if r["model"] == label]
         record["models"][label] = per_model
-    config = {**vars(args), "device": device, "torch_threads": torch.get_num_threads()}
+    if rank != 0:
+        return 0
+    config = {**vars(args), "device": device, "torch_threads": torch.get_num_threads(),
+              "world_size": world}
     path = results.save_result(out / "hessian.json", record, config, args.seed)
     figs = plots.spectrum_figure(spectra, out / "hessian",
                                  title=f"Hessian max eigenvalue spectra ({args.data}, "

@@ -55,23 +55,24 @@ def landscape_data(spec: RunSpec, num_images: int, clean_test: bool) -> list:
     loader = spectrum_loader(spec, 256, clean=False)
     batches, n = [], 0
     for x, y in loader.iterate(0):
-        batches.append((x, y))
-        n += len(y)
+        take = min(len(y), num_images - n)
+        batches.append((x[:take], y[:take]))
+        n += take
         if n >= num_images:
             break
     return batches
 
 
-def model_landscape(model, batches, args, seed: int, resume: Path) -> dict:
+def model_landscape(model, batches, args, seed: int, resume: Path, group=None) -> dict:
     norm = None if args.norm == "none" else args.norm
     d1 = landscape.random_direction(model, norm=norm, seed=seed)
     d2 = landscape.random_direction(model, norm=norm, seed=seed + 1)
     bn = batches if args.recalibrate_bn else None
     s2 = landscape.surface(model, F.cross_entropy, batches, (d1, d2), (args.steps, args.steps),
                            args.span, l2_coef=args.l2_coef, bn_data=bn, resume_path=resume,
-                           progress=not args.quiet)
+                           progress=not args.quiet, group=group)
     s1 = landscape.surface(model, F.cross_entropy, batches, (d1,), 2 * args.steps - 1,
-                           args.span, l2_coef=args.l2_coef, bn_data=bn)
+                           args.span, l2_coef=args.l2_coef, bn_data=bn, group=group)
     return {"surface": s2, "slice": s1}
 
 
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps < 2 or args.span <= 0 or args.num_images < 1:
         raise ValueError("--steps must be >= 2, --span > 0, --num-images >= 1")
     device = cli.resolve_device(args.device)
+    rank, _, group = cli.process_group()  # under torchrun, grid points are dealt to ranks
     out = Path(args.out)
     record, surfaces = {}, {}
     for name in [m for m in args.model.split(",") if m]:
@@ -89,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         model, info = trained_model(spec, args.checkpoint)
         batches = landscape_data(spec, args.num_images, args.clean_test)
         res = model_landscape(model, batches, args, args.seed,
-                              out / f"landscape_{label.replace(' ', '_')}.partial.npz")
+                              out / f"landscape_{label.replace(' ', '_')}.partial.npz", group)
         surfaces[label] = res
         s = res["surface"]
+        if rank != 0:
+            continue
         c = s.loss[args.steps // 2, args.steps // 2]
         print(f"{label}: centre loss {c:.4f}, max on grid {np.nanmax(s.loss):.4f}, "
               f"{s.seconds:.0f} s")
@@ -102,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             record[label]["trajectory"] = {"radius": t.radius, "angle": t.angle,
                                            "pca_coords": t.pca_coords,
                                            "explained_variance": t.explained_variance}
+    if rank != 0:
+        return 0
     what = ("clean test data" if args.clean_test else "augmented training data") + \
         (f", NLL + {args.l2_coef}·Σ‖W‖" if args.l2_coef else ", NLL")
     path = results.save_result(out / "landscape.json", {"data": what, "models": record},

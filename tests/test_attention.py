@@ -78,6 +78,22 @@ def test_capture_on_our_vit_and_alternet_windows():
     assert len(maps) == 3 and maps[0].shape[-1] == 16  # 4x4 windows
 
 
+def test_capture_on_cait_deit_and_cct():
+    kw = dict(num_classes=3, in_chans=1, img_size=28, patch_size=7)
+    cait = create_model("cait-xxs12", depth=2, **kw)
+    maps = attention.capture(cait, torch.randn(2, 1, 28, 28))
+    # two talking-heads self-attention layers on the 16 patches, then two class-attention
+    # layers where only the class token queries (class token + 16 patches)
+    assert [tuple(a.shape) for a in maps] == [(2, 4, 16, 16)] * 2 + [(2, 4, 1, 17)] * 2
+    deit = create_model("deit-ti-distilled", depth=2, **kw)
+    maps = attention.capture(deit, torch.randn(2, 1, 28, 28))
+    assert maps[0].shape == (2, 3, 18, 18)  # class + distillation tokens + 16 patches
+    cct = create_model("cct-2-3x2", num_classes=3, in_chans=1, img_size=28)
+    maps = attention.capture(cct, torch.randn(2, 1, 28, 28))
+    assert len(maps) == 2 and maps[0].shape == (2, 2, 49, 49)
+    torch.testing.assert_close(maps[1].sum(-1), torch.ones(2, 2, 49))
+
+
 def test_a_model_without_attention_gets_a_clear_error():
     with pytest.raises(ValueError, match="has no attention layers"):
         attention.capture(create_model("resnet-18", num_classes=3), torch.randn(1, 3, 32, 32))

@@ -91,3 +91,28 @@ def test_two_process_ddp_training_equals_one_process_with_the_same_global_batch(
 def test_a_dead_rank_makes_the_other_fail_instead_of_hanging(tmp_path):
     r, _ = launch(tmp_path, 2, "die", timeout_env="20")
     assert r.returncode != 0
+
+
+def test_hessian_study_runs_under_torchrun_and_agrees_with_one_process(tmp_path):
+    import json
+
+    common = ["--model", "vit-ti", "--preset", "smoke", "--data", "synthetic", "--model-args",
+              "embed_dim=32,heads=2,depth=2", "--runs-dir", str(tmp_path / "runs"),
+              "--num-batches", "2", "--k", "3", "--tol", "1e-6", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "studies.hessian", *common, "--out",
+                          str(tmp_path / "one")], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node=2", "-m", "studies.hessian", *common, "--out",
+                          str(tmp_path / "two")], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+
+    def eig(d):
+        rec = json.loads((tmp_path / d / "hessian.json").read_text())
+        return np.array(rec["results"]["models"]["vit-ti"]["spectra"]["final"]["eigenvalues"])
+
+    np.testing.assert_allclose(eig("two"), eig("one"), rtol=1e-4)
+    assert json.loads((tmp_path / "two" / "hessian.json").read_text())["config"]["world_size"] == 2

@@ -103,6 +103,15 @@ def init_distributed(device: str, timeout_s: float = 600.0) -> str:
     return device
 
 
+def process_group() -> tuple[int, int, object]:
+    """(rank, world size, group) — group is None in a single process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_rank(), dist.get_world_size(), dist.group.WORLD
+    return 0, 1, None
+
+
 def setup_logging(quiet: bool = False) -> None:
     import os
 

@@ -61,9 +61,13 @@ def explicit_attention(model: nn.Module) -> Iterator[list[nn.Module]]:
 
 
 def attention_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Modules that compute attention (have a ``fused_attn`` flag and an ``attn_drop``)."""
+    """Modules that compute attention: an ``attn_drop`` applied to the probabilities, and a
+    ``fused_attn`` flag or their own projections (CaiT's talking-heads attention has no
+    fused path)."""
     return [(n, m) for n, m in model.named_modules()
-            if isinstance(getattr(m, "fused_attn", None), bool) and hasattr(m, "attn_drop")]
+            if isinstance(getattr(m, "attn_drop", None), nn.Dropout)
+            and (isinstance(getattr(m, "fused_attn", None), bool) or hasattr(m, "qkv")
+                 or hasattr(m, "q"))]
 
 
 def _transformer_blocks(model: nn.Module) -> list[TapPoint] | None:
