@@ -10,7 +10,6 @@ FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(VPY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
