@@ -119,3 +119,21 @@ def test_msa_blocks_low_pass_and_reduce_variance_on_alternet_taps():
     assert [p.kind for p in prof].count("msa") == 3
     assert all(np.isfinite(p.delta_log_amplitude).all() for p in prof)
     assert variance.profile(m, torch.randn(2, 1, 28, 28))[0].variance > 0
+
+
+@pytest.mark.parametrize("name, kw, blocks", [
+    ("pit-ti", dict(depth=(1, 1, 1)), 3),
+    ("swin-ti", dict(depths=(1, 1, 1, 1)), 4),
+    ("cct-2-3x2", {}, 2),
+    ("cait-xxs12", dict(depth=2, patch_size=4), 2),
+])
+def test_taps_on_pit_swin_cct_cait(name, kw, blocks):
+    m = create_model(name, num_classes=3, in_chans=1, img_size=32, **kw).eval()
+    taps = features.capture(m, torch.randn(2, 1, 32, 32))
+    kinds = [t.kind for t in taps]
+    assert kinds.count("msa") == blocks and kinds.count("mlp") == blocks
+    for t in taps:
+        assert t.tensor.ndim == 4 and t.tensor.shape[0] == 2
+        assert t.tensor.shape[-1] == t.tensor.shape[-2]  # square maps, prefix tokens dropped
+    assert all(np.isfinite(p.delta_log_amplitude).all() for p in fourier.profile(m, torch.randn(
+        2, 1, 32, 32)))

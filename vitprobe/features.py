@@ -81,7 +81,9 @@ def _transformer_blocks(model: nn.Module) -> list[TapPoint] | None:
         return None
     taps = []
     if hasattr(model, "patch_embed"):
-        taps.append(TapPoint("patch_embed", "embed", model.patch_embed))
+        nhwc = "swin" in type(model).__name__.lower()  # Swin keeps maps channels-last
+        taps.append(TapPoint("patch_embed", "embed", model.patch_embed,
+                             "output_nhwc" if nhwc else "output"))
     for name, blk in blocks:
         nhwc = "swin" in type(blk).__name__.lower()
         taps.append(TapPoint(f"{name}.msa", "msa", blk.norm2, "input"))
