@@ -2,7 +2,7 @@
 a faithfulness score (deletion AUC, lower is better); mean attention distance per head;
 position-embedding similarity.
 
-python -m studies.attention --model vit-ti [--pool gap]
+python -m studies.attention --model vit-ti[,vit-ti@gap]   (name@pool: a pooling per model)
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from vitprobe import attention, cli, plots, results
 from vitprobe.features import grid_of
 
 from .probes import feature_parser, models_and_images
+
+
+def _slug(label: str) -> str:
+    return label.replace(" (", "-").replace(")", "").replace(" ", "_")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
                                      {k: F.interpolate(v[:args.show, None].float(),
                                                        size=x.shape[-2:], mode="nearest")[:, 0]
                                       .cpu().numpy() for k, v in expl.items()},
-                                     out / f"attention_{label.replace(' ', '_')}",
+                                     out / f"attention_{_slug(label)}",
                                      title=f"{label}: explanations")
-        pfig = plots.position_similarity_figure(sim, out / f"position_{label.split()[0]}")
+        pfig = plots.position_similarity_figure(sim, out / f"position_{_slug(label)}")
         record[label] = {"deletion_auc": faith, "mean_distance": distances[label],
                          "run": infos[label], "figures": [str(fig[0]), str(pfig[0])]}
         print(f"{label}: deletion AUC (lower = more faithful) " +

@@ -46,8 +46,11 @@ class RunSpec:
 
         overrides = {"patch_size": args.patch_size} if args.patch_size else {}
         overrides.update(parse_model_args(getattr(args, "model_args", None)))
+        pool = args.pool
+        if "@" in model:  # "vit-ti@gap": a pooling per entry of a --model list
+            model, pool = model.split("@", 1)
         return cls(model=model, data=args.data, preset=args.preset, seed=args.seed,
-                   pool=args.pool, data_fraction=args.data_fraction, data_dir=args.data_dir,
+                   pool=pool, data_fraction=args.data_fraction, data_dir=args.data_dir,
                    download=args.download, runs_dir=args.runs_dir, device=device,
                    progress=not args.quiet, overrides=overrides)
 

@@ -25,7 +25,7 @@ def models_and_images(args) -> tuple[dict[str, torch.nn.Module], torch.Tensor, t
     models, infos = {}, {}
     for name in [m for m in args.model.split(",") if m]:
         spec = RunSpec.from_args(args, name, device)
-        label = name + (f" ({args.pool})" if args.pool else "")
+        label = spec.model + (f" ({spec.pool})" if spec.pool else "")
         models[label], infos[label] = trained_model(spec, args.checkpoint)
     test = vdata.load(args.data, "test", args.data_dir, args.download)
     g = torch.Generator().manual_seed(args.seed)

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -68,3 +69,21 @@ def test_hessian_study_end_to_end_on_smoke_preset(tmp_path):
     for ext in ("png", "pdf"):
         assert (tmp_path / "out" / f"hessian.{ext}").stat().st_size > 1000
     assert "figure:" in r.stdout
+
+
+def test_attention_study_compares_class_token_and_gap_in_one_run(tmp_path):
+    import json
+
+    r = run("studies.attention", "--model", "vit-ti,vit-ti@gap", "--preset", "smoke", "--data",
+            "synthetic", "--model-args", "embed_dim=32,heads=2,depth=2", "--num-images", "4",
+            "--show", "2", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+            "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rec = json.loads((tmp_path / "out" / "attention.json").read_text())["results"]
+    assert set(rec) == {"vit-ti", "vit-ti (gap)"}
+    for v in rec.values():
+        assert set(v["deletion_auc"]) == {"rollout", "integrated gradients", "occlusion",
+                                          "random"}
+        assert np.array(v["mean_distance"]).shape == (2, 2)
+    assert (tmp_path / "out" / "attention_vit-ti-gap.png").is_file()
+    assert (tmp_path / "out" / "attention_faithfulness.md").is_file()
