@@ -92,14 +92,7 @@ class CompactTransformer(TokenModel):
         self.norm = nn.LayerNorm(dim)
         self.attn_pool = SeqPool(dim) if pool == "seqpool" else None
         self.head = nn.Linear(dim, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        self.apply(self.init_weights)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.tokenizer(x)

@@ -50,6 +50,17 @@ class TokenModel(nn.Module):
     def no_weight_decay(self) -> set[str]:
         return {"pos_embed", "cls_token"}
 
+    @staticmethod
+    def init_weights(m: nn.Module) -> None:
+        """timm's ViT initialisation: truncated normal (std 0.02) linears, unit LayerNorms."""
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         from timm.layers import resample_abs_pos_embed
 
