@@ -87,3 +87,18 @@ def test_attention_study_compares_class_token_and_gap_in_one_run(tmp_path):
         assert np.array(v["mean_distance"]).shape == (2, 2)
     assert (tmp_path / "out" / "attention_vit-ti-gap.png").is_file()
     assert (tmp_path / "out" / "attention_faithfulness.md").is_file()
+
+
+def test_zoo_table_reports_parameters_macs_and_throughput(tmp_path):
+    import json
+
+    r = run("studies.zoo", "--model", "cct-2-3x2,resnet-18", "--batch-size", "2", "--seconds",
+            "0.05", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path), "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {row["model"]: row for row in json.loads((tmp_path / "zoo.json").read_text())
+            ["results"]}
+    # CIFAR's 283,723 less 2 input channels of the first conv and 64 - 49 position rows
+    assert rows["cct-2-3x2"]["params"] == 283_723 - 2 * 64 * 9 - (64 - 49) * 128
+    assert rows["resnet-18"]["macs"] > rows["cct-2-3x2"]["macs"] > 0
+    assert all(row["infer_img_s"] > 0 and row["test_acc"] is None for row in rows.values())
+    assert "| cct-2-3x2 |" in (tmp_path / "zoo.md").read_text()
