@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from vitprobe import attention, cli, plots, results
-from vitprobe.features import grid_of
+from vitprobe.features import grid_of, num_prefix_tokens
 
 from .probes import feature_parser, models_and_images
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             target = model(x).argmax(-1)
         maps = attention.capture(model, x)
-        prefix = attention.prefix_tokens(model)
+        prefix = num_prefix_tokens(model)
         pool_w = None
         if getattr(model, "pool", None) == "seqpool":
             with torch.no_grad():

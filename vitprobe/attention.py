@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .features import attention_modules, explicit_attention, grid_of, num_prefix_tokens
+from .features import attention_modules, eval_mode, explicit_attention, grid_of
 
 
 @torch.no_grad()
@@ -32,10 +32,8 @@ def capture(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
         raise ValueError(f"{type(model).__name__} has no attention layers to capture")
     maps: list[torch.Tensor] = []
     handles = []
-    was = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
-        with explicit_attention(model):
+        with eval_mode(model), explicit_attention(model):
             for _, m in mods:
                 handles.append(m.attn_drop.register_forward_hook(
                     lambda mod, args, out: maps.append(out.detach())))
@@ -43,8 +41,6 @@ def capture(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
     finally:
         for h in handles:
             h.remove()
-        for m, flag in was:
-            m.training = flag
     return maps
 
 
@@ -157,7 +153,7 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, target: torch.T
     channels and averaged per patch: (B, h, w)."""
     from captum.attr import IntegratedGradients
 
-    with _eval(model):
+    with eval_mode(model):
         attr = IntegratedGradients(model).attribute(images, target=target, n_steps=steps,
                                                     baselines=torch.zeros_like(images))
     return _to_patches(attr.detach(), patch_size)
@@ -170,24 +166,11 @@ def occlusion(model: nn.Module, images: torch.Tensor, target: torch.Tensor,
     from captum.attr import Occlusion
 
     C = images.shape[1]
-    with _eval(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         attr = Occlusion(model).attribute(images, target=target,
                                           sliding_window_shapes=(C, patch_size, patch_size),
                                           strides=(C, patch_size, patch_size), baselines=0.0)
     return torch.nn.functional.avg_pool2d(attr.sum(1, keepdim=True), patch_size)[:, 0]
-
-
-class _eval:
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def __enter__(self):
-        self.flags = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        for m, f in self.flags:
-            m.training = f
 
 
 @torch.no_grad()
@@ -202,7 +185,7 @@ def deletion_curve(model: nn.Module, images: torch.Tensor, target: torch.Tensor,
     order = explanation.reshape(B, P).argsort(dim=1, descending=True)
     counts = np.linspace(0, P, steps + 1).round().astype(int)
     probs = np.zeros((B, steps + 1))
-    with _eval(model):
+    with eval_mode(model):
         for s, c in enumerate(counts):
             keep = torch.ones(B, P, device=images.device)
             if c:
@@ -223,6 +206,3 @@ def deletion_auc(model: nn.Module, images: torch.Tensor, target: torch.Tensor,
     x = np.linspace(0, 1, probs.shape[1])
     return float(np.trapezoid(probs, x, axis=1).mean())
 
-
-def prefix_tokens(model: nn.Module) -> int:
-    return num_prefix_tokens(model)

@@ -41,6 +41,19 @@ class Tap:
 
 
 @contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model.eval()`` for the duration; afterwards every module's own ``training`` flag is
+    as it was (a model in mixed modes comes back mixed), even on error."""
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+@contextlib.contextmanager
 def explicit_attention(model: nn.Module) -> Iterator[list[nn.Module]]:
     """Switch every attention module (timm's ``fused_attn`` flag, ours included) to the
     explicit softmax path for the duration; restore each flag afterwards, even on error.

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .features import capture
+from .features import capture, eval_mode
 
 
 def frequencies(size: int) -> np.ndarray:
@@ -102,9 +102,7 @@ def noise_robustness(model: nn.Module, data, frequencies: list[float] | np.ndarr
 
     ``data``: an iterable of (inputs, targets) batches (inputs already normalised).
     """
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         batches = [data] if isinstance(data, tuple) else list(data)
         correct = {"clean": 0, **{float(f): 0 for f in frequencies}}
         total = 0
@@ -115,8 +113,6 @@ def noise_robustness(model: nn.Module, data, frequencies: list[float] | np.ndarr
                 noisy = x + band_noise(tuple(x.shape), float(f), eps, bandwidth, g, x.device)
                 correct[float(f)] += (model(noisy).argmax(-1) == y).sum().item()
             total += len(y)
-    finally:
-        model.train(was)
     clean = correct["clean"] / total
     return {"clean_accuracy": clean, "frequencies": [float(f) for f in frequencies],
             "accuracy": [correct[float(f)] / total for f in frequencies],

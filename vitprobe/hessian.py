@@ -33,7 +33,7 @@ from torch import nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from .features import explicit_attention
+from .features import eval_mode, explicit_attention
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -70,18 +70,13 @@ def probe_mode(model: nn.Module, mode: str) -> Iterator[None]:
     """
     if mode not in ("eval", "train"):
         raise ValueError(f"mode must be 'eval' or 'train'; got {mode!r}")
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
+    with eval_mode(model):
         if mode == "train":
             for m in model.modules():
                 if isinstance(m, nn.modules.batchnorm._NormBase | nn.GroupNorm):
                     m.train()
         with explicit_attention(model):
             yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
 
 
 # ------------------------------------------------------------------------------ the operator

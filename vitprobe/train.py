@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from . import results
 from .data import Loader
+from .features import eval_mode
 from .presets import Recipe
 
 log = logging.getLogger("vitprobe.train")
@@ -154,19 +155,15 @@ def _all_sum(values: list[float], device: torch.device) -> list[float]:
 def evaluate(model: nn.Module, loader: Loader, amp: bool = False) -> dict:
     """Mean cross-entropy and accuracy of ``model`` on ``loader`` (eval mode, restored after);
     summed over ranks when the loader is sharded."""
-    was_training = model.training
-    model.eval()
     total, loss_sum, correct = 0, 0.0, 0
     device = loader.device
-    try:
+    with eval_mode(model):
         for x, y in loader.iterate(0):
             with _autocast(device, amp):
                 out = model(x)
             loss_sum += F.cross_entropy(out.float(), y, reduction="sum").item()
             correct += (out.argmax(-1) == y).sum().item()
             total += len(y)
-    finally:
-        model.train(was_training)
     if loader.world_size > 1:
         loss_sum, correct, total = _all_sum([loss_sum, correct, total], device)
     return {"loss": loss_sum / total, "acc": correct / total}
