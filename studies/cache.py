@@ -55,6 +55,11 @@ class RunSpec:
                    progress=not args.quiet, overrides=overrides)
 
     @property
+    def label(self) -> str:
+        """How results and figures name this model: ``vit-ti``, ``vit-ti (gap)``."""
+        return self.model + (f" ({self.pool})" if self.pool else "")
+
+    @property
     def run_name(self) -> str:
         name = self.model + (f"-{self.pool}" if self.pool else "")
         name += "".join(f"-{k.replace('_', '')}{v}" for k, v in sorted(self.overrides.items()))

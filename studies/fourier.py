@@ -9,29 +9,18 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import torch
-
 from vitprobe import cli, fourier, plots, results
-from vitprobe.summary import change_by_kind
 
-from .probes import feature_parser, models_and_images
+from .probes import feature_parser, models_and_images, profile_models
 
 
 def main(argv: list[str] | None = None) -> int:
     args = feature_parser("studies.fourier", __doc__).parse_args(argv)
     cli.setup_logging(args.quiet)
     models, x, _, infos = models_and_images(args)
-    profiles, record = {}, {}
-    for label, model in models.items():
-        with torch.no_grad():
-            prof = fourier.profile(model.eval(), x)
-        profiles[label] = prof
-        summary = change_by_kind(prof, "highest")
-        record[label] = {"taps": prof, "summary": summary, "run": infos[label]}
-        top = prof[-1].highest_frequency / math.pi
-        print(f"{label}: mean change of high-frequency ΔlogAmp at {top:.2f}π"
-              f" — MSA taps {summary['msa']:+.3f} (n={summary['n_msa']}), conv/MLP taps "
-              f"{summary['conv_mlp']:+.3f} (n={summary['n_conv_mlp']})")
+    profiles, record = profile_models(
+        models, x, infos, fourier.profile, "highest",
+        lambda p: f"high-frequency ΔlogAmp at {p[-1].highest_frequency / math.pi:.2f}π", "+.3f")
     out = Path(args.out)
     path = results.save_result(out / "fourier.json", record, vars(args), args.seed)
     f1 = plots.fourier_figure(profiles, out / "fourier")

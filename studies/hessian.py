@@ -70,10 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         if num_batches < 1 or args.k < 1 or args.batch_size < 2:
             raise ValueError("--num-batches, --k must be >= 1 and --batch-size >= 2")
         model, info = trained_model(spec, args.checkpoint)
-        label = name + (f" ({args.pool})" if args.pool else "")
+        label = spec.label
         epochs = ([None] if args.at_epochs is None
                   else [int(e) for e in args.at_epochs.split(",")])
         per_model = {"run": info, "spectra": {}}
+        # one loader per model: iterate(0) yields the same mini-batches at every epoch
+        loader = spectrum_loader(spec, args.batch_size, args.clean)
         for epoch in epochs:
             if epoch is not None:
                 ckpt = (Path(info.get("run_dir", "")) / ("init.safetensors" if epoch == 0 else
@@ -82,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
                     raise ValueError(f"the cache holds no checkpoint for epoch {epoch} of {name} "
                                      f"({ckpt}); allowed: 0..{spec.recipe().epochs}")
                 load_checkpoint(model, ckpt, name)
-            loader = spectrum_loader(spec, args.batch_size, args.clean)
             # under torchrun every rank takes its slice of each mini-batch; HVPs all-reduce
             batches = ((x[rank::world], y[rank::world]) for x, y in loader.iterate(0))
             s = hessian.spectrum(model, F.cross_entropy, batches, num_batches,
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"converged {int(s.converged.sum())}/{s.converged.size}  "
                       f"{s.num_hvps} HVPs  {s.seconds:.0f} s")
         if args.per_block:
-            x, y = next(spectrum_loader(spec, args.batch_size, args.clean).iterate(0))
+            x, y = next(loader.iterate(0))
             for tap, kind, params in block_parameter_groups(model):
                 t0 = time.perf_counter()
                 e = hessian.top_eigenvalues(model, F.cross_entropy,

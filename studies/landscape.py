@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     record, surfaces = {}, {}
     for name in [m for m in args.model.split(",") if m]:
         spec = RunSpec.from_args(args, name, device)
-        label = name + (f" ({args.pool})" if args.pool else "")
+        label = spec.label
         model, info = trained_model(spec, args.checkpoint)
         batches = landscape_data(spec, args.num_images, args.clean_test)
         res = model_landscape(model, batches, args, args.seed,

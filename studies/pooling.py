@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                              seed=args.seed, weight_decay=r.weight_decay,
                              progress=not args.quiet)
         acc = (info.get("metrics") or [{}])[-1].get("test_acc")
-        label = f"{args.model} ({pool})"
+        label = spec.label
         surfaces[label], spectra[label] = land, s.eigenvalues
         rows.append({"pool": pool, "test_acc": acc, "train_nll": nll, "nep": s.nep(),
                      "ape": s.ape(), "landscape_centre": float(

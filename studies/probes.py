@@ -25,10 +25,28 @@ def models_and_images(args) -> tuple[dict[str, torch.nn.Module], torch.Tensor, t
     models, infos = {}, {}
     for name in [m for m in args.model.split(",") if m]:
         spec = RunSpec.from_args(args, name, device)
-        label = spec.model + (f" ({spec.pool})" if spec.pool else "")
-        models[label], infos[label] = trained_model(spec, args.checkpoint)
+        models[spec.label], infos[spec.label] = trained_model(spec, args.checkpoint)
     test = vdata.load(args.data, "test", args.data_dir, args.download)
     g = torch.Generator().manual_seed(args.seed)
     idx = torch.randperm(len(test), generator=g)[:args.num_images]
     x = test.normalize(test.images[idx]).to(device)
     return models, x, test.targets[idx].to(device), infos
+
+
+def profile_models(models: dict, x: torch.Tensor, infos: dict, profile, value: str,
+                   what: str, fmt: str) -> tuple[dict, dict]:
+    """Run a per-tap ``profile`` (fourier.profile, variance.profile) on every model in eval
+    mode, print how ``value`` changes across MSA vs conv/MLP taps, and return the profiles
+    and the result record."""
+    from vitprobe.summary import change_by_kind
+
+    profiles, record = {}, {}
+    for label, model in models.items():
+        with torch.no_grad():
+            prof = profile(model.eval(), x)
+        profiles[label] = prof
+        s = change_by_kind(prof, value)
+        record[label] = {"taps": prof, "summary": s, "run": infos[label]}
+        print(f"{label}: mean change of {what(prof)} — MSA taps {s['msa']:{fmt}} "
+              f"(n={s['n_msa']}), conv/MLP taps {s['conv_mlp']:{fmt}} (n={s['n_conv_mlp']})")
+    return profiles, record

@@ -102,3 +102,18 @@ def test_zoo_table_reports_parameters_macs_and_throughput(tmp_path):
     assert rows["resnet-18"]["macs"] > rows["cct-2-3x2"]["macs"] > 0
     assert all(row["infer_img_s"] > 0 and row["test_acc"] is None for row in rows.values())
     assert "| cct-2-3x2 |" in (tmp_path / "zoo.md").read_text()
+
+
+@pytest.mark.parametrize("study, figure", [("fourier", "fourier_depth"),
+                                           ("variance", "variance")])
+def test_feature_studies_print_the_msa_vs_conv_summary(study, figure, tmp_path):
+    import json
+
+    r = run(f"studies.{study}", "--model", "vit-ti", "--preset", "smoke", "--data", "synthetic",
+            "--model-args", "embed_dim=32,heads=2,depth=2", "--num-images", "8",
+            "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path), "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "MSA taps" in r.stdout and "(n=2)" in r.stdout
+    summary = json.loads((tmp_path / f"{study}.json").read_text())["results"]["vit-ti"]["summary"]
+    assert summary["n_msa"] == 2 and summary["n_conv_mlp"] == 2
+    assert (tmp_path / f"{figure}.png").is_file()
