@@ -6,6 +6,7 @@ the cache does not have it.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,7 +187,7 @@ def _check_cached_recipe(run_dir: Path, config: dict) -> None:
     if not path.is_file():
         return
     saved = results.load_json(path).get("config", {})
-    want = results.load_json_text(results.to_json(config))
+    want = json.loads(results.to_json(config))  # the same JSON types as the saved file
     for key in ("recipe", "model_kwargs"):
         if saved.get(key) != want.get(key):
             what = key.replace("_", " ")
@@ -198,6 +199,4 @@ def run_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    import json
-
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -276,7 +276,7 @@ class Loader:
 
     def __init__(self, data: ImageData, batch_size: int, shuffle: bool = False,
                  augment: Augment | None = None, seed: int = 0, drop_last: bool = False,
-                 device: str | torch.device = "cpu", num_workers: int = 0, rank: int = 0,
+                 device: str | torch.device = "cpu", rank: int = 0,
                  world_size: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
@@ -285,7 +285,6 @@ class Loader:
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
         self.augment = augment or Augment()
         self.seed, self.drop_last, self.device = seed, drop_last, torch.device(device)
-        self.num_workers = num_workers
         # data parallel: every rank draws the same global batch, augments it identically and
         # keeps its slice, so N ranks see exactly what one process with the same batch sees
         self.rank, self.world_size = rank, world_size

@@ -160,9 +160,6 @@ class HessianOperator:
     def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
         return {n: t.view(s) for n, t, s in zip(self.names, v.split(self.sizes), self.shapes)}
 
-    def flat_params(self) -> torch.Tensor:
-        return self.flatten(self.params)
-
     # -- the one HVP
     def _hvp_batch(self, v: dict[str, torch.Tensor], x, y) -> list[torch.Tensor]:
         if self.backend == "forward":  # forward-over-reverse

@@ -3,7 +3,6 @@ Fashion-MNIST), ``paper`` (Park & Kim 2022's CIFAR recipe, REFERENCE.md §1, for
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from .data import Augment
@@ -59,6 +58,3 @@ def model_overrides(preset: str, model: str, img_size: int) -> dict:
         return {"patch_size": 4 if img_size == 28 else 2}
     return {}
 
-
-def with_changes(r: Recipe, **changes) -> Recipe:
-    return dataclasses.replace(r, **changes)

@@ -67,10 +67,6 @@ def save_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_bytes(path, (to_json(obj) + "\n").encode())
 
 
-def load_json_text(text: str) -> Any:
-    return json.loads(text)
-
-
 def load_json(path: str | Path) -> Any:
     with open(path) as f:
         return json.load(f)
