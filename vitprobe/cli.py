@@ -107,9 +107,10 @@ def process_group() -> tuple[int, int, object]:
     """(rank, world size, group) — group is None in a single process."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        return dist.get_rank(), dist.get_world_size(), dist.group.WORLD
-    return 0, 1, None
+    from .train import distributed
+
+    rank, world = distributed()
+    return rank, world, dist.group.WORLD if world > 1 else None
 
 
 def setup_logging(quiet: bool = False) -> None:
