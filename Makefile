@@ -36,14 +36,7 @@ bench: setup
 	$(VPY) benchmarks/train_throughput.py
 	$(VPY) benchmarks/hessian_vs_pyhessian.py
 
-# The committed gallery: every figure regenerated from the quick-preset cache (trained first
-# where missing); PNGs are copied to figures/, numbers stay in results/gallery/.
-GALLERY := results/gallery
+# The committed gallery and findings table: every study behind F1-F10 on the quick-preset
+# cache (trained first where missing; resumable), PNGs and figures/README.md regenerated.
 figures: setup
-	$(VPY) -m studies.hessian    --model vit-ti,resnet-18 --out $(GALLERY) --quiet
-	$(VPY) -m studies.fourier    --model vit-ti,resnet-18 --out $(GALLERY) --quiet
-	$(VPY) -m studies.variance   --model vit-ti,resnet-18 --out $(GALLERY) --quiet
-	$(VPY) -m studies.robustness --model vit-ti,resnet-18 --out $(GALLERY) --quiet
-	$(VPY) -m studies.attention  --model vit-ti --out $(GALLERY) --quiet
-	$(VPY) -m studies.landscape  --model vit-ti,resnet-18 --steps 7 --num-images 128 --trajectory --out $(GALLERY) --quiet
-	cp $(GALLERY)/*.png figures/
+	$(VPY) -m studies.reproduce --preset quick --quiet

@@ -14,7 +14,8 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Attention
 from torch import nn
 
-__all__ = ["Attention", "SeqPool", "TokenModel", "WindowAttention2d", "probe_tap"]
+__all__ = ["Attention", "SeqPool", "TokenModel", "WindowAttention2d", "probe_tap",
+           "resample_position_embeddings"]
 
 
 def probe_tap(name: str, kind: str, module: nn.Module, port: str = "output") -> tuple:
@@ -26,6 +27,42 @@ def probe_tap(name: str, kind: str, module: nn.Module, port: str = "output") -> 
     if kind not in {"embed", "conv", "msa", "mlp", "pool"}:
         raise ValueError(f"unknown tap kind {kind!r}")
     return (name, kind, module, port)
+
+
+def _prefix_tokens(n_old: int, n_new: int, hint: int) -> int | None:
+    """How many leading tokens (class, distillation) two position tables share: the count
+    that leaves a square grid in both (the model's own ``num_prefix_tokens`` first)."""
+    for p in dict.fromkeys([hint, 0, 1, 2, 3, 4]):
+        a, b = n_old - p, n_new - p
+        if a > 0 and b > 0 and int(a ** 0.5) ** 2 == a and int(b ** 0.5) ** 2 == b:
+            return p
+    return None
+
+
+def resample_position_embeddings(model: nn.Module, state_dict: dict) -> dict:
+    """``state_dict`` with every absolute position embedding (a key holding ``pos_embed``)
+    of another grid size resampled to ``model``'s by 2-D bicubic interpolation (ViT paper
+    §3.2), so a checkpoint trained at 28 px loads into a 32-px model. Token tables
+    ``(1, prefix + g*g, D)`` keep their prefix tokens; PiT's ``(1, C, H, W)`` maps are resized.
+    Other mismatches are left for ``load_state_dict`` to report."""
+    from timm.layers import resample_abs_pos_embed
+
+    own, out = model.state_dict(), dict(state_dict)
+    for key, value in state_dict.items():
+        target = own.get(key)
+        if "pos_embed" not in key or target is None or target.shape == value.shape:
+            continue
+        if value.ndim == 4 and target.ndim == 4 and value.shape[:2] == target.shape[:2]:
+            out[key] = F.interpolate(value.float(), size=tuple(target.shape[-2:]),
+                                     mode="bicubic", align_corners=False).to(value.dtype)
+        elif value.ndim == 3 and target.ndim == 3 and value.shape[-1] == target.shape[-1]:
+            p = _prefix_tokens(value.shape[1], target.shape[1],
+                               int(getattr(model, "num_prefix_tokens", 0) or 0))
+            if p is not None:
+                g_old, g_new = int((value.shape[1] - p) ** 0.5), int((target.shape[1] - p) ** 0.5)
+                out[key] = resample_abs_pos_embed(value, [g_new, g_new], [g_old, g_old],
+                                                  num_prefix_tokens=p)
+    return out
 
 
 class TokenModel(nn.Module):
@@ -62,15 +99,8 @@ class TokenModel(nn.Module):
             nn.init.zeros_(m.bias)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        from timm.layers import resample_abs_pos_embed
-
-        pe = state_dict.get("pos_embed")
-        if pe is not None and pe.shape != self.pos_embed.shape and pe.shape[-1] == self.embed_dim:
-            state_dict = dict(state_dict)
-            state_dict["pos_embed"] = resample_abs_pos_embed(
-                pe, list(self.grid_size), num_prefix_tokens=self.num_prefix_tokens)
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
+        return super().load_state_dict(resample_position_embeddings(self, state_dict),
+                                       strict=strict, assign=assign)
 
 class SeqPool(nn.Module):
     """Sequence pooling (Hassani et al. 2021, CCT): softmax over tokens of Linear(d -> 1).

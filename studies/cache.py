@@ -14,6 +14,7 @@ from pathlib import Path
 from torch import nn
 
 from models import create_model
+from models.layers import resample_position_embeddings
 from vitprobe import data as vdata
 from vitprobe import presets, results
 from vitprobe.train import Distillation, TrainConfig, distributed, fit
@@ -135,7 +136,7 @@ def load_checkpoint(model: nn.Module, path: str | Path, name: str) -> nn.Module:
                          f"(e.g. {missing[:2]}), {len(unexpected)} unexpected "
                          f"(e.g. {unexpected[:2]})")
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(resample_position_embeddings(model, state))
     except RuntimeError as e:
         first = str(e).split("\n")[1].strip() if "\n" in str(e) else str(e)
         raise ValueError(f"checkpoint {path} does not fit {name}: {first}") from None

@@ -63,6 +63,15 @@ def landscape_data(spec: RunSpec, num_images: int, clean_test: bool) -> list:
     return batches
 
 
+def mean_loss(model, batches: list) -> float:
+    """The NLL of ``model`` (as it is: call ``.eval()`` first) averaged over ``batches``."""
+    import torch
+
+    with torch.no_grad():
+        losses = [F.cross_entropy(model(x), y).item() for x, y in batches]
+    return float(np.average(losses, weights=[len(y) for _, y in batches]))
+
+
 def model_landscape(model, batches, args, seed: int, resume: Path, group=None) -> dict:
     norm = None if args.norm == "none" else args.norm
     d1 = landscape.random_direction(model, norm=norm, seed=seed)

@@ -10,14 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from vitprobe import cli, hessian, plots, results
+from vitprobe import cli, plots, results
 
 from .cache import RunSpec, trained_model
-from .hessian import spectrum_loader
-from .landscape import landscape_data, model_landscape
+from .hessian import preset_spectrum
+from .landscape import landscape_data, mean_loss, model_landscape
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,18 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         args.pool = pool
         spec = RunSpec.from_args(args, args.model, device)
         model, info = trained_model(spec, args.checkpoint)
-        r = spec.recipe()
         batches = landscape_data(spec, args.num_images, clean_test=False)
-        with torch.no_grad():
-            nll = float(np.average([F.cross_entropy(model(x), y).item() for x, y in batches],
-                                   weights=[len(y) for _, y in batches]))
+        nll = mean_loss(model, batches)
         land = model_landscape(model, batches, args, args.seed,
                                out / f"pooling_{pool}.partial.npz")
-        s = hessian.spectrum(model, F.cross_entropy,
-                             spectrum_loader(spec, 16, clean=False).iterate(0),
-                             args.num_batches or r.hessian_batches, k=5, tol=1e-3,
-                             seed=args.seed, weight_decay=r.weight_decay,
-                             progress=not args.quiet)
+        s = preset_spectrum(spec, model, args.num_batches, args.seed, not args.quiet)
         acc = (info.get("metrics") or [{}])[-1].get("test_acc")
         label = spec.label
         surfaces[label], spectra[label] = land, s.eigenvalues

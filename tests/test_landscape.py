@@ -48,6 +48,25 @@ def test_position_embeddings_are_excluded_by_default(vit64):
     assert torch.count_nonzero(d["blocks.0.attn.qkv.weight"]) > 0
 
 
+def test_orthogonalized_direction_has_zero_global_inner_product(vit64):
+    d1 = landscape.random_direction(vit64, seed=0)
+    d2 = landscape.random_direction(vit64, seed=1)
+    o = landscape.orthogonalize(d1, d2)
+
+    def dot(a, b):
+        return sum(float((a[k] * b[k]).sum()) for k in a)
+
+    assert abs(dot(d1, d2)) > 1e-3  # two random directions of a small model are not orthogonal
+    assert abs(dot(d1, o)) <= 1e-12 * dot(d1, d1)
+    # d2 = o + c d1 with c = <d1, d2> / <d1, d1>, by hand
+    c = dot(d1, d2) / dot(d1, d1)
+    for k in d2:
+        torch.testing.assert_close(o[k] + c * d1[k], d2[k])
+    assert set(o) == set(d2) and all(torch.count_nonzero(o[k]) == 0 for k in o
+                                     if torch.count_nonzero(d1[k]) == 0 and
+                                     torch.count_nonzero(d2[k]) == 0)
+
+
 class Linear(nn.Module):
     def __init__(self):
         super().__init__()

@@ -53,8 +53,16 @@ def recipe(preset: str, model: str) -> Recipe:
 
 def model_overrides(preset: str, model: str, img_size: int) -> dict:
     """Architecture settings a preset implies: patch 4 for ViTs at 28 px (49 tokens) so the
-    quick preset trains in CPU minutes; the paper's patch 2 at 32 px."""
+    quick preset trains in CPU minutes; the paper's patch 2 at 32 px. ``smoke`` shrinks every
+    family (2-block ViTs on a 4x4 grid, ResNet/AlterNet widths 16-128 and one head per MSA)
+    so a whole pipeline runs in a few CPU minutes; it is for tests, not for findings."""
+    if preset == "smoke":
+        if model.startswith("vit-"):
+            return {"patch_size": max(1, img_size // 4), "depth": 2}
+        if model.startswith(("resnet-", "alternet-")):
+            kw = {"widths": (16, 32, 64, 128)}
+            return {**kw, "heads": (1, 1, 1, 1)} if model.startswith("alternet") else kw
+        return {}
     if model.startswith("vit-"):
         return {"patch_size": 4 if img_size == 28 else 2}
     return {}
-

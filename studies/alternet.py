@@ -1,0 +1,134 @@
+"""AlterNet (Park & Kim 2022, §4 and Figs. 11-12): the paper's build-rule search, and fixed
+models side by side.
+
+python -m studies.alternet --search [--base alternet-18] [--data-fraction 0.25]
+python -m studies.alternet --model alternet-18,resnet-18,vit-ti
+
+The build rule: start from the all-conv network; replace conv blocks by MSA blocks from the
+end of the network, stage by stage (the last stage first); keep a replacement only while it
+improves accuracy; when it does not, move to the end of the previous stage. Every candidate
+is trained with the same recipe, data and seed, through the checkpoint cache (a rerun after
+a kill resumes where it stopped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from models.alternet import CONFIGS as alternet_configs
+from vitprobe import cli, plots, results
+
+from .cache import RunSpec, trained_model
+
+
+def search(evaluate: Callable[[tuple[int, ...]], float], layers: tuple[int, ...],
+           first_stage: int = 0) -> dict:
+    """The paper's build rule over per-stage MSA counts.
+
+    ``evaluate(msa)`` returns the accuracy of the AlterNet with those MSA counts (a stage of
+    n blocks holds at most n // 2: ``[Conv]*(n-2m) + [Conv, MSA]*m``). Stages are visited from
+    the last down to ``first_stage``; in each, one more MSA is tried while accuracy improves.
+    Returns every visited configuration in order, its accuracy and whether it was kept, the
+    chosen counts and their accuracy.
+    """
+    msa = [0] * len(layers)
+    best = evaluate(tuple(msa))
+    visited = [{"msa": tuple(msa), "accuracy": best, "kept": True}]
+    for stage in range(len(layers) - 1, first_stage - 1, -1):
+        while msa[stage] < layers[stage] // 2:
+            cand = list(msa)
+            cand[stage] += 1
+            acc = evaluate(tuple(cand))
+            kept = acc > best
+            visited.append({"msa": tuple(cand), "accuracy": acc, "kept": kept})
+            if not kept:
+                break
+            msa, best = cand, acc
+    return {"visited": visited, "chosen": tuple(msa), "accuracy": best}
+
+
+def _accuracy(info: dict) -> float:
+    return float((info.get("metrics") or [{}])[-1].get("test_acc", float("nan")))
+
+
+def _figure(rows: list[dict], path: Path, title: str) -> list[Path]:
+    fig, ax = plots.plt.subplots(figsize=(max(4.0, 0.9 * len(rows)), 3.2))
+    colors = [plots.PALETTE[0] if r.get("kept", True) else "#bbbbbb" for r in rows]
+    ax.bar(range(len(rows)), [100 * r["accuracy"] for r in rows], color=colors)
+    ax.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=30, ha="right",
+                  fontsize=7)
+    lo = min(100 * r["accuracy"] for r in rows)
+    ax.set_ylim(max(0.0, lo - 5), 100 * max(r["accuracy"] for r in rows) + 2)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=8)
+    return plots.save(fig, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = cli.base_parser("studies.alternet", __doc__.splitlines()[0])
+    p.set_defaults(model="alternet-18,resnet-18,vit-ti")
+    p.add_argument("--search", action="store_true", help="run the paper's build-rule search")
+    p.add_argument("--base", default="alternet-18",
+                   help="the AlterNet family to search (its stage depths; default alternet-18)")
+    p.add_argument("--first-stage", type=int, default=0,
+                   help="lowest stage (0-based) the search may put an MSA in")
+    args = p.parse_args(argv)
+    cli.setup_logging(args.quiet)
+    device = cli.resolve_device(args.device)
+    out = Path(args.out)
+    if args.search:
+        if args.base not in alternet_configs:
+            raise ValueError(f"--base must be one of {', '.join(alternet_configs)}; "
+                             f"got {args.base!r}")
+        layers = tuple(alternet_configs[args.base]["layers"])
+        if not 0 <= args.first_stage < len(layers):
+            raise ValueError(f"--first-stage must be in 0..{len(layers) - 1}")
+        runs, user_args = {}, args.model_args
+
+        def evaluate(msa: tuple[int, ...]) -> float:
+            args.model_args = ",".join(a for a in (user_args, f"msa={msa}") if a)
+            spec = RunSpec.from_args(args, args.base, device)
+            _, info = trained_model(spec)
+            runs[msa] = info
+            acc = _accuracy(info)
+            print(f"{args.base} msa={msa}: test accuracy {100 * acc:.2f} %", flush=True)
+            return acc
+
+        found = search(evaluate, layers, args.first_stage)
+        rows = [{**v, "label": "msa " + "".join(map(str, v["msa"])),
+                 "run": runs[v["msa"]].get("run_dir")} for v in found["visited"]]
+        lines = ["| step | MSA per stage | test acc | kept |", "|---|---|---|---|"]
+        lines += [f"| {i} | {r['msa']} | {100 * r['accuracy']:.2f} % | "
+                  f"{'yes' if r['kept'] else 'no'} |" for i, r in enumerate(rows)]
+        lines.append(f"\nchosen: msa={found['chosen']} ({100 * found['accuracy']:.2f} %)")
+        text = "\n".join(lines)
+        record = {"base": args.base, "layers": layers, "visited": rows,
+                  "chosen": found["chosen"], "accuracy": found["accuracy"]}
+        name = "alternet_search"
+        title = f"AlterNet build rule ({args.base}, data fraction {args.data_fraction:g})"
+    else:
+        rows = []
+        for m in [m for m in args.model.split(",") if m]:
+            spec = RunSpec.from_args(args, m, device)
+            model, info = trained_model(spec, args.checkpoint)
+            rows.append({"label": spec.label, "accuracy": _accuracy(info),
+                         "params": sum(q.numel() for q in model.parameters()), "run": info})
+        lines = ["| model | params | test acc |", "|---|---|---|"]
+        lines += [f"| {r['label']} | {r['params']:,} | {100 * r['accuracy']:.2f} % |"
+                  for r in rows]
+        text = "\n".join(lines)
+        record = {"models": rows}
+        name = "alternet"
+        title = f"test accuracy ({args.data}, {args.preset}, data fraction {args.data_fraction:g})"
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(text + "\n")
+    path = results.save_result(out / f"{name}.json", record, vars(args), args.seed)
+    fig = _figure(rows, out / name, title)
+    print(f"results: {path}\nfigure: {fig[0]} (+ .pdf)")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,119 @@
+"""Small-data study (Park & Kim 2022, Figs. 3 and 4): train each model on class-stratified
+fractions of the training set; training NLL (augmented training data) against test error
+(F5: ViT does not overfit small data), and the Hessian spectra per fraction (F3: less data,
+more negative eigenvalues).
+
+python -m studies.subsets --model vit-ti,resnet-18 --fractions 0.02,0.06,0.25,1.0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vitprobe import cli, plots, results
+
+from .cache import RunSpec, trained_model
+from .hessian import preset_spectrum
+from .landscape import landscape_data, mean_loss
+
+
+def parse_fractions(text: str) -> list[float]:
+    try:
+        fractions = sorted({float(f) for f in text.split(",") if f.strip()})
+    except ValueError:
+        fractions = []
+    if not fractions or any(not 0 < f <= 1 for f in fractions):
+        raise ValueError(f"--fractions wants comma-separated numbers in (0, 1]; got {text!r}")
+    return fractions
+
+
+def figure(rows: list[dict], path: Path) -> list[Path]:
+    """Fig. 3's view: training NLL and test error against the data fraction, per model."""
+    fig, axes = plots.plt.subplots(1, 2, figsize=(8, 3.2))
+    for i, model in enumerate(dict.fromkeys(r["model"] for r in rows)):
+        mine = [r for r in rows if r["model"] == model]
+        f = [r["fraction"] for r in mine]
+        kw = dict(color=plots.PALETTE[i % len(plots.PALETTE)], marker="o", label=model)
+        axes[0].plot(f, [r["train_nll"] for r in mine], **kw)
+        axes[1].plot(f, [100 * (1 - r["test_acc"]) for r in mine], **kw)
+    for ax, what in zip(axes, ("training NLL (augmented)", "test error (%)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("fraction of the training set")
+        ax.set_ylabel(what)
+    axes[0].legend(fontsize=7)
+    return plots.save(fig, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = cli.base_parser("studies.subsets", __doc__.splitlines()[0])
+    p.set_defaults(model="vit-ti,resnet-18")
+    p.add_argument("--fractions", default="0.02,0.06,0.25,1.0")
+    p.add_argument("--num-images", type=int, default=512,
+                   help="augmented training images for the training NLL")
+    p.add_argument("--num-batches", type=int, default=None, help="Hessian mini-batches")
+    p.add_argument("--hessian-models", default=None,
+                   help="models whose spectra to compute (default: every --model; 'none')")
+    args = p.parse_args(argv)
+    cli.setup_logging(args.quiet)
+    fractions = parse_fractions(args.fractions)
+    device = cli.resolve_device(args.device)
+    out = Path(args.out)
+    models = [m for m in args.model.split(",") if m]
+    probed = models if args.hessian_models is None else [
+        m for m in args.hessian_models.split(",") if m and m != "none"]
+    if set(probed) - set(models):
+        raise ValueError(f"--hessian-models must be among --model ({', '.join(models)}); "
+                         f"got {args.hessian_models!r}")
+    rows, spectra = [], {}
+    for name in models:
+        for fraction in fractions:
+            args.data_fraction = fraction
+            spec = RunSpec.from_args(args, name, device)
+            model, info = trained_model(spec, args.checkpoint)
+            nll = mean_loss(model.eval(), landscape_data(spec, args.num_images, clean_test=False))
+            row = {"model": spec.label, "fraction": fraction, "train_nll": nll,
+                   "test_acc": float(info["metrics"][-1]["test_acc"]), "run": info}
+            if name in probed:
+                s = preset_spectrum(spec, model, args.num_batches, args.seed, not args.quiet)
+                row.update(nep=s.nep(), ape=s.ape(), spectrum=s.to_dict())
+                spectra[f"{spec.label}, {fraction:g}"] = s.eigenvalues
+            rows.append(row)
+            print(f"{spec.label} on {fraction:g} of the data: train NLL {nll:.4f}, test error "
+                  f"{100 * (1 - row['test_acc']):.2f} %" + (
+                      f", NEP {row['nep']:.3f}, APE {row['ape']:.4g}" if "nep" in row else ""),
+                  flush=True)
+    head = "| model | fraction | train NLL (aug.) | test error |"
+    rule = "|---|---|---|---|"
+    if probed:
+        head, rule = head + " NEP | APE |", rule + "---|---|"
+    lines = [head, rule]
+    for r in rows:
+        line = (f"| {r['model']} | {r['fraction']:g} | {r['train_nll']:.4f} | "
+                f"{100 * (1 - r['test_acc']):.2f} % |")
+        if probed:
+            line += (f" {r['nep']:.3f} | {r['ape']:.4g} |" if "nep" in r else " | |")
+        lines.append(line)
+    text = "\n".join(lines)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "subsets.md").write_text(text + "\n")
+    path = results.save_result(out / "subsets.json", rows, vars(args), args.seed)
+    figs = [figure(rows, out / "subsets")[0]]
+    if spectra:
+        figs.append(plots.spectrum_figure(spectra, out / "subsets_hessian",
+                                          title="Hessian spectra per training-set fraction")[0])
+    print(text)
+    print(f"results: {path}\nfigures: {', '.join(map(str, figs))} (+ .pdf)")
+    # the correlation F5 reads: does training NLL rise with test error as data shrinks?
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        if len(mine) > 2:
+            c = np.corrcoef([r["train_nll"] for r in mine], [1 - r["test_acc"] for r in mine])
+            print(f"{model}: correlation of training NLL and test error over fractions "
+                  f"{c[0, 1]:+.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

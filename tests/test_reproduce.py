@@ -1,0 +1,86 @@
+"""The reproduction pipeline: the AlterNet build rule on a stubbed evaluator, and
+``studies.reproduce --preset smoke`` end to end (figures, ten findings with numbers, cache
+reuse on a rerun)."""
+
+import json
+import re
+import time
+
+import pytest
+
+from studies import alternet, reproduce
+
+
+def test_alternet_search_visits_the_papers_order_and_stops_when_accuracy_stops_improving():
+    acc = {(0, 0, 0, 0): 0.70,
+           (0, 0, 0, 1): 0.72,   # last stage: first MSA helps, kept
+           (0, 0, 0, 2): 0.71,   # a second one does not -> move to stage 3
+           (0, 0, 1, 1): 0.74,   # kept
+           (0, 0, 2, 1): 0.75,   # kept
+           (0, 0, 3, 1): 0.75,   # equal is not better -> move to stage 2
+           (0, 1, 2, 1): 0.73,   # worse -> move to stage 1
+           (1, 0, 2, 1): 0.60}   # worse -> stages exhausted
+    calls = []
+
+    def evaluate(msa):
+        calls.append(msa)
+        return acc[msa]
+
+    found = alternet.search(evaluate, layers=(3, 4, 6, 4))
+    assert calls == list(acc)
+    assert [v["kept"] for v in found["visited"]] == [True, True, False, True, True, False,
+                                                      False, False]
+    assert found["chosen"] == (0, 0, 2, 1) and found["accuracy"] == 0.75
+
+
+def test_alternet_search_respects_the_stage_capacity_and_first_stage():
+    calls = []
+
+    def always_better(msa):
+        calls.append(msa)
+        return sum(msa)
+
+    found = alternet.search(always_better, layers=(2, 2, 2, 2), first_stage=1)
+    # two blocks per stage hold one [Conv, MSA] pair; stage 0 is never touched
+    assert calls == [(0, 0, 0, 0), (0, 0, 0, 1), (0, 0, 1, 1), (0, 1, 1, 1)]
+    assert found["chosen"] == (0, 1, 1, 1)
+
+
+def test_reproduce_smoke_end_to_end_and_a_rerun_reuses_the_cache(tmp_path, monkeypatch):
+    out, figs, runs = tmp_path / "out", tmp_path / "figures", tmp_path / "runs"
+    argv = ["--preset", "smoke", "--out", str(out), "--figures-dir", str(figs),
+            "--runs-dir", str(runs), "--quiet"]
+    t = time.perf_counter()
+    assert reproduce.main(argv) == 0
+    assert time.perf_counter() - t < 180
+    expected = [png for step in reproduce.plan("smoke") for png, _ in step.figures]
+    assert len(expected) >= 14
+    for png in expected:
+        assert (figs / png).stat().st_size > 1000, png
+    rows = json.loads((out / "findings.json").read_text())["results"]["findings"]
+    assert [r["id"] for r in rows] == [f"F{i}" for i in range(1, 11)]
+    for r in rows:
+        assert r["verdict"] in ("holds", "does not hold")
+        assert re.search(r"\d", r["measured"]) and "nan" not in r["measured"].lower(), r
+        assert r["why"] == "" if r["verdict"] == "holds" else r["why"]
+    readme = (figs / "README.md").read_text()
+    assert all(png in readme for png in expected) and "| F10 |" in readme
+
+    # a rerun trains nothing: one study is redone from the cache, the others are skipped
+    import studies.cache
+
+    def no_training(*a, **k):
+        raise AssertionError("a rerun must not train")
+
+    monkeypatch.setattr(studies.cache, "fit", no_training)
+    (out / "fourier" / "done.json").unlink()
+    before = (out / "hessian" / "hessian.json").stat().st_mtime_ns
+    assert reproduce.main(argv) == 0
+    assert (out / "fourier" / "done.json").is_file()
+    assert (out / "hessian" / "hessian.json").stat().st_mtime_ns == before
+
+
+def test_reproduce_rejects_an_unknown_preset(capsys):
+    with pytest.raises(SystemExit) as e:
+        reproduce.main(["--preset", "huge"])
+    assert e.value.code == 2

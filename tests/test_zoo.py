@@ -1,0 +1,106 @@
+"""Every zoo model (DeiT, CaiT, PiT, Swin, the CCT family) under every probe: its HVP equals
+float64 finite differences of its gradient, its attention maps are probability rows, and a
+28-px checkpoint loads into a 32-px model with resampled position embeddings."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models import create_model
+from studies.cache import load_checkpoint
+from vitprobe import attention, hessian, results
+
+SMALL = {
+    "deit-ti-distilled": dict(depth=1, embed_dim=24, heads=2, patch_size=7),
+    "cait-xxs12": dict(depth=1, embed_dim=24, heads=2, patch_size=7),
+    "pit-ti": dict(depth=(1, 1, 1), base_dims=(8, 8, 8), heads=(1, 1, 1), patch_size=4,
+                   stride=2),
+    "swin-ti": dict(depths=(1, 1, 1, 1), embed_dim=12, heads=(1, 1, 1, 1), patch_size=2),
+    "cct-2-3x2": dict(embed_dim=16, heads=2),
+    "cvt-7-4": dict(embed_dim=16, heads=2),
+    "vit-lite-7-4": dict(embed_dim=16, heads=2),
+}
+
+
+def batch(chans=1, size=28, n=6):
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(n, chans, size, size, generator=g, dtype=torch.float64),
+            torch.randint(0, 3, (n,), generator=g))
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_hvp_of_every_zoo_model_equals_finite_differences(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=3, in_chans=1, img_size=28, **SMALL[name])
+    model = model.double().eval()
+    x, y = batch()
+    g = torch.Generator().manual_seed(1)
+    named = dict(model.named_parameters())
+    v = {n: torch.randn(p.shape, generator=g, dtype=p.dtype) for n, p in named.items()}
+    hv = hessian.hvp(model, F.cross_entropy, (x, y), v)
+    flat_hv = torch.cat([hv[n].reshape(-1) for n in named])
+
+    # a small step: ReLU/max-pool kinks (CCT's conv tokenizer) must not fall inside it
+    m, eps = copy.deepcopy(model), 1e-7
+
+    def grad_at(sign):
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                p.copy_(named[n] + sign * eps * v[n])
+        m.zero_grad()
+        F.cross_entropy(m(x), y).backward()
+        return torch.cat([p.grad.reshape(-1) for p in m.parameters()])
+
+    fd = (grad_at(1) - grad_at(-1)) / (2 * eps)
+    assert flat_hv.norm() > 0
+    assert (flat_hv - fd).norm() <= 1e-6 * flat_hv.norm()
+
+
+@pytest.mark.parametrize("name, tokens", [("pit-ti", None), ("swin-ti", 16)])
+def test_attention_maps_of_pit_and_swin_are_probability_rows(name, tokens):
+    model = create_model(name, num_classes=3, in_chans=1, img_size=28, **SMALL[name])
+    maps = attention.capture(model, torch.randn(2, 1, 28, 28))
+    assert len(maps) == (3 if name == "pit-ti" else 4)
+    for a in maps:
+        assert a.ndim == 4 and a.shape[-1] == a.shape[-2] or a.shape[-2] == 1
+        torch.testing.assert_close(a.sum(-1), torch.ones(a.shape[:-1]))
+    if tokens:  # Swin: 2x2 windows of the 14x14 map hold 4x4 = 16 tokens
+        assert maps[0].shape[-1] == tokens
+
+
+@pytest.mark.parametrize("name", sorted(set(SMALL) - {"swin-ti"}) + ["vit-ti"])
+def test_a_28px_checkpoint_loads_into_a_32px_model(name, tmp_path):
+    kw = dict(SMALL.get(name, dict(depth=1, patch_size=4)))
+    if "patch_size" in kw and name != "pit-ti":
+        kw["patch_size"] = 4  # divides 28 and 32
+    torch.manual_seed(0)
+    small = create_model(name, num_classes=3, in_chans=1, img_size=28, **kw)
+    big = create_model(name, num_classes=3, in_chans=1, img_size=32, **kw)
+    key = next(k for k in small.state_dict() if "pos_embed" in k)
+    old, new_shape = small.state_dict()[key], big.state_dict()[key].shape
+    assert old.shape != new_shape
+    prefix = old.shape[1] - int(old.shape[1] ** 0.5) ** 2 if old.ndim == 3 else 0
+    with torch.no_grad():  # a per-channel constant grid: any interpolation keeps it exactly
+        if old.ndim == 3:
+            old[:, prefix:] = torch.arange(old.shape[-1], dtype=old.dtype)
+        else:
+            old[:] = torch.arange(old.shape[1], dtype=old.dtype).view(1, -1, 1, 1)
+    state = dict(small.state_dict())
+    results.save_weights(tmp_path / "model.safetensors", state)
+    load_checkpoint(big, tmp_path, name)
+    got = big.state_dict()[key]
+    assert got.shape == new_shape
+    if old.ndim == 3:
+        torch.testing.assert_close(got[:, :prefix], old[:, :prefix])  # class/distill tokens
+        torch.testing.assert_close(got[:, prefix:],
+                                   torch.arange(old.shape[-1], dtype=old.dtype).expand_as(
+                                       got[:, prefix:]))
+    else:
+        torch.testing.assert_close(got, torch.arange(old.shape[1], dtype=old.dtype).view(
+            1, -1, 1, 1).expand_as(got))
+    for k, v in state.items():  # everything else loads unchanged
+        if k != key:
+            torch.testing.assert_close(big.state_dict()[k], v)
+    assert big(torch.randn(2, 1, 32, 32)).shape == (2, 3)
