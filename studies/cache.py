@@ -41,6 +41,10 @@ class RunSpec:
     alpha: float = 0.5
     tau: float = 1.0
 
+    def __post_init__(self) -> None:
+        if self.pool == "cls" and self.model.startswith("vit-"):
+            self.pool = None  # the ViT default: one cache entry, not two identical runs
+
     @classmethod
     def from_args(cls, args, model: str, device: str) -> RunSpec:
         """The spec the common command-line arguments (``vitprobe.cli.base_parser``) ask for."""

@@ -4,7 +4,6 @@ reuse on a rerun)."""
 
 import json
 import re
-import time
 
 import pytest
 
@@ -50,9 +49,7 @@ def test_reproduce_smoke_end_to_end_and_a_rerun_reuses_the_cache(tmp_path, monke
     out, figs, runs = tmp_path / "out", tmp_path / "figures", tmp_path / "runs"
     argv = ["--preset", "smoke", "--out", str(out), "--figures-dir", str(figs),
             "--runs-dir", str(runs), "--quiet"]
-    t = time.perf_counter()
-    assert reproduce.main(argv) == 0
-    assert time.perf_counter() - t < 180
+    assert reproduce.main(argv) == 0  # ~1 min on the 2-core CPU (README); not timed here
     expected = [png for step in reproduce.plan("smoke") for png, _ in step.figures]
     assert len(expected) >= 14
     for png in expected:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from models import create_model
 from studies.cache import load_checkpoint
-from vitprobe import attention, hessian, results
+from vitprobe import attention, features, hessian, results
 
 SMALL = {
     "deit-ti-distilled": dict(depth=1, embed_dim=24, heads=2, patch_size=7),
@@ -58,16 +58,25 @@ def test_hvp_of_every_zoo_model_equals_finite_differences(name):
     assert (flat_hv - fd).norm() <= 1e-6 * flat_hv.norm()
 
 
-@pytest.mark.parametrize("name, tokens", [("pit-ti", None), ("swin-ti", 16)])
-def test_attention_maps_of_pit_and_swin_are_probability_rows(name, tokens):
-    model = create_model(name, num_classes=3, in_chans=1, img_size=28, **SMALL[name])
-    maps = attention.capture(model, torch.randn(2, 1, 28, 28))
-    assert len(maps) == (3 if name == "pit-ti" else 4)
-    for a in maps:
-        assert a.ndim == 4 and a.shape[-1] == a.shape[-2] or a.shape[-2] == 1
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_attention_maps_and_taps_of_every_zoo_model(name):
+    model = create_model(name, num_classes=3, in_chans=1, img_size=28, **SMALL[name]).eval()
+    x = torch.randn(2, 1, 28, 28)
+    maps = attention.capture(model, x)
+    blocks = {"pit-ti": 3, "swin-ti": 4, "cct-2-3x2": 2, "cvt-7-4": 7, "vit-lite-7-4": 7,
+              "deit-ti-distilled": 1, "cait-xxs12": 1 + 2}[name]  # CaiT: + 2 class-attention
+    assert len(maps) == blocks
+    for a in maps:  # (B, heads, queries, keys): every query's row is a distribution
+        assert a.ndim == 4 and a.shape[0] * a.shape[1] >= 2 and a.shape[-2] in (1, a.shape[-1])
+        if name == "cait-xxs12" and a.shape[-2] > 1:
+            continue  # talking heads mix the heads after the softmax: rows are not normalised
         torch.testing.assert_close(a.sum(-1), torch.ones(a.shape[:-1]))
-    if tokens:  # Swin: 2x2 windows of the 14x14 map hold 4x4 = 16 tokens
-        assert maps[0].shape[-1] == tokens
+    if name == "swin-ti":  # window 4: 4x4 = 16 tokens attend to each other
+        assert maps[0].shape[-1] == 16
+    taps = features.capture(model, x)
+    kinds = [t.kind for t in taps]
+    assert kinds.count("msa") >= 1 and kinds.count("mlp") >= 1
+    assert all(t.tensor.ndim == 4 and t.tensor.shape[-1] == t.tensor.shape[-2] for t in taps)
 
 
 @pytest.mark.parametrize("name", sorted(set(SMALL) - {"swin-ti"}) + ["vit-ti"])
