@@ -63,18 +63,18 @@ def main() -> None:
     run_dir = spec.run_dir.with_name(f"{spec.run_name}-{a.minutes:g}min")
     plan_path = run_dir / "config.json"
     recipe = spec.recipe()
+    train_loader, test_loader = cache.loaders(spec)
     if plan_path.is_file():  # a resumed run keeps the plan it started with
         plan = results.load_json(plan_path)["results"]
     else:
         ips = calibrate(spec, recipe)
-        n_train = len(cache.loaders(spec)[0].data)
+        n_train = len(train_loader.data)
         epochs = max(1, math.floor(a.minutes * 60 * ips / n_train))
         plan = {"images_per_s": ips, "epochs": epochs, "minutes": a.minutes}
         results.save_result(plan_path, plan, {"spec": spec, "recipe": recipe}, a.seed)
     print(f"{a.model}: calibrated {plan['images_per_s']:.0f} images/s -> {plan['epochs']} "
           f"epochs of the quick recipe in {a.minutes:g} min", flush=True)
     recipe = replace(recipe, epochs=plan["epochs"])
-    train_loader, test_loader = cache.loaders(spec)
     model = cache.build(spec)
     metrics = fit(model, train_loader, test_loader, TrainConfig(recipe, seed=a.seed), run_dir)
     minutes = sum(m["epoch_seconds"] for m in metrics) / 60

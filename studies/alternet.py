@@ -19,7 +19,7 @@ from pathlib import Path
 from models.alternet import CONFIGS as alternet_configs
 from vitprobe import cli, plots, results
 
-from .cache import RunSpec, trained_model
+from .cache import RunSpec, final_test_accuracy, trained_model
 
 
 def search(evaluate: Callable[[tuple[int, ...]], float], layers: tuple[int, ...],
@@ -49,7 +49,8 @@ def search(evaluate: Callable[[tuple[int, ...]], float], layers: tuple[int, ...]
 
 
 def _accuracy(info: dict) -> float:
-    return float((info.get("metrics") or [{}])[-1].get("test_acc", float("nan")))
+    acc = final_test_accuracy(info)
+    return float("nan") if acc is None else float(acc)
 
 
 def _figure(rows: list[dict], path: Path, title: str) -> list[Path]:

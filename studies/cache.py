@@ -200,6 +200,12 @@ def _check_cached_recipe(run_dir: Path, config: dict) -> None:
                              f"preset changed?): delete it or pass another --runs-dir")
 
 
+def final_test_accuracy(info: dict) -> float | None:
+    """The last epoch's test accuracy of a ``trained_model`` info dict (None when unknown:
+    a ``--checkpoint`` model, or a run without a test set)."""
+    return (info.get("metrics") or [{}])[-1].get("test_acc")
+
+
 def run_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():

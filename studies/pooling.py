@@ -13,7 +13,7 @@ import numpy as np
 
 from vitprobe import cli, plots, results
 
-from .cache import RunSpec, trained_model
+from .cache import RunSpec, final_test_accuracy, trained_model
 from .hessian import preset_spectrum
 from .landscape import landscape_data, mean_loss, model_landscape
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         land = model_landscape(model, batches, args, args.seed,
                                out / f"pooling_{pool}.partial.npz")
         s = preset_spectrum(spec, model, args.num_batches, args.seed, not args.quiet)
-        acc = (info.get("metrics") or [{}])[-1].get("test_acc")
+        acc = final_test_accuracy(info)
         label = spec.label
         surfaces[label], spectra[label] = land, s.eigenvalues
         rows.append({"pool": pool, "test_acc": acc, "train_nll": nll, "nep": s.nep(),

@@ -14,7 +14,7 @@ import numpy as np
 
 from vitprobe import cli, plots, results
 
-from .cache import RunSpec, trained_model
+from .cache import RunSpec, final_test_accuracy, trained_model
 from .hessian import preset_spectrum
 from .landscape import landscape_data, mean_loss
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             model, info = trained_model(spec, args.checkpoint)
             nll = mean_loss(model.eval(), landscape_data(spec, args.num_images, clean_test=False))
             row = {"model": spec.label, "fraction": fraction, "train_nll": nll,
-                   "test_acc": float(info["metrics"][-1]["test_acc"]), "run": info}
+                   "test_acc": float(final_test_accuracy(info)), "run": info}
             if name in probed:
                 s = preset_spectrum(spec, model, args.num_batches, args.seed, not args.quiet)
                 row.update(nep=s.nep(), ape=s.ape(), spectrum=s.to_dict())
