@@ -1,8 +1,9 @@
 """Which HVP to use: double backward (reverse-over-reverse) vs forward-over-reverse
 (torch.func.jvp of grad), and one gradient for scale, on vit-ti and resnet-18 (batch 16,
-28 px), interleaved in one run.
+28 px), interleaved in one run; then what one vmapped pass over m vectors (``matmat``, used
+by the residual check, Hutch++ and Hutchinson) costs per vector against m single HVPs.
 
-python benchmarks/hvp_backends.py
+python benchmarks/hvp_backends.py [--columns 8]
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from vitprobe import hessian  # noqa: E402
 
 
 def main() -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--columns", type=int, default=8, help="vectors per matmat pass")
+    m = p.parse_args().columns
     torch.manual_seed(0)
     x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
     print(f"cpu, {torch.get_num_threads()} threads, batch 16")
@@ -42,11 +48,21 @@ def main() -> None:
                 H.backend = "reverse"
                 H.matvec(v)
 
-            t = interleaved({"reverse": rev, "forward": fwd, "grad": grad_once}, rounds=5)
+            V = torch.randn(H.n, m)
+
+            def block():
+                H.backend = "reverse"
+                H.matmat(V, block=m)
+
+            t = interleaved({"reverse": rev, "forward": fwd, "grad": grad_once,
+                             "block": block}, rounds=5)
         print(f"{name:10s} gradient {t['grad'] * 1e3:6.0f} ms   double backward "
               f"{t['reverse'] * 1e3:6.0f} ms ({t['reverse'] / t['grad']:.2f}x)   "
               f"forward-over-reverse {t['forward'] * 1e3:6.0f} ms "
               f"({t['forward'] / t['grad']:.2f}x)")
+        print(f"{'':10s} matmat of {m} vectors {t['block'] * 1e3:6.0f} ms = "
+              f"{t['block'] / m * 1e3:.0f} ms per vector, {t['block'] / (m * t['reverse']):.2f}x "
+              f"the cost of {m} single HVPs")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ _Builder = Callable[..., nn.Module]
 _REGISTRY: dict[str, tuple[_Builder, dict, tuple[str, ...]]] = {}
 
 _VIT_OVERRIDES = ("pool", "patch_size", "embed_dim", "depth", "heads", "mlp_ratio", "qkv_bias",
-                  "drop_rate", "attn_drop_rate", "drop_path_rate")
+                  "drop_rate", "attn_drop_rate", "drop_path_rate", "patch_drop_rate")
 _RESNET_OVERRIDES = ("layers", "drop_path_rate", "widths")
 _CCT_OVERRIDES = ("embed_dim", "heads", "mlp_ratio", "attn_drop_rate", "drop_rate",
                   "drop_path_rate", "pos_init_std")

@@ -9,7 +9,7 @@ Defaults follow the paper's CIFAR configurations (REFERENCE.md §1): no qkv bias
 from __future__ import annotations
 
 import torch
-from timm.layers import AttentionPoolLatent, PatchEmbed, trunc_normal_
+from timm.layers import AttentionPoolLatent, PatchDropout, PatchEmbed, trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import nn
 
@@ -30,7 +30,7 @@ class VisionTransformer(TokenModel):
                  num_classes: int = 10, embed_dim: int = 192, depth: int = 12, heads: int = 3,
                  mlp_ratio: float = 4.0, qkv_bias: bool = False, pool: str = "cls",
                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.0) -> None:
+                 drop_path_rate: float = 0.0, patch_drop_rate: float = 0.0) -> None:
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}; got {pool!r}")
@@ -49,6 +49,12 @@ class VisionTransformer(TokenModel):
         num_tokens = self.patch_embed.num_patches + self.num_prefix_tokens
         self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
+        # PatchDropout (Liu et al. 2022): in training only, keep a random (1 - rate) share of
+        # the patch tokens (prefix tokens always kept); eval and every probe see all tokens
+        if not 0.0 <= patch_drop_rate < 1.0:
+            raise ValueError(f"patch_drop_rate must be in [0, 1); got {patch_drop_rate}")
+        self.patch_drop = (PatchDropout(patch_drop_rate, self.num_prefix_tokens)
+                           if patch_drop_rate > 0 else nn.Identity())
         dpr = torch.linspace(0, drop_path_rate, depth).tolist()
         self.blocks = nn.Sequential(*[
             Block(embed_dim, heads, mlp_ratio, qkv_bias=qkv_bias, attn_drop=attn_drop_rate,
@@ -72,7 +78,7 @@ class VisionTransformer(TokenModel):
         x = self.patch_embed(x)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = self.pos_drop(x + self.pos_embed)
+        x = self.patch_drop(self.pos_drop(x + self.pos_embed))
         x = self.blocks(x)
         return self.norm(x)
 

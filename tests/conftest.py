@@ -53,3 +53,22 @@ def batch(n=12, seed=0, dtype=torch.float64, classes=3, size=8):
     x = torch.randn(n, 1, size, size, generator=g, dtype=dtype)
     y = torch.randint(0, classes, (n,), generator=g)
     return x, y
+
+
+def fd_hvp(model, loss_fn, x, y, v, eps):
+    """Central finite difference of the gradient along ``v`` (a dict by parameter name), on a
+    copy of ``model``: (g(θ + εv) − g(θ − εv)) / 2ε, flattened in parameter order."""
+    import copy
+
+    m = copy.deepcopy(model)
+    base = dict(model.named_parameters())
+
+    def grad_at(sign):
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                p.copy_(base[n] + sign * eps * v[n])
+        m.zero_grad()
+        loss_fn(m(x), y).backward()
+        return torch.cat([p.grad.reshape(-1) for p in m.parameters()])
+
+    return (grad_at(1) - grad_at(-1)) / (2 * eps)

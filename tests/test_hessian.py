@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TinyCNN, batch, tiny_vit
+from conftest import TinyCNN, batch, fd_hvp, tiny_vit
 from torch.func import functional_call
 
 from vitprobe import hessian
@@ -72,18 +72,7 @@ def test_hvp_matches_dense_hessian_and_finite_differences(vit64):
     flat_hv = torch.cat([hv[n].reshape(-1) for n in names])
     torch.testing.assert_close(flat_hv, Hd @ flat_v, rtol=1e-8, atol=1e-10)
     # central finite difference of the gradient, float64
-    eps = 1e-5
-    m = copy.deepcopy(vit64)
-
-    def grad_at(sign):
-        with torch.no_grad():
-            for n, p in m.named_parameters():
-                p.copy_(dict(vit64.named_parameters())[n] + sign * eps * v[n])
-        m.zero_grad()
-        loss_fn(m(x), y).backward()
-        return torch.cat([p.grad.reshape(-1) for p in m.parameters()])
-
-    fd = (grad_at(1) - grad_at(-1)) / (2 * eps)
+    fd = fd_hvp(vit64, loss_fn, x, y, v, eps=1e-5)
     assert (flat_hv - fd).norm() <= 1e-6 * flat_hv.norm()  # O(eps^2) truncation
 
 
@@ -98,6 +87,25 @@ def test_top_eigenvalues_match_dense_hessian_on_tiny_vit(vit64, backend):
     assert np.all(np.diff(np.abs(r.eigenvalues)) <= 0)
     assert r.num_hvps > 0
     assert_unchanged(vit64, snap)
+
+
+@pytest.mark.parametrize("which", ["LM", "LA", "SA"])
+def test_block_lanczos_matches_dense_hessian_and_stops_at_the_tolerance(vit64, cnn64, which):
+    x, y = batch()
+    for model in (vit64, cnn64):
+        vals = torch.linalg.eigvalsh(dense_hessian(model, x, y)).numpy()
+        want = {"LM": by_magnitude(vals, 5), "LA": vals[::-1][:5], "SA": vals[:5]}[which]
+        snap = snapshot(model)
+        tight = hessian.top_eigenvalues(model, loss_fn, (x, y), k=5, tol=1e-8, which=which,
+                                        method="block", block=6)
+        np.testing.assert_allclose(tight.eigenvalues, want, rtol=1e-6)
+        assert tight.converged.all() and (tight.residuals <= 1e-8).all()
+        loose = hessian.top_eigenvalues(model, loss_fn, (x, y), k=5, tol=1e-2, which=which,
+                                        method="block", block=6)
+        assert loose.converged.all() and (loose.residuals <= 1e-2).all()
+        assert loose.num_hvps < tight.num_hvps and loose.num_hvps % 6 == 5  # blocks + check
+        np.testing.assert_allclose(loose.eigenvalues, want, rtol=1e-3)
+        assert_unchanged(model, snap)
 
 
 def test_which_la_and_sa_give_the_extreme_ends(vit64):
@@ -175,6 +183,26 @@ def test_hvp_of_a_list_of_batches_equals_hvp_of_their_concatenation(vit64):
     b = hessian.hvp(vit64, loss_fn, (x, y), v)
     for n in a:
         torch.testing.assert_close(a[n], b[n], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["reverse", "forward"])
+@pytest.mark.parametrize("model_name, mode", [("vit64", "eval"), ("cnn64", "train")])
+def test_matmat_equals_the_dense_hessian_times_each_column(model_name, mode, backend, request):
+    model = request.getfixturevalue(model_name)
+    x, y = batch(10)
+    Hd = dense_hessian(model, x, y, mode=mode) + 0.3 * torch.eye(
+        sum(p.numel() for p in model.parameters()), dtype=torch.float64)
+    V = torch.randn(Hd.shape[0], 7, generator=torch.Generator().manual_seed(2),
+                    dtype=torch.float64)
+    parts = [(x[:3], y[:3]), (x[3:], y[3:])] if mode == "eval" else (x, y)
+    with hessian.operator(model, loss_fn, parts, mode=mode, weight_decay=0.3,
+                          backend=backend) as H:
+        HV = H.matmat(V, block=3)  # blocks of 3, 3 and 1 columns
+        assert H.num_hvps == 7
+        torch.testing.assert_close(HV, Hd @ V, rtol=1e-8, atol=1e-10)
+        torch.testing.assert_close(HV[:, 4], H.matvec(V[:, 4]), rtol=1e-10, atol=1e-12)
+        with pytest.raises(ValueError, match=r"V must have shape \(\d+, m\)"):
+            H.matmat(V[:-1])
 
 
 def test_weight_decay_shifts_every_eigenvalue_by_exactly_wd(vit64):

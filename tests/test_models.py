@@ -71,6 +71,29 @@ def test_gap_pooling_is_the_mean_of_patch_tokens():
     torch.testing.assert_close(m(x), m.head(feats.mean(1)))
 
 
+@pytest.mark.parametrize("pool", ["cls", "gap"])
+def test_patch_dropout_keeps_prefix_tokens_in_training_and_all_tokens_in_eval(pool):
+    kw = dict(num_classes=5, in_chans=1, img_size=28, patch_size=4, depth=1, pool=pool)
+    torch.manual_seed(0)
+    plain = create_model("vit-ti", **kw)
+    torch.manual_seed(0)
+    dropped = create_model("vit-ti", patch_drop_rate=0.75, **kw)
+    assert plain.state_dict().keys() == dropped.state_dict().keys()  # no extra weights
+    seen = []
+    dropped.blocks[0].register_forward_hook(lambda m, i, o: seen.append(i[0].detach()))
+    x = torch.randn(3, 1, 28, 28)
+    prefix = 1 if pool == "cls" else 0
+    dropped.train()(x)
+    kept = seen[-1]
+    assert kept.shape[1] == prefix + 12  # 49 patches, int(49 * 0.25) kept
+    if prefix:  # the class token is always the first row, with its own position added
+        first = dropped.cls_token[0, 0] + dropped.pos_embed[0, 0]
+        torch.testing.assert_close(kept[:, 0], first.expand(3, -1).detach())
+    # eval: every token, the same function as the model without patch dropout
+    torch.testing.assert_close(dropped.eval()(x), plain.eval()(x))
+    assert seen[-1].shape[1] == prefix + 49
+
+
 def test_attention_paths_agree_and_flag_is_restored():
     torch.manual_seed(0)
     m = create_model("alternet-18", num_classes=4, in_chans=1, img_size=28).eval()
@@ -125,6 +148,7 @@ def test_position_embedding_is_resampled_for_another_image_size():
     (lambda: create_model("resnet-18", pool="gap"), "allowed: layers"),
     (lambda: create_model("alternet-18", msa=(0, 1, 1, 2)), "does not fit a stage"),
     (lambda: create_model("timm:not_a_model"), "unknown timm model"),
+    (lambda: create_model("vit-ti", patch_drop_rate=1.0), r"patch_drop_rate must be in \[0, 1\)"),
 ])
 def test_bad_names_and_overrides_raise_value_error(call, match):
     with pytest.raises(ValueError, match=match):

@@ -2,11 +2,11 @@
 float64 finite differences of its gradient, its attention maps are probability rows, and a
 28-px checkpoint loads into a 32-px model with resampled position embeddings."""
 
-import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import fd_hvp
 
 from models import create_model
 from studies.cache import load_checkpoint
@@ -43,17 +43,7 @@ def test_hvp_of_every_zoo_model_equals_finite_differences(name):
     flat_hv = torch.cat([hv[n].reshape(-1) for n in named])
 
     # a small step: ReLU/max-pool kinks (CCT's conv tokenizer) must not fall inside it
-    m, eps = copy.deepcopy(model), 1e-7
-
-    def grad_at(sign):
-        with torch.no_grad():
-            for n, p in m.named_parameters():
-                p.copy_(named[n] + sign * eps * v[n])
-        m.zero_grad()
-        F.cross_entropy(m(x), y).backward()
-        return torch.cat([p.grad.reshape(-1) for p in m.parameters()])
-
-    fd = (grad_at(1) - grad_at(-1)) / (2 * eps)
+    fd = fd_hvp(model, F.cross_entropy, x, y, v, eps=1e-7)
     assert flat_hv.norm() > 0
     assert (flat_hv - fd).norm() <= 1e-6 * flat_hv.norm()
 

@@ -7,7 +7,9 @@ sizes. On top of it:
 
 * ``top_eigenvalues`` — implicitly restarted Lanczos (ARPACK via ``scipy.sparse.linalg.eigsh``)
   with every pair certified by its own residual ``||Hv - lambda v|| / |lambda|``;
-  ``method="power"`` reproduces PyHessian's deflated power iteration for parity.
+  ``method="block"``: block Lanczos on vmapped HVPs (``HessianOperator.matmat``), stopping
+  as soon as the wanted pairs reach the tolerance; ``method="power"`` reproduces PyHessian's
+  deflated power iteration for parity.
 * ``trace`` — Hutch++ (Meyer et al. 2021) or Hutchinson, with a standard error and optional
   stopping on a confidence interval.
 * ``density`` — stochastic Lanczos quadrature (Ghorbani et al. 2019; Lin et al. 2016).
@@ -161,32 +163,68 @@ class HessianOperator:
         return {n: t.view(s) for n, t, s in zip(self.names, v.split(self.sizes), self.shapes)}
 
     # -- the one HVP
-    def _hvp_batch(self, v: dict[str, torch.Tensor], x, y) -> list[torch.Tensor]:
+    def _gradient_graph(self, x, y) -> tuple[list, tuple]:
+        """Leaves and the gradient with its graph (double backward differentiates it)."""
+        if self.reuse_graph and self._graph is not None:
+            return self._graph
+        p = {n: t.clone().requires_grad_(True) for n, t in self.params.items()}
+        leaves = [p[n] for n in self.names]
+        with torch.enable_grad():
+            loss = self._loss(p, x, y)
+            grads = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
+        if self.reuse_graph:
+            self._graph = (leaves, grads)
+        return leaves, grads
+
+    def _hvp_batch(self, vs: list[torch.Tensor], x, y, batched: bool = False
+                   ) -> list[torch.Tensor]:
+        """H v on one batch, ``vs`` in ``names`` order; ``batched``: each vs[i] is
+        (m, *shape_i) and the m products come from one vmapped pass."""
         if self.backend == "forward":  # forward-over-reverse
             def grad_fn(p):
                 return torch.func.grad(lambda q: self._loss(q, x, y))(p)
-            _, hv = torch.func.jvp(grad_fn, (self.params,), (v,))
-            return [hv[n] for n in self.names]
-        if self.reuse_graph and self._graph is not None:
-            leaves, grads = self._graph
-        else:
-            p = {n: t.clone().requires_grad_(True) for n, t in self.params.items()}
-            leaves = [p[n] for n in self.names]
-            with torch.enable_grad():
-                loss = self._loss(p, x, y)
-                grads = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
-            if self.reuse_graph:
-                self._graph = (leaves, grads)
+
+            def one(*v):
+                _, hv = torch.func.jvp(grad_fn, (self.params,), (dict(zip(self.names, v)),))
+                return tuple(hv[n] for n in self.names)
+            return list(torch.func.vmap(one)(*vs) if batched else one(*vs))
+        leaves, grads = self._gradient_graph(x, y)
         # gradients that are unused or constant in the parameters contribute nothing
         live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
         hv: list = [None] * len(leaves)
         if live:
             with torch.enable_grad():
-                out = torch.autograd.grad([grads[i] for i in live], leaves,
-                                          grad_outputs=[v[self.names[i]] for i in live],
-                                          retain_graph=self.reuse_graph, allow_unused=True)
-            hv = list(out)
-        return [torch.zeros_like(p_) if h is None else h for h, p_ in zip(hv, leaves)]
+                hv = list(torch.autograd.grad([grads[i] for i in live], leaves,
+                                              grad_outputs=[vs[i] for i in live],
+                                              retain_graph=self.reuse_graph, allow_unused=True,
+                                              is_grads_batched=batched))
+        return [torch.zeros_like(v) if h is None else h for h, v in zip(hv, vs)]
+
+    def matmat(self, V: torch.Tensor, block: int = 16) -> torch.Tensor:
+        """H V for the columns of a flat (n, m) matrix, ``block`` columns per vmapped pass
+        (memory grows with it). On small batches this costs well under m single HVPs, since every
+        weight's matrix product then sees m times the rows (benchmarks/hvp_backends.py)."""
+        if V.ndim != 2 or V.shape[0] != self.n:
+            raise ValueError(f"V must have shape ({self.n}, m); got {tuple(V.shape)}")
+        V = V.to(self.device, self.dtype)
+        m = V.shape[1]
+        cols = []
+        for start in range(0, m, block):
+            chunk = V[:, start:start + block].T  # (b, n)
+            parts = [t.reshape(-1, *s) for t, s in zip(chunk.split(self.sizes, dim=1),
+                                                        self.shapes)]
+            acc = torch.zeros_like(chunk)
+            for (x, y), w in zip(self.batches, self.weights):
+                hv = self._hvp_batch(parts, x, y, batched=True)
+                acc.add_(torch.cat([h.detach().reshape(h.shape[0], -1) for h in hv], 1),
+                         alpha=w)
+            if self.group is not None:
+                acc = self._all_reduce(acc)
+            if self.weight_decay:
+                acc.add_(chunk, alpha=self.weight_decay)
+            cols.append(acc.T)
+            self.num_hvps += chunk.shape[0]
+        return torch.cat(cols, 1)
 
     def close(self) -> None:
         """Free the kept gradient graph."""
@@ -200,7 +238,7 @@ class HessianOperator:
         v = {n: v[n].to(self.device, self.dtype) for n in self.names}
         out = [torch.zeros_like(v[n]) for n in self.names]
         for (x, y), w in zip(self.batches, self.weights):
-            for acc, h in zip(out, self._hvp_batch(v, x, y)):
+            for acc, h in zip(out, self._hvp_batch([v[n] for n in self.names], x, y)):
                 acc.add_(h.detach(), alpha=w)
         if self.group is not None:
             flat = self._all_reduce(torch.cat([o.reshape(-1) for o in out]))
@@ -286,13 +324,14 @@ def _order(values: np.ndarray, which: str) -> np.ndarray:
 
 
 def _residuals(H: HessianOperator, vals: np.ndarray, vecs: np.ndarray) -> np.ndarray:
-    res = np.empty(len(vals))
-    for i, (lam, vec) in enumerate(zip(vals, vecs.T)):
-        v = torch.as_tensor(vec, device=H.device, dtype=H.dtype)
-        v = v / v.norm()
-        r = (H.matvec(v) - lam * v).norm().item()
-        res[i] = r / max(abs(lam), np.finfo(float).tiny)
-    return res
+    """||H v - lambda v|| / |lambda| per pair (v normalised), all k HVPs in one batched pass."""
+    if len(vals) == 0:
+        return np.zeros(0)
+    V = torch.as_tensor(np.ascontiguousarray(vecs), device=H.device, dtype=H.dtype)
+    V = V / V.norm(dim=0)
+    lam = torch.as_tensor(vals, device=H.device, dtype=H.dtype)
+    r = (H.matmat(V) - V * lam).norm(dim=0).double().cpu().numpy()
+    return r / np.maximum(np.abs(vals), np.finfo(float).tiny)
 
 
 def _lanczos_arpack(H: HessianOperator, k: int, which: str, tol: float, seed: int,
@@ -322,6 +361,43 @@ def _lanczos_arpack(H: HessianOperator, k: int, which: str, tol: float, seed: in
 
 class _Budget(Exception):
     pass
+
+
+def _block_lanczos(H: HessianOperator, k: int, which: str, tol: float, seed: int,
+                   max_hvps: int, block: int):
+    """Block Lanczos with full reorthogonalisation: every step applies H to a block of
+    ``block`` orthonormal vectors in one vmapped pass (``H.matmat``), Rayleigh-Ritz on the
+    whole basis B gives T = B^T H B, and each Ritz pair's residual is read off the next
+    block's coefficients (H B - B T = Q_next R E^T), so it costs no HVP. It stops as soon as
+    the k wanted pairs are below ``tol`` — ARPACK's fixed basis size over-converges them."""
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(H.n, block, generator=g, dtype=torch.float64))
+    Q = Q.to(H.device, H.dtype)
+    basis: list[torch.Tensor] = []
+    T = np.zeros((0, 0))
+    while True:
+        HQ = H.matmat(Q, block=block)
+        basis.append(Q)
+        B = torch.cat(basis, 1)
+        C = (B.T @ HQ).double().cpu().numpy()            # new last block column of T
+        m = B.shape[1]
+        T2 = np.zeros((m, m))
+        T2[:m - Q.shape[1], :m - Q.shape[1]] = T
+        T2[:, m - Q.shape[1]:] = C
+        T2[m - Q.shape[1]:, :] = C.T
+        T = (T2 + T2.T) / 2
+        W = HQ - B @ (B.T @ HQ)
+        W -= B @ (B.T @ W)                                # twice is enough (Kahan)
+        Q, R = torch.linalg.qr(W)
+        Q, _ = torch.linalg.qr(Q - B @ (B.T @ Q))  # a (near) rank-deficient W: stay orthogonal
+        theta, Y = np.linalg.eigh(T)
+        sel = _order(theta, which)[:k]
+        R = R.double().cpu().numpy()
+        est = np.linalg.norm(R @ Y[m - HQ.shape[1]:, sel], axis=0)
+        done = len(sel) == k and np.all(est <= 0.5 * tol * np.abs(theta[sel]))
+        if done or H.num_hvps + block > max_hvps or m + block > H.n:
+            vecs = (B @ torch.as_tensor(Y[:, sel], device=H.device, dtype=H.dtype))
+            return theta[sel], vecs.double().cpu().numpy()
 
 
 def _power_deflated(H: HessianOperator, k: int, tol: float, seed: int, max_iter: int = 100):
@@ -356,17 +432,19 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, tol: fl
                     mode: str = "eval", params: Sequence[str] | None = None,
                     weight_decay: float = 0.0, max_hvps: int = 1000, ncv: int | None = None,
                     return_eigenvectors: bool = False, backend: str = "reverse",
-                    group=None) -> EigenResult:
+                    group=None, block: int | None = None) -> EigenResult:
     """The k extreme eigenvalues of the loss Hessian, each certified by its residual.
 
     which: "LM" largest magnitude (Park & Kim 2022's spectra), "LA" largest algebraic,
-    "SA" smallest algebraic. method: "lanczos" (implicitly restarted, ARPACK) or "power"
-    (PyHessian's deflated power iteration, for parity; LM only).
+    "SA" smallest algebraic. method: "lanczos" (implicitly restarted, ARPACK), "block"
+    (block Lanczos on vmapped HVPs, ``block`` vectors per pass, default max(k, 8): fewer
+    passes and no over-convergence, memory for the whole basis) or "power" (PyHessian's
+    deflated power iteration, for parity; LM only).
     """
     if which not in ("LM", "LA", "SA"):
         raise ValueError(f"which must be 'LM', 'LA' or 'SA'; got {which!r}")
-    if method not in ("lanczos", "power"):
-        raise ValueError(f"method must be 'lanczos' or 'power'; got {method!r}")
+    if method not in ("lanczos", "block", "power"):
+        raise ValueError(f"method must be 'lanczos', 'block' or 'power'; got {method!r}")
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}")
     t0 = time.perf_counter()
@@ -375,9 +453,12 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, tol: fl
             raise ValueError(f"k={k} must be smaller than the number of parameters ({H.n})")
         if method == "power":
             vals, vecs = _power_deflated(H, k, tol, seed)
+        elif method == "block":
+            vals, vecs = _block_lanczos(H, k, which, tol, seed, max_hvps,
+                                        min(block or max(k, 8), H.n - k))
         else:
             vals, vecs = _lanczos_arpack(H, k, which, tol, seed, max_hvps, ncv)
-        order = _order(vals, which if method == "lanczos" else "LM")
+        order = _order(vals, "LM" if method == "power" else which)
         vals, vecs = vals[order], vecs[:, order]
         res = _residuals(H, vals, vecs)
         if len(vals) < k:  # pad what did not converge within the budget
@@ -434,9 +515,8 @@ def trace(model: nn.Module, loss_fn: LossFn, data, num_probes: int = 64, seed: i
         if method == "hutch++":
             s = num_probes // 3
             S = _rademacher(H.n, s, g, H)
-            HS = torch.stack([H.matvec(S[:, i]) for i in range(s)], 1)
-            Q, _ = torch.linalg.qr(HS)
-            exact_part = sum((Q[:, i] @ H.matvec(Q[:, i])).item() for i in range(Q.shape[1]))
+            Q, _ = torch.linalg.qr(H.matmat(S))
+            exact_part = (Q * H.matmat(Q)).sum().item()
             m = num_probes - 2 * s
         samples: list[float] = []
 
@@ -444,8 +524,7 @@ def trace(model: nn.Module, loss_fn: LossFn, data, num_probes: int = 64, seed: i
             G = _rademacher(H.n, count, g, H)
             if Q is not None:
                 G = G - Q @ (Q.T @ G)
-            for i in range(count):
-                samples.append((G[:, i] @ H.matvec(G[:, i])).item())
+            samples.extend((G * H.matmat(G)).sum(0).tolist())
 
         draw(m)
         used = num_probes
