@@ -59,7 +59,7 @@ def main() -> None:
     p.add_argument("--data", default="fashion-mnist")
     p.add_argument("--tol", type=float, default=1e-3)
     p.add_argument("--trace-budget", type=int, default=30, help="HVPs per trace estimate")
-    p.add_argument("--trace-reference", type=int, default=300,
+    p.add_argument("--trace-reference", type=int, default=200,
                    help="Hutchinson probes for the reference trace")
     a = p.parse_args()
     torch.manual_seed(0)
