@@ -4,7 +4,8 @@ measured in this run (the median of 3 forwards). The same ratio for the ``loss-l
 package's random_plane at the same grid and data: its ``filter`` normalisation crashes on
 both models (ZeroDivisionError on zero-initialised tensors), so it is timed with ``layer``.
 
-python benchmarks/landscape_cost.py [--steps 21] [--images 512]
+python benchmarks/landscape_cost.py [--steps 21] [--images 512] [--models vit-ti,resnet-18]
+    [--no-peer]
 Goal: <= 1.15 on CPU.
 """
 
@@ -27,6 +28,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=21)
     p.add_argument("--images", type=int, default=512)
     p.add_argument("--models", default="vit-ti,resnet-18")
+    p.add_argument("--no-peer", action="store_true", help="skip loss-landscapes")
     a = p.parse_args()
     test = vdata.load("fashion-mnist", "test")
     x = test.normalize(test.images[:a.images])
@@ -51,6 +53,10 @@ def main() -> None:
         s = landscape.surface(model, F.cross_entropy, batch, dirs, (a.steps, a.steps))
         line = (f"{name:10s} forward {fwd:.3f} s  bound {bound:7.1f} s  ours {s.seconds:7.1f} s  "
                 f"ratio {s.seconds / bound:.3f}")
+        print(line, flush=True)
+        line = " " * 10
+        if a.no_peer:
+            continue
         try:
             import loss_landscapes
             import loss_landscapes.metrics as llm
@@ -69,7 +75,7 @@ def main() -> None:
                 peer = time.perf_counter() - t
                 line += f"   loss-landscapes[{norm}] {peer:7.1f} s  ratio {peer / bound:.3f}"
                 break
-        print(line)
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

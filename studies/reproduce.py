@@ -66,9 +66,11 @@ def plan(preset: str) -> list[Step]:
                             "the training set (Fig. 3; F5)"),
             ("subsets_hessian.png", "vit-ti's Hessian spectra per training-set fraction "
                                     "(Fig. 4; F3)"))),
-        Step("pooling", "pooling", ("--model", "vit-ti", "--pools", "cls,gap", *land), (
-            ("pooling_landscape.png", "vit-ti's loss landscapes with a class token and with "
-                                      "GAP on the same directions' normalisation (Fig. 6)"),
+        Step("pooling", "pooling", ("--model", "vit-ti", "--pools", "cls,gap,seqpool,map",
+                                    *land), (
+            ("pooling_landscape.png", "vit-ti's loss landscapes with a class token, GAP, "
+                                      "SeqPool and MAP on the same directions' normalisation "
+                                      "(Fig. 6)"),
             ("pooling_hessian.png", "the same models' Hessian spectra (Fig. 6; F4)"))),
         Step("fourier", "fourier", ("--model", three, *images), (
             ("fourier.png", "ΔlogAmplitude of the residual stream against frequency, one curve "
