@@ -1,14 +1,20 @@
 """Training images/s: our vit-ti vs timm's VisionTransformer of the same configuration, and
 our resnet-18 vs torchvision's resnet18 with the same CIFAR stem, in one run, interleaved.
 
-python benchmarks/train_throughput.py [--batch-size 64] [--steps 4] [--rounds 3]
+python benchmarks/train_throughput.py [--batch-size 64] [--steps 4] [--rounds 3] [--no-amp]
 Goal: ratio (ours / peer) >= 0.95 for both.
+
+Both sides train under the autocast ``vitprobe.train.fit`` uses on this device (bf16 on CPUs
+with native bf16, none elsewhere on CPU; ``--no-amp``: float32). Ours also uses the attention
+kernel ``fit`` picks for the device (``TrainConfig.fused_attention``: explicit softmax on CPU,
+fused SDPA on CUDA); the peer keeps timm's default (fused SDPA).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -18,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved  # noqa: E402
 
 from models import create_model  # noqa: E402
+from vitprobe.features import explicit_attention  # noqa: E402
+from vitprobe.train import TrainConfig, autocast, fused_attention  # noqa: E402
 
 
 def peer_vit():
@@ -37,16 +45,20 @@ def peer_resnet():
     return m
 
 
-def train_steps(model, x, y, steps):
+def train_steps(model, x, y, steps, amp: bool, policy: bool):
+    """``steps`` AdamW steps; ``policy``: with the attention kernel ``fit`` picks on CPU."""
     opt = torch.optim.AdamW(model.parameters(), 1e-4)
     model.train()
+    explicit = policy and not fused_attention(TrainConfig(recipe=None, device="cpu"))
 
     def run():
-        for _ in range(steps):
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        with explicit_attention(model) if explicit else nullcontext():
+            for _ in range(steps):
+                with autocast(torch.device("cpu"), amp):
+                    loss = F.cross_entropy(model(x).float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
     return run
 
 
@@ -55,6 +67,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--no-amp", action="store_true", help="float32 on both sides")
     a = p.parse_args()
     torch.manual_seed(0)
     x = torch.randn(a.batch_size, 1, 28, 28)
@@ -65,11 +78,14 @@ def main() -> None:
         "resnet-18": (create_model("resnet-18", num_classes=10, in_chans=1, img_size=28),
                       peer_resnet(), "torchvision resnet18 (CIFAR stem)"),
     }
+    amp = not a.no_amp
     print(f"device cpu, {torch.get_num_threads()} threads, batch {a.batch_size}, "
-          f"{a.steps} steps x {a.rounds} rounds (median)")
+          f"{a.steps} steps x {a.rounds} rounds (median), "
+          f"autocast {'as fit() uses it' if amp else 'off'}")
     for name, (ours, peer, peer_name) in pairs.items():
-        t = interleaved({"ours": train_steps(ours, x, y, a.steps),
-                         "peer": train_steps(peer, x, y, a.steps)}, rounds=a.rounds)
+        t = interleaved({"ours": train_steps(ours, x, y, a.steps, amp, policy=True),
+                         "peer": train_steps(peer, x, y, a.steps, amp, policy=False)},
+                        rounds=a.rounds)
         ips = {k: a.steps * a.batch_size / v for k, v in t.items()}
         print(f"{name:10s} ours {ips['ours']:7.1f} img/s   {peer_name} {ips['peer']:7.1f} img/s"
               f"   ratio {ips['ours'] / ips['peer']:.3f}")

@@ -162,3 +162,26 @@ def test_distillation_training_lowers_both_losses():
         criterion=Distillation(teacher, "hard"))
     after = losses()
     assert after[0] < before[0] and after[1] < before[1]
+
+
+def test_cpu_training_uses_explicit_attention_with_the_same_result_and_restores_the_flags():
+    from vitprobe.features import attention_modules
+
+    def run(fused):
+        torch.manual_seed(0)
+        model = small_vit()
+        flags = []
+        attn = [m for _, m in attention_modules(model)]
+        fit(model, *synthetic_loaders(),
+            TrainConfig(Recipe(epochs=1, batch_size=32, lr=1e-3), amp=False, progress=False,
+                        fused_attention=fused),
+            on_step=lambda step: flags.append({m.fused_attn for m in attn}))
+        assert all(m.fused_attn for m in attn)  # restored after training
+        return model, flags
+
+    explicit, seen_explicit = run(None)   # CPU default: the explicit softmax path
+    fused, seen_fused = run(True)
+    assert seen_explicit and all(f == {False} for f in seen_explicit)
+    assert all(f == {True} for f in seen_fused)
+    for (name, a), b in zip(explicit.state_dict().items(), fused.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=name)
