@@ -126,6 +126,8 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def autocast(device: torch.device, enabled: bool):
+    """The mixed precision ``fit`` trains under: bf16 (fp16 where bf16 is missing) on CUDA,
+    bf16 on CPUs with native bf16, none otherwise or when not ``enabled``."""
     if not enabled:
         return nullcontext()
     if device.type == "cuda":
