@@ -211,10 +211,13 @@ def test_matmat_equals_the_dense_hessian_times_each_column(model_name, mode, bac
     parts = [(x[:3], y[:3]), (x[3:], y[3:])] if mode == "eval" else (x, y)
     with hessian.operator(model, loss_fn, parts, mode=mode, weight_decay=0.3,
                           backend=backend) as H:
+        V0 = V.clone()
         HV = H.matmat(V, block=3)  # blocks of 3, 3 and 1 columns
         assert H.num_hvps == 7
         torch.testing.assert_close(HV, Hd @ V, rtol=1e-8, atol=1e-10)
+        torch.testing.assert_close(H.matmat(V), Hd @ V, rtol=1e-8, atol=1e-10)  # one by one
         torch.testing.assert_close(HV[:, 4], H.matvec(V[:, 4]), rtol=1e-10, atol=1e-12)
+        assert torch.equal(V, V0)  # the products never write into their input
         with pytest.raises(ValueError, match=r"V must have shape \(\d+, m\)"):
             H.matmat(V[:-1])
 

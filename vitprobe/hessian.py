@@ -83,6 +83,14 @@ def probe_mode(model: nn.Module, mode: str) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------ the operator
+def _accumulate(acc: torch.Tensor | None, term: torch.Tensor, weight: float) -> torch.Tensor:
+    """acc + weight * term. ``term`` must be a fresh tensor nothing else refers to (a
+    ``torch.cat`` result): with one batch it becomes the sum itself, no zero fill, no copy."""
+    if acc is None:
+        return term if weight == 1.0 else term * weight
+    return acc.add_(term, alpha=weight)
+
+
 class HessianOperator:
     """H = (1/N) sum_b n_b * d^2 L_b / d theta^2 + weight_decay * I, over ``params``.
 
@@ -220,18 +228,18 @@ class HessianOperator:
                                                         self.shapes)]
             if block == 1:
                 parts = [t[0] for t in parts]
-            acc = torch.zeros_like(chunk)
+            acc = None
             for (x, y), w in zip(self.batches, self.weights):
                 hv = self._hvp_batch(parts, x, y, batched=block > 1)
-                acc.add_(torch.cat([h.detach().reshape(chunk.shape[0], -1) for h in hv], 1),
-                         alpha=w)
+                flat = torch.cat([h.detach().reshape(chunk.shape[0], -1) for h in hv], 1)
+                acc = _accumulate(acc, flat, w)
             if self.group is not None:
                 acc = self._all_reduce(acc)
             if self.weight_decay:
                 acc.add_(chunk, alpha=self.weight_decay)
             cols.append(acc.T)
             self.num_hvps += chunk.shape[0]
-        return torch.cat(cols, 1)
+        return cols[0] if len(cols) == 1 else torch.cat(cols, 1)
 
     def close(self) -> None:
         """Free the kept gradient graph."""
@@ -257,7 +265,8 @@ class HessianOperator:
         return dict(zip(self.names, out))
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        return self.flatten(self.hvp(self.unflatten(v)))
+        """H v for a flat vector (through ``matmat``: no per-parameter accumulators)."""
+        return self.matmat(v.reshape(-1, 1))[:, 0]
 
     def loss(self) -> float:
         """The (batch-size weighted) loss, plus (wd/2)||theta||^2 when weight_decay is set."""
