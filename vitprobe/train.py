@@ -47,8 +47,8 @@ class TrainConfig:
     channels_last: bool = True     # CUDA only
     # attention kernel while training: fused scaled_dot_product_attention (True), the explicit
     # softmax path (False), or by device (None): fused on CUDA, explicit on CPU, where the
-    # flash-attention backward is slow at ViT sequence lengths (vit-ti at 50 tokens, bf16,
-    # 2 cores: 108 -> 158 img/s; benchmarks/train_throughput.py)
+    # flash-attention backward is slow at ViT sequence lengths (vit-ti, bf16, 2 cores: 108 ->
+    # 158 img/s at 50 tokens, 19.2 -> 24.8 img/s at 257; benchmarks/train_throughput.py)
     fused_attention: bool | None = None
     save_every_s: float = 120.0    # resumable state at least this often
     save_every_steps: int | None = None
