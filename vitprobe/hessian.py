@@ -246,26 +246,15 @@ class HessianOperator:
         self._graph = None
 
     def hvp(self, v: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """H v for a dict of parameter-shaped tensors."""
+        """H v for a dict of parameter-shaped tensors (one flat product through ``matmat``)."""
         missing = [n for n in self.names if n not in v]
         if missing:
             raise ValueError(f"v lacks parameter(s) {missing[:3]}")
-        v = {n: v[n].to(self.device, self.dtype) for n in self.names}
-        out = [torch.zeros_like(v[n]) for n in self.names]
-        for (x, y), w in zip(self.batches, self.weights):
-            for acc, h in zip(out, self._hvp_batch([v[n] for n in self.names], x, y)):
-                acc.add_(h.detach(), alpha=w)
-        if self.group is not None:
-            flat = self._all_reduce(torch.cat([o.reshape(-1) for o in out]))
-            out = [t.view_as(o) for t, o in zip(flat.split([o.numel() for o in out]), out)]
-        if self.weight_decay:
-            for acc, n in zip(out, self.names):
-                acc.add_(v[n], alpha=self.weight_decay)
-        self.num_hvps += 1
-        return dict(zip(self.names, out))
+        return self.unflatten(self.matvec(self.flatten(
+            {n: v[n].to(self.device, self.dtype) for n in self.names})))
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        """H v for a flat vector (through ``matmat``: no per-parameter accumulators)."""
+        """H v for a flat vector."""
         return self.matmat(v.reshape(-1, 1))[:, 0]
 
     def loss(self) -> float:
