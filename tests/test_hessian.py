@@ -122,6 +122,18 @@ def test_lanczos_matches_dense_hessian_and_its_residuals_are_the_true_ones(vit64
         assert_unchanged(model, snap)
 
 
+def test_ritz_residuals_in_column_chunks_equal_the_whole_vector_form():
+    g = torch.Generator().manual_seed(0)
+    V = torch.randn(6, 1000, generator=g, dtype=torch.float64)
+    W = torch.randn(6, 1000, generator=g)  # float32, as the kept HVPs of a float32 model
+    Ys = torch.randn(3, 6, generator=g, dtype=torch.float64)
+    theta = np.array([2.0, -1.5, 0.25])
+    want = ((Ys @ W.double()) - (Ys @ V) * torch.as_tensor(theta)[:, None]).norm(dim=1)
+    for chunk in (7, 1000, 4096):  # uneven chunks, one exact chunk, a chunk wider than n
+        got = hessian._ritz_residual_norms(Ys, theta, V, W, chunk=chunk)
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
+
+
 def test_which_la_and_sa_give_the_extreme_ends(vit64):
     x, y = batch()
     exact = np.sort(torch.linalg.eigvalsh(dense_hessian(vit64, x, y)).numpy())

