@@ -122,7 +122,7 @@ def test_lanczos_matches_dense_hessian_and_its_residuals_are_the_true_ones(vit64
         assert_unchanged(model, snap)
 
 
-def test_ritz_residuals_in_column_chunks_equal_the_whole_vector_form():
+def test_ritz_residuals_and_restart_rotation_in_column_chunks_equal_the_whole_form():
     g = torch.Generator().manual_seed(0)
     V = torch.randn(6, 1000, generator=g, dtype=torch.float64)
     W = torch.randn(6, 1000, generator=g)  # float32, as the kept HVPs of a float32 model
@@ -132,6 +132,10 @@ def test_ritz_residuals_in_column_chunks_equal_the_whole_vector_form():
     for chunk in (7, 1000, 4096):  # uneven chunks, one exact chunk, a chunk wider than n
         got = hessian._ritz_residual_norms(Ys, theta, V, W, chunk=chunk)
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
+        A = V.clone()  # the thick restart's in-place rotation of the basis
+        hessian._combine_rows_(A, Ys, chunk=chunk)
+        np.testing.assert_allclose(A[:3].numpy(), (Ys @ V).numpy(), rtol=1e-12)
+        np.testing.assert_array_equal(A[3:].numpy(), V[3:].numpy())
 
 
 def test_which_la_and_sa_give_the_extreme_ends(vit64):
@@ -230,8 +234,13 @@ def test_matmat_equals_the_dense_hessian_times_each_column(model_name, mode, bac
         torch.testing.assert_close(H.matmat(V), Hd @ V, rtol=1e-8, atol=1e-10)  # one by one
         torch.testing.assert_close(HV[:, 4], H.matvec(V[:, 4]), rtol=1e-10, atol=1e-12)
         assert torch.equal(V, V0)  # the products never write into their input
+        out = torch.full((Hd.shape[0],), float("nan"), dtype=torch.float64)
+        assert H.matvec(V[:, 4], out=out) is out  # written in place, over every batch
+        torch.testing.assert_close(out, Hd @ V[:, 4], rtol=1e-8, atol=1e-10)
         with pytest.raises(ValueError, match=r"V must have shape \(\d+, m\)"):
             H.matmat(V[:-1])
+        with pytest.raises(ValueError, match="out must be a contiguous"):
+            H.matvec(V[:, 4], out=out.float())
 
 
 def test_weight_decay_shifts_every_eigenvalue_by_exactly_wd(vit64):

@@ -83,14 +83,6 @@ def probe_mode(model: nn.Module, mode: str) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------ the operator
-def _accumulate(acc: torch.Tensor | None, term: torch.Tensor, weight: float) -> torch.Tensor:
-    """acc + weight * term. ``term`` must be a fresh tensor nothing else refers to (a
-    ``torch.cat`` result): with one batch it becomes the sum itself, no zero fill, no copy."""
-    if acc is None:
-        return term if weight == 1.0 else term * weight
-    return acc.add_(term, alpha=weight)
-
-
 class HessianOperator:
     """H = (1/N) sum_b n_b * d^2 L_b / d theta^2 + weight_decay * I, over ``params``.
 
@@ -209,7 +201,8 @@ class HessianOperator:
                                               is_grads_batched=batched))
         return [torch.zeros_like(v) if h is None else h for h, v in zip(hv, vs)]
 
-    def matmat(self, V: torch.Tensor, block: int = 1) -> torch.Tensor:
+    def matmat(self, V: torch.Tensor, block: int = 1, _out: torch.Tensor | None = None
+               ) -> torch.Tensor:
         """H V for the columns of a flat (n, m) matrix. ``block`` > 1 pushes that many columns
         through one vmapped / ``is_grads_batched`` pass (memory grows with it). Measured on CPU
         (benchmarks/hvp_backends.py --columns 8) a batched pass costs 1.4-1.6x *more* than the
@@ -230,9 +223,15 @@ class HessianOperator:
                 parts = [t[0] for t in parts]
             acc = None
             for (x, y), w in zip(self.batches, self.weights):
-                hv = self._hvp_batch(parts, x, y, batched=block > 1)
-                flat = torch.cat([h.detach().reshape(chunk.shape[0], -1) for h in hv], 1)
-                acc = _accumulate(acc, flat, w)
+                hv = [h.detach().reshape(chunk.shape[0], -1)
+                      for h in self._hvp_batch(parts, x, y, batched=block > 1)]
+                if acc is None:  # the first batch's HVP is laid out flat where it belongs
+                    acc = torch.cat(hv, 1) if _out is None else torch.cat(hv, 1, out=_out)
+                    if w != 1.0:
+                        acc.mul_(w)
+                else:  # later batches add into it part by part: no flat temporary
+                    for a, h in zip(acc.split(self.sizes, 1), hv):
+                        a.add_(h, alpha=w)
             if self.group is not None:
                 acc = self._all_reduce(acc)
             if self.weight_decay:
@@ -253,9 +252,16 @@ class HessianOperator:
         return self.unflatten(self.matvec(self.flatten(
             {n: v[n].to(self.device, self.dtype) for n in self.names})))
 
-    def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        """H v for a flat vector."""
-        return self.matmat(v.reshape(-1, 1))[:, 0]
+    def matvec(self, v: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """H v for a flat vector; ``out``: a contiguous flat tensor of the parameters' dtype
+        to write it into (saves a parameter-sized allocation and copy per product)."""
+        if out is not None and (out.shape != (self.n,) or out.dtype != self.dtype
+                                or not out.is_contiguous()):
+            raise ValueError(f"out must be a contiguous ({self.n},) {self.dtype} tensor")
+        hv = self.matmat(v.reshape(-1, 1), _out=None if out is None else out.view(1, -1))[:, 0]
+        if out is not None and hv.data_ptr() != out.data_ptr():  # e.g. an NCCL round trip
+            out.copy_(hv)
+        return hv if out is None else out
 
     def loss(self) -> float:
         """The (batch-size weighted) loss, plus (wd/2)||theta||^2 when weight_decay is set."""
@@ -385,6 +391,12 @@ def _ritz_residual_norms(Ys: torch.Tensor, theta: np.ndarray, V: torch.Tensor, W
     return sq.sqrt().cpu().numpy()
 
 
+def _combine_rows_(A: torch.Tensor, Y: torch.Tensor, chunk: int = 1 << 18) -> None:
+    """A[:len(Y)] = Y @ A in place, column chunk by column chunk (no copy of A)."""
+    for s in range(0, A.shape[1], chunk):
+        A[:len(Y), s:s + chunk] = Y @ A[:, s:s + chunk]
+
+
 def _thick_lanczos(H: HessianOperator, k: int, which: str, tol: float, seed: int,
                    max_hvps: int, ncv: int | None, vectors: bool = True):
     """Thick-restart Lanczos (Wu & Simon 2000; the Krylov-Schur form of Stewart 2001) with full
@@ -411,11 +423,12 @@ def _thick_lanczos(H: HessianOperator, k: int, which: str, tol: float, seed: int
     W = torch.empty(ncv, H.n, device=H.device, dtype=H.dtype)
     T = np.zeros((0, 0))
     r = torch.randn(H.n, generator=g, dtype=f64).to(H.device)  # workspace, reused
+    x = None if H.dtype == f64 else torch.empty(H.n, device=H.device, dtype=H.dtype)
     V[0] = r / r.norm()
     m = 0
     tiny = np.finfo(float).tiny
     while True:
-        W[m] = H.matvec(V[m].to(H.dtype))
+        H.matvec(x.copy_(V[m]) if x is not None else V[m], out=W[m])
         m += 1
         Vm = V[:m]
         r.copy_(W[m - 1])
@@ -456,8 +469,8 @@ def _thick_lanczos(H: HessianOperator, k: int, which: str, tol: float, seed: int
             keep = order[:min(ncv - 1, max(k, ncv // 2))]
             Yk = torch.as_tensor(Y[:, keep].T.copy(), device=H.device)
             m = len(keep)
-            V[:m] = Yk @ V
-            W[:m] = Yk.to(H.dtype) @ W
+            _combine_rows_(V, Yk)
+            _combine_rows_(W, Yk.to(H.dtype))
             T = np.diag(theta[keep])  # V^T H V of Ritz vectors; r's couplings come next step
         torch.div(r, beta, out=V[m])
 
