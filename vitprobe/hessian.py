@@ -413,7 +413,10 @@ def _thick_lanczos(H: HessianOperator, k: int, which: str, tol: float, seed: int
     The basis and its inner products are float64 whatever the model's dtype (float32 inner
     products over millions of parameters stall the residuals near 1e-3); W stays in the
     model's dtype. Memory: (8 + the model dtype's size) ``ncv`` bytes per parameter, 12 ncv for
-    float32 (method="arpack" needs 8 ncv).
+    float32, plus one float32 vector the HVP reads (method="arpack" needs 8 ncv). Each HVP is
+    written straight into its row of W, and restarts and certification work column chunk by
+    column chunk: on CPU, parameter-sized temporaries cost more in fresh pages than in
+    arithmetic.
     """
     ncv = min(H.n, max(ncv or 20, 2 * k + 1))
     f64 = torch.float64
@@ -513,11 +516,12 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, tol: fl
     which: "LM" largest magnitude (Park & Kim 2022's spectra), "LA" largest algebraic,
     "SA" smallest algebraic. method: "lanczos" (thick-restart Lanczos keeping each basis
     vector's HVP: residuals every step, stops at the first step where all k pairs reach
-    ``tol``, no extra HVPs to certify; memory 12 ``ncv`` bytes per parameter of a float32
-    model, 16 of a float64 one, ncv=20 by default), "arpack" (implicitly restarted Lanczos,
-    scipy's ARPACK, k more HVPs to certify; 8 ``ncv`` bytes per parameter) or "power"
-    (PyHessian's deflated power iteration, for parity; LM only). Measured on vit-ti (5.4M
-    parameters, batch 16, tol 1e-3): lanczos 14 HVPs / 8.4 s, arpack 26 HVPs / 20.5 s.
+    ``tol``, no extra HVPs to certify; memory 12 ``ncv`` + 4 bytes per parameter of a
+    float32 model, 16 ``ncv`` of a float64 one, ncv=20 by default), "arpack" (implicitly
+    restarted Lanczos, scipy's ARPACK, k more HVPs to certify; 8 ``ncv`` bytes per parameter)
+    or "power" (PyHessian's deflated power iteration, for parity; LM only). Measured on
+    vit-ti (5.4M parameters, batch 16, tol 1e-3): lanczos 14 HVPs / 7.4-8.2 s (2026-11-24),
+    arpack 26 HVPs / 20.5 s (2026-11-23).
     A residual certifies an eigenpair, not that no wanted eigenvalue was missed: at loose
     tolerances (1e-2) an eigenvalue whose Ritz value has not emerged yet can be skipped; at
     1e-3 and below the tests find the exact top-k of dense Hessians.
