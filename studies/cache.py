@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from models import create_model
@@ -96,10 +97,19 @@ class RunSpec:
         return kw
 
 
+# how build() initialises a model; runs cached before it was seeded are not reused
+INIT = "torch.manual_seed(seed)"
+
+
 def build(spec: RunSpec) -> nn.Module:
+    """The spec's model, initialised from ``spec.seed`` alone: the same spec gives the same
+    initial weights in any process, whatever it drew from the global RNG before (which this
+    leaves untouched)."""
     info = vdata.dataset_info(spec.data)
-    return create_model(spec.model, num_classes=info.num_classes, in_chans=info.in_chans,
-                        img_size=info.img_size, **spec.model_kwargs())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        return create_model(spec.model, num_classes=info.num_classes, in_chans=info.in_chans,
+                            img_size=info.img_size, **spec.model_kwargs())
 
 
 def loaders(spec: RunSpec) -> tuple[vdata.Loader, vdata.Loader]:
@@ -154,7 +164,8 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
         return load_checkpoint(model, checkpoint, spec.model).eval(), {"checkpoint": checkpoint}
     run_dir = spec.run_dir
     final = run_dir / "model.safetensors"
-    config = {"spec": spec, "recipe": spec.recipe(), "model_kwargs": spec.model_kwargs()}
+    config = {"spec": spec, "recipe": spec.recipe(), "model_kwargs": spec.model_kwargs(),
+              "init": INIT}
     _check_cached_recipe(run_dir, config)
     if not final.is_file():
         if distributed()[0] == 0:
@@ -193,11 +204,12 @@ def _check_cached_recipe(run_dir: Path, config: dict) -> None:
         return
     saved = results.load_json(path).get("config", {})
     want = json.loads(results.to_json(config))  # the same JSON types as the saved file
-    for key in ("recipe", "model_kwargs"):
+    for key, what in (("recipe", "recipe (the preset changed?)"),
+                      ("model_kwargs", "architecture (the preset changed?)"),
+                      ("init", "initialisation (not seeded by its seed)")):
         if saved.get(key) != want.get(key):
-            what = key.replace("_", " ")
-            raise ValueError(f"the cached run {run_dir} was made with another {what} (the "
-                             f"preset changed?): delete it or pass another --runs-dir")
+            raise ValueError(f"the cached run {run_dir} was made with another {what}: delete "
+                             f"it or pass another --runs-dir")
 
 
 def final_test_accuracy(info: dict) -> float | None:

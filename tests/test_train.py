@@ -185,3 +185,37 @@ def test_cpu_training_uses_explicit_attention_with_the_same_result_and_restores_
     assert all(f == {True} for f in seen_fused)
     for (name, a), b in zip(explicit.state_dict().items(), fused.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=name)
+
+
+def test_a_specs_initial_weights_depend_on_its_seed_alone():
+    from studies.cache import RunSpec, build
+
+    spec = RunSpec(model="vit-ti", data="synthetic", preset="smoke", seed=3)
+    a = build(spec).state_dict()
+    torch.rand(1000)  # whatever the process drew before must not matter
+    before = torch.random.get_rng_state()
+    b = build(spec).state_dict()
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG is untouched
+    other = build(RunSpec(model="vit-ti", data="synthetic", preset="smoke", seed=4)).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    w = "blocks.0.attn.qkv.weight"
+    assert w in a and not torch.equal(a[w], other[w])
+
+
+def test_a_cached_run_of_another_recipe_or_unseeded_init_is_refused(tmp_path):
+    from dataclasses import replace
+
+    from studies.cache import INIT, RunSpec, _check_cached_recipe
+
+    spec = RunSpec(model="vit-ti", data="synthetic", preset="smoke", runs_dir=str(tmp_path))
+    config = {"spec": spec, "recipe": spec.recipe(), "model_kwargs": spec.model_kwargs(),
+              "init": INIT}
+    results.save_result(tmp_path / "config.json", {}, config, 0)
+    _check_cached_recipe(tmp_path, config)  # the same config is reused
+    for changed, what in ((replace(spec.recipe(), epochs=7), "recipe"),
+                          (None, "initialisation")):
+        saved = dict(config, recipe=changed) if changed else \
+            {k: v for k, v in config.items() if k != "init"}  # a run cached before seeding
+        results.save_result(tmp_path / "config.json", {}, saved, 0)
+        with pytest.raises(ValueError, match=f"made with another {what}"):
+            _check_cached_recipe(tmp_path, config)
