@@ -1,7 +1,7 @@
 """Reproduce Park & Kim 2022's findings F1-F10 end to end: every study the findings need,
 cached and resumable, then the figures gallery and an honest findings table.
 
-python -m studies.reproduce --preset quick     # Fashion-MNIST, ~2 h on a 2-core CPU
+python -m studies.reproduce --preset quick     # Fashion-MNIST, ~95 min on a 2-core CPU
 python -m studies.reproduce --preset paper     # CIFAR-100 with the paper's recipe (GPUs)
 python -m studies.reproduce --preset smoke     # minutes: checks the pipeline end to end
 
