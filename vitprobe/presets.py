@@ -42,13 +42,11 @@ def recipe(preset: str, model: str) -> Recipe:
         # 7.5 min). ViTs: two epochs at batch 64, lr 1e-3, crops with 1-px padding — vit-ti
         # seed 0 78.40 % in 15.0 min, seed 1 80.72 % in 14.8 min (two unseeded: 80.38, 81.25 %);
         # one epoch gave 72.2 %, two epochs with 2-px padding 77.59 % (README "Measured here").
-        if model.startswith(("resnet", "alternet")):
-            return Recipe(epochs=1, batch_size=128, lr=2e-3, weight_decay=0.05,
-                          warmup_epochs=0.05, hessian_batches=8,
-                          augment=Augment(crop_padding=2, flip=True, label_smoothing=0.0))
+        cnn = model.startswith(("resnet", "alternet"))
         vit = model.startswith("vit-")
-        return Recipe(epochs=2 if vit else 1, batch_size=64, lr=1e-3, weight_decay=0.05,
-                      warmup_epochs=0.03, hessian_batches=8,
+        return Recipe(epochs=2 if vit else 1, batch_size=128 if cnn else 64,
+                      lr=2e-3 if cnn else 1e-3, weight_decay=0.05,
+                      warmup_epochs=0.05 if cnn else 0.03, hessian_batches=8,
                       augment=Augment(crop_padding=1 if vit else 2, flip=True,
                                       label_smoothing=0.0))
     return Recipe(epochs=305, batch_size=96, lr=1.25e-4, weight_decay=0.05, warmup_epochs=5,
