@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.vit import POOLS
 from vitprobe import cli, plots, results
 
 from .cache import RunSpec, final_test_accuracy, trained_model
@@ -20,7 +21,7 @@ from .landscape import landscape_data, mean_loss, model_landscape
 
 def main(argv: list[str] | None = None) -> int:
     p = cli.base_parser("studies.pooling", __doc__.splitlines()[0])
-    p.add_argument("--pools", default="cls,gap,seqpool,map")
+    p.add_argument("--pools", default=",".join(POOLS))
     p.add_argument("--steps", type=int, default=11, help="landscape grid points per axis")
     p.add_argument("--span", type=float, default=1.0)
     p.add_argument("--num-images", type=int, default=512)
@@ -29,9 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cli.setup_logging(args.quiet)
     pools = [q for q in args.pools.split(",") if q]
-    bad = [q for q in pools if q not in ("cls", "gap", "seqpool", "map")]
+    bad = [q for q in pools if q not in POOLS]
     if bad or not args.model.startswith("vit"):
-        raise ValueError(f"--pools takes cls, gap, seqpool, map (got {bad}) on a vit-* model")
+        raise ValueError(f"--pools takes {', '.join(POOLS)} (got {bad}) on a vit-* model")
     device = cli.resolve_device(args.device)
     out = Path(args.out)
     rows, surfaces, spectra = [], {}, {}

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.vit import POOLS
 from vitprobe import cli, results
 from vitprobe.hessian import ape, nep
 
@@ -58,7 +59,7 @@ def plan(preset: str) -> list[Step]:
     # every pooling variant is a full vit-ti training (two epochs, ~14 min at quick scale):
     # the quick preset compares cls, gap (the paper's Fig. 6) and CCT's seqpool and leaves
     # MAP to the other presets, which keeps the whole quick run within two CPU hours
-    pools = "cls,gap,seqpool" if preset == "quick" else "cls,gap,seqpool,map"
+    pools = ",".join(q for q in POOLS if not (preset == "quick" and q == "map"))
     return [
         Step("hessian", "hessian", ("--model", three, *hess), (
             ("hessian.png", "Hessian max-eigenvalue spectra (top-5 by magnitude per mini-batch of "
