@@ -5,7 +5,8 @@ python benchmarks/train_throughput.py [--batch-size 64] [--steps 4] [--rounds 3]
 Goal: ratio (ours / peer) >= 0.95 for both.
 
 Both sides train under the autocast ``vitprobe.train.fit`` uses on this device (bf16 on CPUs
-with native bf16, none elsewhere on CPU; ``--no-amp``: float32). Ours also uses the attention
+where bf16 GEMMs measure faster than float32, float32 elsewhere on CPU; ``--no-amp``: float32
+always). Ours also uses the attention
 kernel ``fit`` picks for the device (``TrainConfig.fused_attention``: explicit softmax on CPU,
 fused SDPA on CUDA); the peer keeps timm's default (fused SDPA).
 """
@@ -25,7 +26,7 @@ from common import interleaved  # noqa: E402
 
 from models import create_model  # noqa: E402
 from vitprobe.features import explicit_attention  # noqa: E402
-from vitprobe.train import TrainConfig, autocast, fused_attention  # noqa: E402
+from vitprobe.train import TrainConfig, autocast, autocast_dtype, fused_attention  # noqa: E402
 
 
 def peer_vit():
@@ -81,7 +82,8 @@ def main() -> None:
     amp = not a.no_amp
     print(f"device cpu, {torch.get_num_threads()} threads, batch {a.batch_size}, "
           f"{a.steps} steps x {a.rounds} rounds (median), "
-          f"autocast {'as fit() uses it' if amp else 'off'}")
+          f"autocast {autocast_dtype(torch.device('cpu'), amp) or 'off (float32)'}"
+          f"{' as fit() picks it' if amp else ''}")
     for name, (ours, peer, peer_name) in pairs.items():
         t = interleaved({"ours": train_steps(ours, x, y, a.steps, amp, policy=True),
                          "peer": train_steps(peer, x, y, a.steps, amp, policy=False)},

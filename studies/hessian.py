@@ -7,6 +7,7 @@ python -m studies.hessian --model vit-ti[,resnet-18] [--pool gap] [--num-batches
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"epochs/epoch-{epoch:03d}.safetensors"))
                 if not ckpt.is_file():
                     raise ValueError(f"the cache holds no checkpoint for epoch {epoch} of {name} "
-                                     f"({ckpt}); allowed: 0..{spec.recipe().epochs}")
+                                     f"({ckpt}); allowed: 0..{math.ceil(spec.recipe().epochs)}")
                 load_checkpoint(model, ckpt, name)
             # under torchrun every rank takes its slice of each mini-batch; HVPs all-reduce
             batches = ((x[rank::world], y[rank::world]) for x, y in loader.iterate(0))

@@ -219,3 +219,78 @@ def test_a_cached_run_of_another_recipe_or_unseeded_init_is_refused(tmp_path):
         results.save_result(tmp_path / "config.json", {}, saved, 0)
         with pytest.raises(ValueError, match=f"made with another {what}"):
             _check_cached_recipe(tmp_path, config)
+
+
+def test_cpu_autocast_is_bf16_only_where_bf16_measures_faster(monkeypatch):
+    from vitprobe import train
+
+    cpu = torch.device("cpu")
+    for speedup, expected in ((1.5, torch.bfloat16), (0.7, None), (1.0, None)):
+        monkeypatch.setattr(train, "cpu_bf16_speedup", lambda s=speedup: s)
+        assert train.autocast_dtype(cpu, True) is expected
+        assert train.autocast_dtype(cpu, False) is None  # amp off: float32 whatever the CPU
+        with train.autocast(cpu, True):
+            assert torch.is_autocast_enabled("cpu") is (expected is not None)
+    with train.autocast(cpu, torch.bfloat16):  # an explicit dtype is used as given
+        assert torch.get_autocast_dtype("cpu") is torch.bfloat16 and \
+            torch.is_autocast_enabled("cpu")
+    with train.autocast(cpu, None):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_a_resumed_run_keeps_the_precision_it_started_with(tmp_path, monkeypatch):
+    """The bf16-or-float32 choice is measured per process; a resume must not switch it, or
+    the kill-and-resume weights would differ from an uninterrupted run's."""
+    from vitprobe import train
+
+    recipe = Recipe(epochs=2, batch_size=32, lr=1e-3)
+
+    def run(run_dir, speedups, stop_after=None):
+        torch.manual_seed(0)
+        model = small_vit()
+        for i, s in enumerate(speedups):
+            monkeypatch.setattr(train, "cpu_bf16_speedup", lambda s=s: s)
+            cfg = TrainConfig(recipe, progress=False, save_every_steps=1)
+            if i == 0 and stop_after:
+                def stop(step):
+                    if step == stop_after:
+                        raise KeyboardInterrupt
+                with pytest.raises(KeyboardInterrupt):
+                    fit(model, *synthetic_loaders(), cfg, run_dir, on_step=stop)
+                torch.manual_seed(123)  # a fresh process: whatever RNG state
+                model = small_vit()
+            else:
+                metrics = fit(model, *synthetic_loaders(), cfg, run_dir)
+        return model, metrics
+
+    whole, m_whole = run(tmp_path / "a", [1.5])
+    resumed, m_resumed = run(tmp_path / "b", [1.5, 0.7], stop_after=3)
+    assert [m["autocast"] for m in m_whole] == ["bfloat16"] * 2 == \
+        [m["autocast"] for m in m_resumed]
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    fp32, m_fp32 = run(tmp_path / "c", [0.7])
+    assert [m["autocast"] for m in m_fp32] == ["float32"] * 2
+    assert not torch.equal(fp32.state_dict()["head.weight"], whole.state_dict()["head.weight"])
+
+
+def test_a_fractional_epoch_count_ends_part_way_through_the_last_pass():
+    """epochs=1.5 with 16 steps per epoch: 24 steps, the cosine schedule reaching its floor at
+    step 24, an evaluation after each of the two (one partial) passes, and the partial pass
+    drawing the start of that epoch's own shuffled order."""
+    torch.manual_seed(0)
+    model = small_vit()
+    train, test = synthetic_loaders()
+    assert len(train) == 16
+    recipe = Recipe(epochs=1.5, batch_size=32, lr=1e-3, min_lr=0.0)
+    seen, steps = [], []  # training inputs (evaluation runs in eval mode)
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0]) if m.training else None)
+    metrics = fit(model, train, test, TrainConfig(recipe, progress=False),
+                  on_step=steps.append)
+    assert steps == list(range(1, 25)) and len(seen) == 24
+    assert [m["epoch"] for m in metrics] == [1, 2] and [m["step"] for m in metrics] == [16, 24]
+    assert metrics[-1]["lr"] == pytest.approx(lr_at(23, 24, 0, 1e-3, 0.0)) and \
+        lr_at(24, 24, 0, 1e-3, 0.0) == 0.0
+    expected = [x for x, _ in train.iterate(1)][:8]
+    for got, want in zip(seen[16:], expected, strict=True):
+        assert torch.equal(got, want)

@@ -12,7 +12,9 @@ PRESETS = ("smoke", "quick", "paper")
 
 @dataclass(frozen=True)
 class Recipe:
-    epochs: int
+    # passes over the training set; a fraction ends part way through the last one (1.7: one
+    # pass, then the first 70 % of the second pass's shuffled order), schedule included
+    epochs: float
     batch_size: int
     lr: float
     weight_decay: float = 0.05

@@ -11,6 +11,7 @@ Every file is written atomically, so a kill at any moment leaves the last good s
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import sys
@@ -115,27 +116,62 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True on CPUs with native bf16 matrix instructions (AVX512-BF16 or AMX), where bf16
-    autocast trains ~1.5x faster (measured: vit-ti 56 -> 87 img/s on 2 Zen 4 cores)."""
+def _cpu_flags() -> str:
     try:
-        flags = open("/proc/cpuinfo").read()
+        return open("/proc/cpuinfo").read()
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return ""
 
 
-def autocast(device: torch.device, enabled: bool):
+def _gemm_seconds(dtype: torch.dtype, reps: int = 6) -> float:
+    """Best time of a vit-ti MLP-shaped GEMM pair (3200x192 @ 192x768 and back) in ``dtype``."""
+    a, w1, w2 = (torch.randn(*s).to(dtype) for s in ((3200, 192), (192, 768), (768, 192)))
+    best = math.inf
+    for _ in range(reps):
+        t = time.perf_counter()
+        (a @ w1) @ w2
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+@functools.cache
+def cpu_bf16_speedup() -> float:
+    """float32 time / bf16 time of one GEMM pair on this CPU, measured once per process (a
+    tenth of a second). 1.0 where the CPU lacks native bf16 instructions (AVX512-BF16 or
+    AMX), which is the emulated, slow case."""
+    flags = _cpu_flags()
+    if "avx512_bf16" not in flags and "amx_bf16" not in flags:
+        return 1.0
+    return _gemm_seconds(torch.float32) / _gemm_seconds(torch.bfloat16)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True where bf16 GEMMs measure at least 1.2x faster than float32 on this CPU. Native
+    bf16 instructions alone do not say it: 2 Zen 4 cores train vit-ti 1.5x faster under bf16
+    autocast (56 -> 87 img/s), 2 Xeon cores with AVX512-BF16 but no AMX exposed 1.5x slower
+    (115 -> 75 img/s), their bf16 GEMMs at 0.7x float32."""
+    return cpu_bf16_speedup() >= 1.2
+
+
+def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
     """The mixed precision ``fit`` trains under: bf16 (fp16 where bf16 is missing) on CUDA,
-    bf16 on CPUs with native bf16, none otherwise or when not ``enabled``."""
+    bf16 on CPUs where it is faster (``cpu_has_fast_bf16``), None (float32) otherwise or when
+    not ``enabled``."""
     if not enabled:
-        return nullcontext()
+        return None
     if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "cpu" and cpu_has_fast_bf16():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return nullcontext()
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device, enabled: bool | torch.dtype | None):
+    """An autocast context: ``enabled`` True picks the dtype as ``autocast_dtype``; a dtype
+    uses that one (``fit`` passes the one it recorded in the run, so a resumed run keeps the
+    precision it started with); False or None is float32."""
+    dtype = autocast_dtype(device, True) if enabled is True else (enabled or None)
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 def fused_attention(config: TrainConfig) -> bool:
@@ -166,9 +202,9 @@ def _all_sum(values: list[float], device: torch.device) -> list[float]:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Loader, amp: bool = False) -> dict:
-    """Mean cross-entropy and accuracy of ``model`` on ``loader`` (eval mode, restored after);
-    summed over ranks when the loader is sharded."""
+def evaluate(model: nn.Module, loader: Loader, amp: bool | torch.dtype | None = False) -> dict:
+    """Mean cross-entropy and accuracy of ``model`` on ``loader`` (eval mode, restored after),
+    under ``autocast(device, amp)``; summed over ranks when the loader is sharded."""
     total, loss_sum, correct = 0, 0.0, 0
     device = loader.device
     with eval_mode(model):
@@ -181,6 +217,13 @@ def evaluate(model: nn.Module, loader: Loader, amp: bool = False) -> dict:
     if loader.world_size > 1:
         loss_sum, correct, total = _all_sum([loss_sum, correct, total], device)
     return {"loss": loss_sum / total, "acc": correct / total}
+
+
+_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _dtype_name(dtype: torch.dtype | None) -> str:
+    return "float32" if dtype is None else str(dtype).removeprefix("torch.")
 
 
 def _rng_state() -> dict:
@@ -227,10 +270,11 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(param_groups(model, r.weight_decay), lr=r.lr,
                                   betas=(0.9, 0.999))
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp
-                                  and not torch.cuda.is_bf16_supported())
+    amp_dtype = autocast_dtype(device, config.amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
     steps_per_epoch = len(train_loader)
-    total = r.epochs * steps_per_epoch
+    total = round(r.epochs * steps_per_epoch)  # a fractional last epoch stops part way
+    num_epochs = math.ceil(total / steps_per_epoch)
     warmup = round(r.warmup_epochs * steps_per_epoch)
     step, metrics = 0, []
     torch.manual_seed(config.seed)
@@ -241,6 +285,8 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
         if "scaler" in state:
             scaler.load_state_dict(state["scaler"])
         step, metrics = int(state["step"]), list(state["metrics"])
+        # the precision the run started with, whatever this process would measure now
+        amp_dtype = _DTYPES.get(state.get("autocast", ""), amp_dtype)
         _set_rng_state({k: (v.cpu() if isinstance(v, torch.Tensor) else [t.cpu() for t in v])
                         for k, v in state["rng"].items()})
         log.info("resuming %s at step %d/%d", run_dir, step, total)
@@ -253,7 +299,7 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
         results.save_state(run_dir / "state.pt", {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict(), "step": step, "metrics": metrics,
-            "rng": _rng_state()})
+            "rng": _rng_state(), "autocast": _dtype_name(amp_dtype)})
 
     train_model = model
     if world > 1:
@@ -268,8 +314,9 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
     while step < total:
         epoch, start = divmod(step, steps_per_epoch)
         model.train()
-        bar = tqdm(train_loader.iterate(epoch, start), total=steps_per_epoch, initial=start,
-                   desc=f"epoch {epoch + 1}/{r.epochs}", disable=not (config.progress and writer),
+        bar = tqdm(train_loader.iterate(epoch, start), initial=start,
+                   total=min(steps_per_epoch, total - epoch * steps_per_epoch),
+                   desc=f"epoch {epoch + 1}/{num_epochs}", disable=not (config.progress and writer),
                    mininterval=1.0 if sys.stderr.isatty() else 30.0, leave=False)
         loss_sum, n_seen, t_epoch = 0.0, 0, time.monotonic()
         for x, y in bar:
@@ -277,7 +324,7 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
                 x = x.contiguous(memory_format=torch.channels_last)
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step, total, warmup, r.lr, r.min_lr)
-            with autocast(device, config.amp):
+            with autocast(device, amp_dtype):
                 out = train_model(x)
             if criterion is not None:
                 loss = criterion(out, y, x)
@@ -312,15 +359,15 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
                     now - last_save > config.save_every_s:
                 checkpoint()
                 last_save = now
-            if step % steps_per_epoch == 0:
+            if step % steps_per_epoch == 0 or step >= total:
                 break
         bar.close()
         record = {"epoch": epoch + 1, "step": step, "lr": lr_at(step - 1, total, warmup, r.lr,
                                                                  r.min_lr),
                   "train_loss": loss_sum / max(1, n_seen) if start == 0 else None,
-                  "epoch_seconds": time.monotonic() - t_epoch}
+                  "epoch_seconds": time.monotonic() - t_epoch, "autocast": _dtype_name(amp_dtype)}
         if test_loader is not None:
-            ev = evaluate(model, test_loader, amp=config.amp)
+            ev = evaluate(model, test_loader, amp=amp_dtype)
             record.update(test_loss=ev["loss"], test_acc=ev["acc"])
         metrics.append(record)
         if not writer:
