@@ -294,3 +294,11 @@ def test_a_fractional_epoch_count_ends_part_way_through_the_last_pass():
     expected = [x for x, _ in train.iterate(1)][:8]
     for got, want in zip(seen[16:], expected, strict=True):
         assert torch.equal(got, want)
+
+
+def test_measuring_the_bf16_speedup_leaves_the_global_rng_alone():
+    from vitprobe import train
+
+    before = torch.random.get_rng_state()
+    assert train._gemm_seconds(torch.float32, reps=1) > 0
+    assert torch.equal(torch.random.get_rng_state(), before)
