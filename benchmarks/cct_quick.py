@@ -63,6 +63,13 @@ def main() -> None:
     run_dir = spec.run_dir.with_name(f"{spec.run_name}-{a.minutes:g}min")
     plan_path = run_dir / "config.json"
     recipe = spec.recipe()
+    config = {"spec": spec, "recipe": recipe, "model_kwargs": spec.model_kwargs(),
+              "init": cache.INIT}
+    try:  # a run made with another recipe or an unseeded initialisation is not resumed
+        cache._check_cached_recipe(run_dir, config)
+    except ValueError as e:
+        print(f"cct_quick: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     train_loader, test_loader = cache.loaders(spec)
     if plan_path.is_file():  # a resumed run keeps the plan it started with
         plan = results.load_json(plan_path)["results"]
@@ -71,7 +78,7 @@ def main() -> None:
         n_train = len(train_loader.data)
         epochs = max(1, math.floor(a.minutes * 60 * ips / n_train))
         plan = {"images_per_s": ips, "epochs": epochs, "minutes": a.minutes}
-        results.save_result(plan_path, plan, {"spec": spec, "recipe": recipe}, a.seed)
+        results.save_result(plan_path, plan, config, a.seed)
     print(f"{a.model}: calibrated {plan['images_per_s']:.0f} images/s -> {plan['epochs']} "
           f"epochs of the quick recipe in {a.minutes:g} min", flush=True)
     recipe = replace(recipe, epochs=plan["epochs"])
