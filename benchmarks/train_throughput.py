@@ -1,7 +1,7 @@
 """Training images/s: our vit-ti vs timm's VisionTransformer of the same configuration, and
 our resnet-18 vs torchvision's resnet18 with the same CIFAR stem, in one run, interleaved.
 
-python benchmarks/train_throughput.py [--batch-size 64] [--steps 4] [--rounds 3] [--no-amp]
+python benchmarks/train_throughput.py [--batch-size 64] [--steps 4] [--rounds 3] [--no-amp | --bf16]
 Goal: ratio (ours / peer) >= 0.95 for both.
 
 Both sides train under the autocast ``vitprobe.train.fit`` uses on this device (bf16 on CPUs
@@ -46,7 +46,7 @@ def peer_resnet():
     return m
 
 
-def train_steps(model, x, y, steps, amp: bool, policy: bool):
+def train_steps(model, x, y, steps, amp: torch.dtype | None, policy: bool):
     """``steps`` AdamW steps; ``policy``: with the attention kernel ``fit`` picks on CPU."""
     opt = torch.optim.AdamW(model.parameters(), 1e-4)
     model.train()
@@ -69,6 +69,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--no-amp", action="store_true", help="float32 on both sides")
+    p.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast on both sides, even where fit() would train in float32")
     a = p.parse_args()
     torch.manual_seed(0)
     x = torch.randn(a.batch_size, 1, 28, 28)
@@ -79,11 +81,10 @@ def main() -> None:
         "resnet-18": (create_model("resnet-18", num_classes=10, in_chans=1, img_size=28),
                       peer_resnet(), "torchvision resnet18 (CIFAR stem)"),
     }
-    amp = not a.no_amp
+    amp = torch.bfloat16 if a.bf16 else autocast_dtype(torch.device("cpu"), not a.no_amp)
     print(f"device cpu, {torch.get_num_threads()} threads, batch {a.batch_size}, "
-          f"{a.steps} steps x {a.rounds} rounds (median), "
-          f"autocast {autocast_dtype(torch.device('cpu'), amp) or 'off (float32)'}"
-          f"{' as fit() picks it' if amp else ''}")
+          f"{a.steps} steps x {a.rounds} rounds (median), autocast {amp or 'off (float32)'}"
+          f"{'' if a.bf16 or a.no_amp else ' as fit() picks it'}")
     for name, (ours, peer, peer_name) in pairs.items():
         t = interleaved({"ours": train_steps(ours, x, y, a.steps, amp, policy=True),
                          "peer": train_steps(peer, x, y, a.steps, amp, policy=False)},
