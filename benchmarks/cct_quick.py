@@ -63,8 +63,7 @@ def main() -> None:
     run_dir = spec.run_dir.with_name(f"{spec.run_name}-{a.minutes:g}min")
     plan_path = run_dir / "config.json"
     recipe = spec.recipe()
-    config = {"spec": spec, "recipe": recipe, "model_kwargs": spec.model_kwargs(),
-              "init": cache.INIT}
+    config = cache.run_config(spec)
     try:  # a run made with another recipe or an unseeded initialisation is not resumed
         cache._check_cached_recipe(run_dir, config)
     except ValueError as e:

@@ -112,6 +112,12 @@ def build(spec: RunSpec) -> nn.Module:
                             img_size=info.img_size, **spec.model_kwargs())
 
 
+def run_config(spec: RunSpec) -> dict:
+    """What a cached run records and must match to be reused: recipe, architecture, init."""
+    return {"spec": spec, "recipe": spec.recipe(), "model_kwargs": spec.model_kwargs(),
+            "init": INIT}
+
+
 def loaders(spec: RunSpec) -> tuple[vdata.Loader, vdata.Loader]:
     r = spec.recipe()
     fraction = spec.data_fraction * r.train_fraction
@@ -164,8 +170,7 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
         return load_checkpoint(model, checkpoint, spec.model).eval(), {"checkpoint": checkpoint}
     run_dir = spec.run_dir
     final = run_dir / "model.safetensors"
-    config = {"spec": spec, "recipe": spec.recipe(), "model_kwargs": spec.model_kwargs(),
-              "init": INIT}
+    config = run_config(spec)
     _check_cached_recipe(run_dir, config)
     if not final.is_file():
         if distributed()[0] == 0:
