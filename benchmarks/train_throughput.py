@@ -6,7 +6,7 @@ Goal: ratio (ours / peer) >= 0.95 for both.
 
 Both sides train under the autocast ``vitprobe.train.fit`` uses on this device (bf16 on CPUs
 where bf16 GEMMs measure faster than float32, float32 elsewhere on CPU; ``--no-amp``: float32
-always). Ours also uses the attention
+always; ``--bf16``: bf16 always). Ours also uses the attention
 kernel ``fit`` picks for the device (``TrainConfig.fused_attention``: explicit softmax on CPU,
 fused SDPA on CUDA); the peer keeps timm's default (fused SDPA).
 """

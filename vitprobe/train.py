@@ -274,6 +274,9 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
     optimizer = torch.optim.AdamW(param_groups(model, r.weight_decay), lr=r.lr,
                                   betas=(0.9, 0.999))
     amp_dtype = autocast_dtype(device, config.amp)
+    if world > 1 and device.type == "cpu":  # each rank measured bf16 on its own: bf16 only
+        if _all_sum([float(amp_dtype is not None)], device)[0] < world:  # if all found it
+            amp_dtype = None
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
     steps_per_epoch = len(train_loader)
     total = round(r.epochs * steps_per_epoch)  # a fractional last epoch stops part way
