@@ -9,7 +9,13 @@ Defaults follow the paper's CIFAR configurations (REFERENCE.md §1): no qkv bias
 from __future__ import annotations
 
 import torch
-from timm.layers import AttentionPoolLatent, PatchDropout, PatchEmbed, trunc_normal_
+from timm.layers import (
+    AttentionPoolLatent,
+    PatchDropout,
+    PatchEmbed,
+    resample_abs_pos_embed,
+    trunc_normal_,
+)
 from timm.models.vision_transformer import Block
 from torch import nn
 
@@ -24,6 +30,11 @@ class VisionTransformer(TokenModel):
     Exposes ``num_prefix_tokens`` and ``grid_size`` (timm's names) so probes can map tokens to
     the 2-D patch grid, and ``probe_taps()`` listing the residual stream after every MSA and
     MLP sub-block.
+
+    Inputs of another size (a multiple of the patch) take the position table resampled to
+    their grid (bicubic, as a checkpoint loaded at another size; ViT §3.2): what training at
+    a lower resolution first (``Recipe.progressive``) feeds the model. ``grid_size`` stays
+    the native grid.
     """
 
     def __init__(self, img_size: int = 32, patch_size: int = 2, in_chans: int = 3,
@@ -42,7 +53,8 @@ class VisionTransformer(TokenModel):
         self.pool = pool
         self.num_classes = num_classes
         self.embed_dim = embed_dim
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim,
+                                      strict_img_size=False)
         self.grid_size = self.patch_embed.grid_size
         self.num_prefix_tokens = 1 if pool == "cls" else 0
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if pool == "cls" else None
@@ -74,11 +86,21 @@ class VisionTransformer(TokenModel):
             nn.init.normal_(self.cls_token, std=1e-6)
         self.apply(self.init_weights)
 
+    def position_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
+        """The position table for a ``grid`` of patches: the learned one on the native grid,
+        resampled to any other."""
+        if tuple(grid) == tuple(self.grid_size):
+            return self.pos_embed
+        return resample_abs_pos_embed(self.pos_embed, list(grid), list(self.grid_size),
+                                      num_prefix_tokens=self.num_prefix_tokens)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.patch_embed.patch_size
+        grid = (x.shape[-2] // p[0], x.shape[-1] // p[1])
         x = self.patch_embed(x)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = self.patch_drop(self.pos_drop(x + self.pos_embed))
+        x = self.patch_drop(self.pos_drop(x + self.position_embedding(grid)))
         x = self.blocks(x)
         return self.norm(x)
 

@@ -83,7 +83,12 @@ class RunSpec:
         return Path(self.runs_dir) / self.data / self.run_name
 
     def recipe(self) -> presets.Recipe:
-        return presets.recipe(self.preset, self.model)
+        r = presets.recipe(self.preset, self.model)
+        if r.progressive:  # low-resolution stages at sizes the model's patch divides
+            size = vdata.dataset_info(self.data).img_size
+            kw = {**presets.model_overrides(self.preset, self.model, size), **self.overrides}
+            r = presets.snap_progressive(r, size, kw.get("patch_size"))
+        return r
 
     def model_kwargs(self) -> dict:
         info = vdata.dataset_info(self.data)

@@ -56,7 +56,7 @@ def plan(preset: str) -> list[Step]:
         ("--steps", "9", "--num-images", "128")
     search_fraction = "0.5" if smoke else "0.1"
     three = "vit-ti,resnet-18,alternet-18"
-    # every pooling variant is a full vit-ti training (two epochs, ~14 min at quick scale):
+    # every pooling variant is a full vit-ti training (two epochs, ~13 min at quick scale):
     # the quick preset compares cls, gap (the paper's Fig. 6) and CCT's seqpool and leaves
     # MAP to the other presets, which keeps the whole quick run within two CPU hours
     pools = ",".join(q for q in POOLS if not (preset == "quick" and q == "map"))
@@ -149,7 +149,7 @@ def _verdict(ok: bool | None) -> str:
 
 
 # Why a finding may fail at the quick scale (on Fashion-MNIST: one epoch for CNNs, two for
-# ViTs), shown only where the measured numbers do not support it.
+# ViTs, the first at 20 px), shown only where the measured numbers do not support it.
 CAVEATS = {
     "F1": "after one (ResNet) or two (ViT) epochs both models are far from a minimum; "
           "negative curvature of the ResNet has not yet been removed by training.",

@@ -31,6 +31,14 @@ def test_bad_input_is_one_line_and_exit_code_2(args, needle, tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_pool_choices_are_the_vit_pools():
+    from models.vit import POOLS
+    from vitprobe.cli import base_parser
+
+    action = next(a for a in base_parser("x", "")._actions if "--pool" in a.option_strings)
+    assert tuple(action.choices) == POOLS
+
+
 def test_model_args_parse_python_literals():
     from vitprobe.cli import parse_model_args
 

@@ -159,3 +159,26 @@ def test_timm_passthrough():
     m = create_model("timm:vit_tiny_patch16_224", num_classes=3, in_chans=1, img_size=32,
                      patch_size=8)
     assert m(torch.randn(1, 1, 32, 32)).shape == (1, 3)
+
+
+def test_vit_takes_other_input_sizes_through_its_resampled_position_table():
+    """vit-ti built at 28 px and fed 20-px images equals vit-ti built at 20 px holding the same
+    weights (its 5x5 position table resampled from the 7x7 one at load); at 28 px it is the
+    model itself, and a size the patch does not divide is refused."""
+    from models import create_model
+
+    torch.manual_seed(0)
+    for pool in ("cls", "gap"):
+        kw = dict(num_classes=3, in_chans=1, patch_size=4, depth=2, pool=pool)
+        big = create_model("vit-ti", img_size=28, **kw).eval()
+        with torch.no_grad():
+            big.pos_embed.normal_()  # a table with structure at every position
+        small = create_model("vit-ti", img_size=20, **kw).eval()
+        small.load_state_dict(big.state_dict())
+        assert small.pos_embed.shape[1] == 25 + (pool == "cls")
+        x = torch.randn(4, 1, 20, 20)
+        torch.testing.assert_close(big(x), small(x), rtol=1e-5, atol=1e-5)
+        assert big.grid_size == (7, 7)
+        assert big.position_embedding((7, 7)) is big.pos_embed
+    with pytest.raises(AssertionError, match="divisible by patch size"):
+        big(torch.randn(1, 1, 22, 22))

@@ -302,3 +302,51 @@ def test_measuring_the_bf16_speedup_leaves_the_global_rng_alone():
     before = torch.random.get_rng_state()
     assert train._gemm_seconds(torch.float32, reps=1) > 0
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_progressive_stages_by_step():
+    from vitprobe.train import train_size
+
+    stages = ((0.5, 12), (1.25, 20))  # 16 steps per epoch: steps 0-7 at 12, 8-19 at 20
+    assert [train_size(s, 16, stages) for s in (0, 7, 8, 19, 20, 40)] == \
+        [12, 12, 20, 20, None, None]
+    assert train_size(0, 16, ()) is None
+    for bad in [((1.0, 20), (0.5, 12)), ((0.0, 20),), ((1.0, 20.5),)]:
+        with pytest.raises(ValueError, match="ascending epochs and integer sizes"):
+            Recipe(epochs=2, batch_size=32, lr=1e-3, progressive=bad)
+
+
+def test_progressive_sizes_snap_to_the_patch_and_the_quick_vit_recipe_uses_them():
+    from studies.cache import RunSpec
+    from vitprobe.presets import snap_progressive
+
+    r = Recipe(epochs=2, batch_size=32, lr=1e-3, progressive=((0.5, 13), (1.0, 20), (1.5, 30)))
+    assert snap_progressive(r, 28, 7).progressive == ((0.5, 14), (1.0, 21))  # 28: dropped
+    assert snap_progressive(r, 28, 4).progressive == ((0.5, 12), (1.0, 20))
+    assert RunSpec("vit-ti").recipe().progressive == ((1.0, 20),)
+    assert RunSpec("vit-ti", overrides={"patch_size": 7}).recipe().progressive == ((1.0, 21),)
+    assert RunSpec("resnet-18").recipe().progressive == ()
+
+
+def test_progressive_resizing_trains_the_first_stage_on_resized_batches():
+    """Recipe(epochs=2, progressive=((1.0, 14),)): epoch 1's 16 steps see each augmented batch
+    resized to 14 px (bilinear, antialiased), epoch 2 the 28-px batches themselves, and the
+    evaluations the test images at 28 px."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = small_vit()
+    train, test = synthetic_loaders()
+    recipe = Recipe(epochs=2, batch_size=32, lr=1e-3, progressive=((1.0, 14),))
+    seen, evals = [], []
+    model.register_forward_pre_hook(
+        lambda m, args: (seen if m.training else evals).append(args[0]))
+    metrics = fit(model, train, test, TrainConfig(recipe, progress=False))
+    assert len(seen) == 32
+    for got, (x, _) in zip(seen[:16], train.iterate(0), strict=True):
+        want = F.interpolate(x, size=(14, 14), mode="bilinear", antialias=True)
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    for got, (x, _) in zip(seen[16:], train.iterate(1), strict=True):
+        assert torch.equal(got, x)
+    assert {tuple(x.shape[-2:]) for x in evals} == {(28, 28)}
+    assert [m["train_sizes"] for m in metrics] == [[14], [28]]

@@ -26,6 +26,8 @@ def base_parser(prog: str, description: str) -> ArgumentParser:
     p = ArgumentParser(prog=prog, description=description)
     p.add_argument("--model", default="vit-ti",
                    help="model name(s), comma-separated (see models.list_models())")
+    # models.vit.POOLS, spelt out because vitprobe never imports models (DESIGN.md);
+    # tests/test_cli.py keeps the two equal
     p.add_argument("--pool", choices=("cls", "gap", "seqpool", "map"), default=None,
                    help="ViT pooling (default: the model's, cls)")
     p.add_argument("--patch-size", type=int, default=None, help="ViT patch size override")

@@ -41,30 +41,70 @@ def _kde(values: np.ndarray, grid: np.ndarray, total: int) -> np.ndarray:
     return d * len(values) / total
 
 
+def spectrum_scale(spectra: dict[str, np.ndarray], ratio: float = 20.0) -> str:
+    """``"log"`` when the models' largest eigenvalue magnitudes differ by more than ``ratio``
+    (one model's spectrum would flatten the others' against zero on a linear axis), else
+    ``"linear"``."""
+    tops = [np.abs(v[np.isfinite(v)]).max() for v in map(np.ravel, spectra.values())
+            if np.isfinite(v).any()]
+    tops = [t for t in tops if t > 0]
+    return "log" if tops and max(tops) > ratio * min(tops) else "linear"
+
+
 def spectrum_figure(spectra: dict[str, np.ndarray], path: str | Path,
-                    title: str = "Hessian max eigenvalue spectra") -> list[Path]:
+                    title: str = "Hessian max eigenvalue spectra",
+                    scale: str = "auto") -> list[Path]:
     """Park & Kim 2022 Fig. 4 style: negative and positive eigenvalue densities in two
-    panels, one colour per model; the legend carries NEP and APE."""
+    panels, one colour per model; the legend carries NEP and APE.
+
+    ``scale="linear"`` plots the densities over the eigenvalues as the paper does; ``"log"``
+    plots them over log10 |eigenvalue| (density per decade; the negative panel runs from
+    small to large magnitudes leftwards), for models whose curvatures differ by orders of
+    magnitude; ``"auto"`` takes ``spectrum_scale(spectra)``. On either scale a panel's curve
+    integrates to that side's share of the spectrum."""
     from .hessian import ape, nep
 
+    if scale == "auto":
+        scale = spectrum_scale(spectra)
+    if scale not in ("linear", "log"):
+        raise ValueError(f"scale must be auto, linear or log; got {scale!r}")
     fig, (axn, axp) = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
-    all_vals = np.concatenate([np.ravel(v)[np.isfinite(np.ravel(v))] for v in spectra.values()])
-    neg_lim = min(all_vals.min(), -1e-3) * 1.1 if (all_vals < 0).any() else -1.0
-    pos_lim = max(all_vals.max(), 1e-3) * 1.1
-    for i, (label, vals) in enumerate(spectra.items()):
-        v = np.ravel(vals)
-        v = v[np.isfinite(v)]
+    clean = {k: np.ravel(v)[np.isfinite(np.ravel(v))] for k, v in spectra.items()}
+    all_vals = np.concatenate(list(clean.values()))
+    if scale == "log":
+        def grid(side):
+            mags = np.log10(np.abs(side[side != 0])) if (side != 0).any() else np.zeros(1)
+            return np.linspace(mags.min() - 0.3, mags.max() + 0.3, 200)
+        un, up = grid(all_vals[all_vals < 0]), grid(all_vals[all_vals > 0])
+    else:
+        neg_lim = min(all_vals.min(), -1e-3) * 1.1 if (all_vals < 0).any() else -1.0
+        pos_lim = max(all_vals.max(), 1e-3) * 1.1
+        gn, gp = np.linspace(neg_lim, 0, 200), np.linspace(0, pos_lim, 200)
+    for i, (label, v) in enumerate(clean.items()):
         c = PALETTE[i % len(PALETTE)]
-        gn = np.linspace(neg_lim, 0, 200)
-        gp = np.linspace(0, pos_lim, 200)
-        axn.plot(gn, _kde(v[v < 0], gn, len(v)), color=c)
-        axp.plot(gp, _kde(v[v > 0], gp, len(v)), color=c,
-                 label=f"{label} (NEP {nep(v):.2f}, APE {ape(v):.3g})")
-        axn.plot(v[v < 0], np.zeros((v < 0).sum()), "|", color=c, ms=8)
-        axp.plot(v[v > 0], np.zeros((v > 0).sum()), "|", color=c, ms=8)
-    axn.set_xlabel("eigenvalue (negative)")
-    axp.set_xlabel("eigenvalue (positive)")
-    axn.set_ylabel("density")
+        neg, pos = v[v < 0], v[v > 0]
+        if scale == "log":
+            axn.plot(10 ** un, _kde(np.log10(-neg), un, len(v)), color=c)
+            axp.plot(10 ** up, _kde(np.log10(pos), up, len(v)), color=c,
+                     label=f"{label} (NEP {nep(v):.2f}, APE {ape(v):.3g})")
+            axn.plot(-neg, np.zeros(len(neg)), "|", color=c, ms=8)
+        else:
+            axn.plot(gn, _kde(neg, gn, len(v)), color=c)
+            axp.plot(gp, _kde(pos, gp, len(v)), color=c,
+                     label=f"{label} (NEP {nep(v):.2f}, APE {ape(v):.3g})")
+            axn.plot(neg, np.zeros(len(neg)), "|", color=c, ms=8)
+        axp.plot(pos, np.zeros(len(pos)), "|", color=c, ms=8)
+    if scale == "log":
+        for ax in (axn, axp):
+            ax.set_xscale("log")
+        axn.invert_xaxis()
+        axn.set_xlabel("|eigenvalue| of the negative ones (log)")
+        axp.set_xlabel("eigenvalue (positive, log)")
+        axn.set_ylabel("density per decade")
+    else:
+        axn.set_xlabel("eigenvalue (negative)")
+        axp.set_xlabel("eigenvalue (positive)")
+        axn.set_ylabel("density")
     axp.legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=10)
     return save(fig, path)

@@ -184,6 +184,25 @@ def fused_attention(config: TrainConfig) -> bool:
     return torch.device(config.device).type == "cuda"
 
 
+def train_size(step: int, steps_per_epoch: int,
+               stages: tuple[tuple[float, int], ...]) -> int | None:
+    """The image size training step ``step`` (0-based) runs at under ``Recipe.progressive``;
+    None: the data's own size."""
+    for until, size in stages:
+        if step < round(until * steps_per_epoch):
+            return int(size)
+    return None
+
+
+def fused_adamw(model: nn.Module, device: torch.device) -> bool | None:
+    """AdamW's fused kernel where torch has one (CPU, CUDA) and every parameter is a float:
+    one kernel per step instead of ~10 per parameter tensor (vit-ti on 2 CPU cores: the
+    optimizer step 10.6 -> 2.8 ms of a ~530 ms training step). None: torch's default."""
+    ok = device.type in ("cpu", "cuda") and all(p.is_floating_point()
+                                                 for p in model.parameters())
+    return True if ok else None
+
+
 def distributed() -> tuple[int, int]:
     """(rank, world size) of the default process group, (0, 1) without one."""
     import torch.distributed as dist
@@ -272,7 +291,7 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
     if device.type == "cuda" and config.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(param_groups(model, r.weight_decay), lr=r.lr,
-                                  betas=(0.9, 0.999))
+                                  betas=(0.9, 0.999), fused=fused_adamw(model, device))
     amp_dtype = autocast_dtype(device, config.amp)
     if world > 1 and device.type == "cpu":  # each rank measured bf16 on its own: bf16 only
         if _all_sum([float(amp_dtype is not None)], device)[0] < world:  # if all found it
@@ -317,6 +336,7 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
     soft = train_loader.soft_targets
     last_save = time.monotonic()
     t_start = time.monotonic()
+    last_size = None
     while step < total:
         epoch, start = divmod(step, steps_per_epoch)
         model.train()
@@ -324,8 +344,16 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
                    total=min(steps_per_epoch, total - epoch * steps_per_epoch),
                    desc=f"epoch {epoch + 1}/{num_epochs}", disable=not (config.progress and writer),
                    mininterval=1.0 if sys.stderr.isatty() else 30.0, leave=False)
-        loss_sum, n_seen, t_epoch = 0.0, 0, time.monotonic()
+        loss_sum, n_seen, t_epoch, sizes = 0.0, 0, time.monotonic(), set()
         for x, y in bar:
+            size = train_size(step, steps_per_epoch, r.progressive)
+            if size is not None and tuple(x.shape[-2:]) != (size, size):
+                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                  align_corners=False)
+            if writer and size != last_size:
+                log.info("step %d: training at %s px", step, size or x.shape[-1])
+                last_size = size
+            sizes.add(x.shape[-1])
             if device.type == "cuda" and config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             for g in optimizer.param_groups:
@@ -371,7 +399,8 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
         record = {"epoch": epoch + 1, "step": step, "lr": lr_at(step - 1, total, warmup, r.lr,
                                                                  r.min_lr),
                   "train_loss": loss_sum / max(1, n_seen) if start == 0 else None,
-                  "epoch_seconds": time.monotonic() - t_epoch, "autocast": _dtype_name(amp_dtype)}
+                  "epoch_seconds": time.monotonic() - t_epoch, "autocast": _dtype_name(amp_dtype),
+                  "train_sizes": sorted(sizes)}
         if test_loader is not None:
             ev = evaluate(model, test_loader, amp=amp_dtype)
             record.update(test_loss=ev["loss"], test_acc=ev["acc"])

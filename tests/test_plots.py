@@ -1,0 +1,53 @@
+"""Figures whose content can be checked by number: the spectrum panels' densities."""
+
+import numpy as np
+import pytest
+
+from vitprobe import plots
+
+
+def _capture(monkeypatch):
+    figs = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figs.append(fig) or [])
+    return figs
+
+
+def test_spectrum_scale_turns_log_when_models_differ_by_orders_of_magnitude():
+    assert plots.spectrum_scale({"a": np.array([1.0, 2.0, -0.5]),
+                                 "b": np.array([3e3, -5e4])}) == "log"
+    assert plots.spectrum_scale({"a": np.array([1.0, 2.0, -0.5]),
+                                 "b": np.array([3.0, -4.0])}) == "linear"
+
+
+def _spectrum(rng, n_neg, n_pos, lo, hi):
+    """Eigenvalues log-uniform in [lo, hi] in magnitude: n_neg negative, n_pos positive."""
+    mags = 10 ** rng.uniform(np.log10(lo), np.log10(hi), n_neg + n_pos)
+    return np.concatenate([-mags[:n_neg], mags[n_neg:]])
+
+
+@pytest.mark.parametrize("scale, scales", [("log", (1.0, 1e3)), ("linear", (1.0, 1.5))])
+def test_each_panel_integrates_to_its_share_of_the_spectrum(monkeypatch, scale, scales):
+    rng = np.random.default_rng(0)
+    # 90 of 300 eigenvalues negative for the first model, 30 of 300 for the second; enough
+    # of them that the KDE's tails beyond the plotted range are negligible
+    spectra = {"a": _spectrum(rng, 90, 210, 2 * scales[0], 20 * scales[0]),
+               "b": _spectrum(rng, 30, 270, 2 * scales[1], 20 * scales[1])}
+    figs = _capture(monkeypatch)
+    plots.spectrum_figure(spectra, "unused", scale=scale)
+    axn, axp = figs[0].axes
+    assert axp.get_xscale() == scale
+    curves = [ln for ln in axn.lines + axp.lines if ln.get_linestyle() == "-"]
+    got = [np.trapezoid(ln.get_ydata(), np.log10(ln.get_xdata()) if scale == "log"
+                        else ln.get_xdata()) for ln in curves]
+    # negative panel: a, b; positive panel: a, b
+    np.testing.assert_allclose(got, [0.3, 0.1, 0.7, 0.9], atol=0.02)
+
+
+def test_auto_scale_picks_log_for_the_alternet_like_case(monkeypatch):
+    figs = _capture(monkeypatch)
+    plots.spectrum_figure({"vit": np.array([-1.0, 50.0, 180.0]),
+                           "alternet": np.array([-3e4, 5e3, 4.7e4])}, "unused")
+    assert figs[0].axes[1].get_xscale() == "log"
+    assert figs[0].axes[0].xaxis_inverted()
+    with pytest.raises(ValueError, match="auto, linear or log"):
+        plots.spectrum_figure({"vit": np.array([1.0])}, "unused", scale="symlog")
