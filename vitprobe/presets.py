@@ -3,7 +3,7 @@ Fashion-MNIST), ``paper`` (Park & Kim 2022's CIFAR recipe, REFERENCE.md §1, for
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .data import Augment
 
@@ -26,7 +26,7 @@ class Recipe:
     # progressive resizing (fast.ai; Tan & Le 2021, EfficientNetV2): (until_epoch, img_size)
     # stages, ascending; steps before ``until_epoch`` train on batches resized (bilinear,
     # antialiased, after augmentation) to ``img_size`` square, later steps at the data's own
-    # size. ((1.25, 20),): the first 1.25 epochs at 20 px. Evaluation and probes always see
+    # size. ((1.0, 20),): the first epoch at 20 px. Evaluation and probes always see
     # the data's size. The model must take other sizes (our ViTs resample their position
     # table; ResNets and AlterNets are size-agnostic).
     progressive: tuple[tuple[float, int], ...] = ()
@@ -77,11 +77,9 @@ def snap_progressive(r: Recipe, img_size: int, patch_size: int | None = None) ->
     """``r`` with its progressive-resizing sizes rounded to a multiple of the model's patch
     (a ViT with patch 7 at 28 px trains at 21 px, not 20) and stages at or above the native
     ``img_size`` dropped."""
-    import dataclasses
-
     p = patch_size or 1
     stages = tuple((u, max(p, round(sz / p) * p)) for u, sz in r.progressive)
-    return dataclasses.replace(r, progressive=tuple(st for st in stages if st[1] < img_size))
+    return replace(r, progressive=tuple(st for st in stages if st[1] < img_size))
 
 
 def model_overrides(preset: str, model: str, img_size: int) -> dict:
