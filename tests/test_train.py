@@ -1,6 +1,7 @@
 """Training: the schedule by hand, loss goes down, a SIGKILL'd run resumes to the very same
 weights, a NaN stops the run and keeps the last good checkpoint."""
 
+import json
 import math
 import subprocess
 import sys
@@ -68,8 +69,11 @@ WORKER = textwrap.dedent("""
     torch.manual_seed(0)
     model = small_vit(drop_path_rate=0.2, drop_rate=0.1)
     train, test = synthetic_loaders()
+    # the first 1.25 epochs (20 steps) at 14 px: the resumed steps 18-19 run at 14 px, the
+    # rest at 28
     fit(model, train, test, TrainConfig(Recipe(epochs=2, batch_size=32, lr=1e-3,
-        warmup_epochs=0.5), seed=0, save_every_steps=3, progress=False),
+        warmup_epochs=0.5, progressive=((1.25, 14),)), seed=0, save_every_steps=3,
+        progress=False),
         run_dir=sys.argv[1], on_step=on_step)
 """)
 
@@ -93,6 +97,7 @@ def test_sigkill_and_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
         assert torch.equal(a[k], b[k]), k
     lines = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2
+    assert [json.loads(line)["train_sizes"] for line in lines] == [[14], [14, 28]]
     assert (tmp_path / "a" / "epochs" / "epoch-002.safetensors").is_file()
 
 
