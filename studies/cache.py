@@ -85,9 +85,8 @@ class RunSpec:
     def recipe(self) -> presets.Recipe:
         r = presets.recipe(self.preset, self.model)
         if r.progressive:  # low-resolution stages at sizes the model's patch divides
-            size = vdata.dataset_info(self.data).img_size
-            kw = {**presets.model_overrides(self.preset, self.model, size), **self.overrides}
-            r = presets.snap_progressive(r, size, kw.get("patch_size"))
+            r = presets.snap_progressive(r, vdata.dataset_info(self.data).img_size,
+                                         self.model_kwargs().get("patch_size"))
         return r
 
     def model_kwargs(self) -> dict:
@@ -95,9 +94,9 @@ class RunSpec:
         kw = presets.model_overrides(self.preset, self.model, info.img_size)
         if self.pool:
             kw["pool"] = self.pool
-        r = self.recipe()
-        if r.drop_path_rate and not self.model.startswith("timm:"):
-            kw["drop_path_rate"] = r.drop_path_rate
+        drop_path = presets.recipe(self.preset, self.model).drop_path_rate
+        if drop_path and not self.model.startswith("timm:"):
+            kw["drop_path_rate"] = drop_path
         kw.update(self.overrides)
         return kw
 

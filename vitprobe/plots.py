@@ -71,28 +71,24 @@ def spectrum_figure(spectra: dict[str, np.ndarray], path: str | Path,
     fig, (axn, axp) = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
     clean = {k: np.ravel(v)[np.isfinite(np.ravel(v))] for k, v in spectra.items()}
     all_vals = np.concatenate(list(clean.values()))
-    if scale == "log":
+    if scale == "log":  # KDE over log10 |eigenvalue|, drawn at |eigenvalue|
         def grid(side):
             mags = np.log10(np.abs(side[side != 0])) if (side != 0).any() else np.zeros(1)
             return np.linspace(mags.min() - 0.3, mags.max() + 0.3, 200)
-        un, up = grid(all_vals[all_vals < 0]), grid(all_vals[all_vals > 0])
+        gn, gp = grid(all_vals[all_vals < 0]), grid(all_vals[all_vals > 0])
+        kde_x, shown, rug = (lambda a: np.log10(np.abs(a))), (lambda g: 10 ** g), np.abs
     else:
         neg_lim = min(all_vals.min(), -1e-3) * 1.1 if (all_vals < 0).any() else -1.0
         pos_lim = max(all_vals.max(), 1e-3) * 1.1
         gn, gp = np.linspace(neg_lim, 0, 200), np.linspace(0, pos_lim, 200)
+        kde_x = shown = rug = (lambda a: a)
     for i, (label, v) in enumerate(clean.items()):
         c = PALETTE[i % len(PALETTE)]
         neg, pos = v[v < 0], v[v > 0]
-        if scale == "log":
-            axn.plot(10 ** un, _kde(np.log10(-neg), un, len(v)), color=c)
-            axp.plot(10 ** up, _kde(np.log10(pos), up, len(v)), color=c,
-                     label=f"{label} (NEP {nep(v):.2f}, APE {ape(v):.3g})")
-            axn.plot(-neg, np.zeros(len(neg)), "|", color=c, ms=8)
-        else:
-            axn.plot(gn, _kde(neg, gn, len(v)), color=c)
-            axp.plot(gp, _kde(pos, gp, len(v)), color=c,
-                     label=f"{label} (NEP {nep(v):.2f}, APE {ape(v):.3g})")
-            axn.plot(neg, np.zeros(len(neg)), "|", color=c, ms=8)
+        axn.plot(shown(gn), _kde(kde_x(neg), gn, len(v)), color=c)
+        axp.plot(shown(gp), _kde(kde_x(pos), gp, len(v)), color=c,
+                 label=f"{label} (NEP {nep(v):.2f}, APE {ape(v):.3g})")
+        axn.plot(rug(neg), np.zeros(len(neg)), "|", color=c, ms=8)
         axp.plot(pos, np.zeros(len(pos)), "|", color=c, ms=8)
     if scale == "log":
         for ax in (axn, axp):
