@@ -2,9 +2,20 @@
 alternating with conv blocks, ``[Conv] * (n - 2m) + [Conv, MSA] * m`` for a stage of n blocks
 with m MSAs.
 
-MSA block: BN -> GELU -> 1x1 conv -> windowed multi-head attention (head dim 64, heads
-3/6/12/24 by stage, relative-position bias) -> drop-path -> residual. No MLP inside: the
-conv blocks play that role.
+The MSA block is the paper code's ``AttentionBlockB`` (xxxnell/how-do-vits-work,
+``models/alternet.py``): BN -> GELU -> 1x1 conv -> **BN** -> windowed multi-head attention
+(head dim 64, heads 3/6/12/24 by stage, one learned relative-position bias table shared by
+the heads, as its ``LocalAttention``) -> drop-path -> residual. No MLP inside: the conv blocks
+play that role. The BN after the 1x1 conv keeps the attention logits' scale independent of
+the conv weights' scale.
+
+Window 4 is the default because it is the window of the paper's CIFAR runs: its CIFAR maps
+are 32/16/8/4 px, and its ``LocalAttention`` splits a map into whole windows (an einops
+``(n p)`` split), so its default window 7 cannot run on them; 4 divides every one. At window 4
+``alternet-18`` with 10 classes and 3 input channels has the paper code's 9,452,893
+parameters (``alternet.dnn_18(num_classes=10, stem=False, window_size=4)``); our windows also
+take maps that the window does not divide (zero padding, masked keys: 28-px inputs give
+28/14/7/4 px maps).
 """
 
 from __future__ import annotations
@@ -20,16 +31,20 @@ HEADS = (3, 6, 12, 24)
 
 
 class MSABlock(nn.Module):
+    """x + drop_path(attn(BN(conv1x1(GELU(BN(x)))))) — the paper's ``AttentionBlockB`` at
+    stride 1 with equal in/out widths (where AlterNet places it)."""
+
     def __init__(self, dim: int, heads: int, window: int = 4, drop_path: float = 0.0) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm2d(dim)
+        self.norm1 = nn.BatchNorm2d(dim)
         self.act = nn.GELU()
         self.conv = nn.Conv2d(dim, dim, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(dim)
         self.attn = WindowAttention2d(dim, heads, head_dim=64, window=window)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.drop_path(self.attn(self.conv(self.act(self.norm(x)))))
+        return x + self.drop_path(self.attn(self.norm2(self.conv(self.act(self.norm1(x))))))
 
 
 def alternet(layers: tuple[int, ...], msa: tuple[int, ...], block: type, in_chans: int,
@@ -60,12 +75,11 @@ def alternet(layers: tuple[int, ...], msa: tuple[int, ...], block: type, in_chan
                 stage.append(lambda cin, stride, h=h, rate=rate: (
                     MSABlock(cin, h, window, rate), cin, "msa"))
         stages.append(stage)
-    return ResNet(stages, in_chans, num_classes, stem_width=widths[0])
+    return ResNet(stages, in_chans, num_classes, stem_width=widths[0], preact=True)
 
 
 CONFIGS = {
     "alternet-18": dict(layers=(2, 2, 2, 2), msa=(0, 1, 1, 1), block=PreActBasic),
     "alternet-50": dict(layers=(3, 4, 6, 4), msa=(0, 1, 3, 2), block=PreActBottleneck),
 }
-# Name kept for symmetry with the ResNet file: the "m" blocks are always stride 1.
 __all__ = ["MSABlock", "alternet", "CONFIGS", "PreActBottleneck"]

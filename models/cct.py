@@ -59,7 +59,7 @@ class EncoderLayer(nn.Module):
 
 
 class CompactTransformer(TokenModel):
-    embed_name = "tokenizer"
+    embed_name = "dropout"
 
     def __init__(self, img_size: int = 32, in_chans: int = 3, num_classes: int = 10,
                  layers: int = 7, kernel: int = 3, convs: int = 1, tokenizer: str = "conv",

@@ -24,7 +24,7 @@ def probe_tap(name: str, kind: str, module: nn.Module, port: str = "output") -> 
     ``port="output"`` taps what ``module`` returns; ``"input"`` taps its first input (used to
     read the residual stream between a block's MSA and MLP halves at ``norm2``).
     """
-    if kind not in {"embed", "conv", "msa", "mlp", "pool"}:
+    if kind not in {"embed", "conv", "subsample", "msa", "mlp", "pool"}:
         raise ValueError(f"unknown tap kind {kind!r}")
     return (name, kind, module, port)
 
@@ -67,18 +67,20 @@ def resample_position_embeddings(model: nn.Module, state_dict: dict) -> dict:
 
 class TokenModel(nn.Module):
     """What our token models (ViT, CCT) share: ``forward = head(features)``, the probe taps
-    (the embedding, then the stream after every MSA residual — ``norm2``'s input — and
-    after every MLP residual), no weight decay on position embedding and class token, and
-    checkpoints from another image size loaded by resampling the position embedding
-    (ViT paper §3.2: 2-D interpolation)."""
+    (the embedding after the position embedding is added — where the paper's code reads it,
+    xxxnell/how-do-vits-work ``README.md``'s ViT ``blocks`` list — then the stream after every
+    MSA residual — ``norm2``'s input — and after every MLP residual), no weight decay on
+    position embedding and class token, and checkpoints from another image size loaded by
+    resampling the position embedding (ViT paper §3.2: 2-D interpolation)."""
 
-    embed_name = "patch_embed"
+    # the module whose output is the token sequence with positions added
+    embed_name = "pos_drop"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
     def probe_taps(self) -> list[tuple]:
-        taps = [probe_tap(self.embed_name, "embed", getattr(self, self.embed_name))]
+        taps = [probe_tap("embed", "embed", getattr(self, self.embed_name))]
         for i, blk in enumerate(self.blocks):
             taps.append(probe_tap(f"blocks.{i}.msa", "msa", blk.norm2, "input"))
             taps.append(probe_tap(f"blocks.{i}.mlp", "mlp", blk))
@@ -121,7 +123,9 @@ class SeqPool(nn.Module):
 
 class WindowAttention2d(nn.Module):
     """Multi-head self-attention inside non-overlapping windows of a feature map, with a
-    learned relative-position bias (as Swin; the MSA of AlterNet, Park & Kim 2022 §4).
+    learned relative-position bias: the MSA of AlterNet (Park & Kim 2022 §4; the paper code's
+    ``LocalAttention`` in ``models/alternet.py``), whose one ``(2w-1) x (2w-1)`` bias table is
+    shared by all heads (Swin keeps one per head), initialised N(0, 0.02²).
 
     Maps whose size is not a multiple of the window are zero-padded; padded keys are masked
     out, so the result does not depend on the padding. (B, C, H, W) -> (B, C, H, W).
@@ -134,8 +138,8 @@ class WindowAttention2d(nn.Module):
         self.heads = heads
         self.attn = Attention(dim, num_heads=heads, attn_head_dim=head_dim, qkv_bias=False,
                               attn_drop=attn_drop, proj_drop=proj_drop)
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
-        trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.relative_position_bias_table = nn.Parameter(
+            torch.randn((2 * window - 1) ** 2, 1) * 0.02)
         coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window),
                                             indexing="ij")).flatten(1)  # 2, w*w
         rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
@@ -145,7 +149,7 @@ class WindowAttention2d(nn.Module):
     def relative_position_bias(self) -> torch.Tensor:
         n = self.window * self.window
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        return bias.view(n, n, self.heads).permute(2, 0, 1)  # heads, n, n
+        return bias.view(n, n, 1).permute(2, 0, 1).expand(self.heads, n, n)  # heads, n, n
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape

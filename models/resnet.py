@@ -1,7 +1,21 @@
-"""Pre-activation ResNet for small images (He et al. 2016, "Identity Mappings"), the CIFAR
-variant used by Park & Kim 2022: 3x3 stem, no max-pool, stages of widths 64/128/256/512 with
-strides 1/2/2/2. The same builder makes AlterNet (see ``alternet.py``): a stage is a list
-of blocks, each a conv block or an MSA block.
+"""ResNets for small images as in Park & Kim 2022's code (xxxnell/how-do-vits-work): a 3x3
+stem, no max-pool, stages of widths 64/128/256/512 with strides 1/2/2/2.
+
+Two families, both matching the paper code's parameter counts (``tests/test_models.py``):
+
+- ``resnet-18`` / ``resnet-50``: the post-activation ResNet (He et al. 2016a) of its
+  ``models/resnet.py`` + ``models/resnet_dnn_block.py`` — ReLU after the residual sum, BN on
+  the projection shortcut, a conv-BN-ReLU stem and a plain GAP + linear classifier
+  (``classifier_block.GAPBlock``). This is the "ResNet" baseline of the paper's figures.
+- ``preresnet-18`` / ``preresnet-50``: the pre-activation ResNet (He et al. 2016b,
+  "Identity Mappings") of its ``models/preresnet.py`` + ``models/preresnet_dnn_block.py`` —
+  a bare conv stem and a BN-ReLU-GAP-linear classifier (``BNGAPBlock``). AlterNet is built
+  on these blocks (see ``alternet.py``).
+
+One builder makes all of them and AlterNet: a stage is a list of blocks, each a conv block
+or an MSA block. The first block of stages 2-4 halves the map (stride 2): its probe tap has
+the kind ``"subsample"`` so that analyses report it apart from ordinary conv blocks, as the
+paper shades the subsampling layers in Figs. 8 and 9.
 """
 
 from __future__ import annotations
@@ -11,6 +25,66 @@ from timm.layers import DropPath
 from torch import nn
 
 from .layers import probe_tap
+
+
+class Basic(nn.Module):
+    """Post-activation basic block: conv3x3-BN-ReLU-conv3x3-BN, + shortcut (conv1x1-BN when
+    the shape changes), then ReLU."""
+
+    expansion = 1
+
+    def __init__(self, cin: int, width: int, stride: int = 1, drop_path: float = 0.0) -> None:
+        super().__init__()
+        cout = width * self.expansion
+        self.conv1 = nn.Conv2d(cin, width, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.act = nn.ReLU(inplace=True)
+        self.shortcut = _projection(cin, cout, stride, norm=True)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.shortcut(x) if self.shortcut is not None else x
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act(skip + self.drop_path(out))
+
+
+class Bottleneck(nn.Module):
+    """Post-activation bottleneck: conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1(x4)-BN,
+    + shortcut (conv1x1-BN when the shape changes), then ReLU."""
+
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int = 1, drop_path: float = 0.0) -> None:
+        super().__init__()
+        cout = width * self.expansion
+        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.act = nn.ReLU(inplace=True)
+        self.shortcut = _projection(cin, cout, stride, norm=True)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.shortcut(x) if self.shortcut is not None else x
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.act(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.act(skip + self.drop_path(out))
+
+
+def _projection(cin: int, cout: int, stride: int, norm: bool) -> nn.Module | None:
+    """The shortcut where the shape changes: a strided 1x1 conv, followed by BN in the
+    post-activation blocks; ``None`` (identity) otherwise."""
+    if stride == 1 and cin == cout:
+        return None
+    conv = nn.Conv2d(cin, cout, 1, stride, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm2d(cout)) if norm else conv
 
 
 class PreActBasic(nn.Module):
@@ -26,8 +100,7 @@ class PreActBasic(nn.Module):
         self.bn2 = nn.BatchNorm2d(width)
         self.conv2 = nn.Conv2d(width, cout, 3, 1, 1, bias=False)
         self.act = nn.ReLU(inplace=True)
-        self.shortcut = (nn.Conv2d(cin, cout, 1, stride, bias=False)
-                         if stride != 1 or cin != cout else None)
+        self.shortcut = _projection(cin, cout, stride, norm=False)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,8 +126,7 @@ class PreActBottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
         self.act = nn.ReLU(inplace=True)
-        self.shortcut = (nn.Conv2d(cin, cout, 1, stride, bias=False)
-                         if stride != 1 or cin != cout else None)
+        self.shortcut = _projection(cin, cout, stride, norm=False)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,13 +140,19 @@ class PreActBottleneck(nn.Module):
 
 class ResNet(nn.Module):
     """(B, C, H, W) -> (B, num_classes). ``stages`` is a list of lists of block factories
-    ``f(cin, stride, drop_path) -> (module, cout, kind)`` so that conv and MSA blocks mix."""
+    ``f(cin, stride) -> (module, cout, kind)`` so that conv and MSA blocks mix.
+
+    ``preact=True``: bare conv stem, BN-ReLU before the pooled head (pre-activation blocks);
+    ``False``: conv-BN-ReLU stem and a plain pooled head (post-activation blocks)."""
 
     def __init__(self, stages: list[list], in_chans: int = 3, num_classes: int = 10,
-                 stem_width: int = 64) -> None:
+                 stem_width: int = 64, preact: bool = True) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.stem = nn.Conv2d(in_chans, stem_width, 3, 1, 1, bias=False)
+        self.preact = preact
+        conv = nn.Conv2d(in_chans, stem_width, 3, 1, 1, bias=False)
+        self.stem = conv if preact else nn.Sequential(conv, nn.BatchNorm2d(stem_width),
+                                                      nn.ReLU(inplace=True))
         self.block_kinds: list[str] = []
         cin = stem_width
         layers = []
@@ -84,11 +162,11 @@ class ResNet(nn.Module):
                 stride = 1 if i == 0 or j > 0 else 2
                 block, cin, kind = factory(cin, stride)
                 blocks.append(block)
-                self.block_kinds.append(kind)
+                self.block_kinds.append("subsample" if stride == 2 and kind == "conv" else kind)
             layers.append(nn.Sequential(*blocks))
         self.layers = nn.Sequential(*layers)
-        self.norm = nn.BatchNorm2d(cin)
-        self.act = nn.ReLU(inplace=True)
+        self.norm = nn.BatchNorm2d(cin) if preact else nn.Identity()
+        self.act = nn.ReLU(inplace=True) if preact else nn.Identity()
         self.head = nn.Linear(cin, num_classes)
         self.num_features = cin
         for m in self.modules():
@@ -132,15 +210,19 @@ def drop_path_schedule(total: int, rate: float) -> list[float]:
 
 def resnet(layers: tuple[int, ...], block: type, in_chans: int, num_classes: int,
            drop_path_rate: float = 0.0, widths=(64, 128, 256, 512)) -> ResNet:
+    """A ResNet of ``block`` (post- or pre-activation; the stem and head follow it)."""
     dpr = drop_path_schedule(sum(layers), drop_path_rate)
     stages, k = [], 0
     for n, w in zip(layers, widths):
         stages.append(conv_stage(block, w, n, dpr[k:k + n]))
         k += n
-    return ResNet(stages, in_chans, num_classes, stem_width=widths[0])
+    return ResNet(stages, in_chans, num_classes, stem_width=widths[0],
+                  preact=block in (PreActBasic, PreActBottleneck))
 
 
 CONFIGS = {
-    "resnet-18": dict(layers=(2, 2, 2, 2), block=PreActBasic),
-    "resnet-50": dict(layers=(3, 4, 6, 3), block=PreActBottleneck),
+    "resnet-18": dict(layers=(2, 2, 2, 2), block=Basic),
+    "resnet-50": dict(layers=(3, 4, 6, 3), block=Bottleneck),
+    "preresnet-18": dict(layers=(2, 2, 2, 2), block=PreActBasic),
+    "preresnet-50": dict(layers=(3, 4, 6, 3), block=PreActBottleneck),
 }

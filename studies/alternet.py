@@ -17,7 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from models.alternet import CONFIGS as alternet_configs
-from vitprobe import cli, plots, results
+from vitprobe import attention, cli, plots, results
+from vitprobe import data as vdata
+from vitprobe.features import attention_modules
 
 from .cache import RunSpec, final_test_accuracy, trained_model
 
@@ -110,13 +112,24 @@ def main(argv: list[str] | None = None) -> int:
         title = f"AlterNet build rule ({args.base}, data fraction {args.data_fraction:g})"
     else:
         rows = []
+        images = None
         for m in [m for m in args.model.split(",") if m]:
             spec = RunSpec.from_args(args, m, device)
             model, info = trained_model(spec, args.checkpoint)
+            if images is None:
+                test = vdata.load(args.data, "test", args.data_dir, args.download)
+                images = test.normalize(test.images[:64]).to(device)
+            # the attention's conditioning: how far its softmax is from saturating
+            ranges = ([attention.logit_range(a) for a in attention.capture(model, images)]
+                      if attention_modules(model) else [])
             rows.append({"label": spec.label, "accuracy": _accuracy(info),
-                         "params": sum(q.numel() for q in model.parameters()), "run": info})
-        lines = ["| model | params | test acc |", "|---|---|---|"]
-        lines += [f"| {r['label']} | {r['params']:,} | {100 * r['accuracy']:.2f} % |"
+                         "params": sum(q.numel() for q in model.parameters()),
+                         "attention_logit_range": ranges, "run": info})
+        lines = ["| model | params | test acc | attention logit range (max over layers) |",
+                 "|---|---|---|---|"]
+        lines += [f"| {r['label']} | {r['params']:,} | {100 * r['accuracy']:.2f} % | "
+                  f"{max(r['attention_logit_range']):.1f} |" if r["attention_logit_range"] else
+                  f"| {r['label']} | {r['params']:,} | {100 * r['accuracy']:.2f} % | — |"
                   for r in rows]
         text = "\n".join(lines)
         record = {"models": rows}

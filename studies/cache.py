@@ -6,9 +6,10 @@ the cache does not have it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -41,6 +42,9 @@ class RunSpec:
     distill: str = "soft"
     alpha: float = 0.5
     tau: float = 1.0
+    # train a data fraction for as many optimiser steps as the full data set (more epochs),
+    # so that data size is not confounded with training length (Park & Kim 2022, Fig. 3)
+    equal_steps: bool = False
 
     def __post_init__(self) -> None:
         if self.pool == "cls" and self.model.startswith("vit-"):
@@ -75,7 +79,7 @@ class RunSpec:
             name += f"-{self.distill}-{self.teacher}-a{self.alpha:g}-t{self.tau:g}"
         name += f"-{self.preset}-s{self.seed}"
         if self.data_fraction < 1.0:
-            name += f"-f{self.data_fraction:g}"
+            name += f"-f{self.data_fraction:g}" + ("-eqsteps" if self.equal_steps else "")
         return name
 
     @property
@@ -84,10 +88,17 @@ class RunSpec:
 
     def recipe(self) -> presets.Recipe:
         r = presets.recipe(self.preset, self.model)
+        if self.equal_steps and self.data_fraction < 1.0:
+            r = equal_steps_recipe(r, self._steps_per_epoch(1.0, r),
+                                   self._steps_per_epoch(self.data_fraction, r))
         if r.progressive:  # low-resolution stages at sizes the model's patch divides
             r = presets.snap_progressive(r, vdata.dataset_info(self.data).img_size,
                                          self.model_kwargs().get("patch_size"))
         return r
+
+    def _steps_per_epoch(self, fraction: float, r: presets.Recipe) -> int:
+        n = _train_count(self.data, self.data_dir, fraction * r.train_fraction, self.seed)
+        return n // r.batch_size if n > r.batch_size else 1
 
     def model_kwargs(self) -> dict:
         info = vdata.dataset_info(self.data)
@@ -99,6 +110,24 @@ class RunSpec:
             kw["drop_path_rate"] = drop_path
         kw.update(self.overrides)
         return kw
+
+
+@functools.lru_cache(maxsize=64)
+def _train_count(data: str, data_dir: str | None, fraction: float, seed: int) -> int:
+    """How many training images a (class-stratified) fraction holds."""
+    return len(vdata.load(data, "train", data_dir, False, fraction, seed))
+
+
+def equal_steps_recipe(r: presets.Recipe, full_steps_per_epoch: int,
+                       steps_per_epoch: int) -> presets.Recipe:
+    """``r`` stretched to as many optimiser steps on an epoch of ``steps_per_epoch`` as it
+    takes on the full data's ``full_steps_per_epoch``: epochs, warm-up and progressive-
+    resizing stages scaled by the same factor (``fit`` trains round(epochs·steps_per_epoch)
+    steps, so the totals are equal)."""
+    total = round(r.epochs * full_steps_per_epoch)
+    factor = total / (r.epochs * steps_per_epoch)
+    return replace(r, epochs=total / steps_per_epoch, warmup_epochs=r.warmup_epochs * factor,
+                   progressive=tuple((u * factor, sz) for u, sz in r.progressive))
 
 
 # how build() initialises a model; runs cached before it was seeded are not reused
@@ -116,9 +145,26 @@ def build(spec: RunSpec) -> nn.Module:
                             img_size=info.img_size, **spec.model_kwargs())
 
 
-def run_config(spec: RunSpec) -> dict:
-    """What a cached run records and must match to be reused: recipe, architecture, init."""
+def architecture(model: nn.Module) -> str:
+    """A fingerprint of ``model``'s code-level architecture: the module types in order and
+    every state-dict entry's name and shape. Two builds differ exactly when a checkpoint of
+    one would not be the other model (post- vs pre-activation ResNet, an MSA block that
+    gained a norm), even when the registry name and its arguments are the same."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, m in model.named_modules():
+        h.update(f"{name}:{type(m).__module__}.{type(m).__qualname__}\n".encode())
+    for key, value in model.state_dict().items():
+        h.update(f"{key}:{tuple(value.shape)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def run_config(spec: RunSpec, model: nn.Module | None = None) -> dict:
+    """What a cached run records and must match to be reused: recipe, architecture (its
+    arguments and its fingerprint), init."""
     return {"spec": spec, "recipe": spec.recipe(), "model_kwargs": spec.model_kwargs(),
+            "architecture": architecture(model if model is not None else build(spec)),
             "init": INIT}
 
 
@@ -174,7 +220,7 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
         return load_checkpoint(model, checkpoint, spec.model).eval(), {"checkpoint": checkpoint}
     run_dir = spec.run_dir
     final = run_dir / "model.safetensors"
-    config = run_config(spec)
+    config = run_config(spec, model)
     _check_cached_recipe(run_dir, config)
     if not final.is_file():
         if distributed()[0] == 0:
@@ -187,7 +233,6 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
             if not hasattr(model, "set_distilled_training"):
                 raise ValueError(f"--teacher needs a model with a distillation token "
                                  f"(deit-ti-distilled); {spec.model} has none")
-            from dataclasses import replace
 
             teacher, _ = trained_model(replace(spec, model=spec.teacher, teacher=None,
                                                overrides={}, pool=None))
@@ -215,6 +260,7 @@ def _check_cached_recipe(run_dir: Path, config: dict) -> None:
     want = json.loads(results.to_json(config))  # the same JSON types as the saved file
     for key, what in (("recipe", "recipe (the preset changed?)"),
                       ("model_kwargs", "architecture (the preset changed?)"),
+                      ("architecture", "architecture (the model's code changed)"),
                       ("init", "initialisation (not seeded by its seed)")):
         if saved.get(key) != want.get(key):
             raise ValueError(f"the cached run {run_dir} was made with another {what}: delete "

@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     models, x, _, infos = models_and_images(args)
     profiles, record = profile_models(
         models, x, infos, fourier.profile, "highest",
-        lambda p: f"high-frequency ΔlogAmp at {p[-1].highest_frequency / math.pi:.2f}π", "+.3f")
+        lambda p: f"high-frequency ΔlogAmp at {p[-1].highest_frequency / math.pi:.2f}π", "+.3f",
+        per_image="highest_per_image", seed=args.seed)
     out = Path(args.out)
     path = results.save_result(out / "fourier.json", record, vars(args), args.seed)
     f1 = plots.fourier_figure(profiles, out / "fourier")

@@ -34,19 +34,27 @@ def models_and_images(args) -> tuple[dict[str, torch.nn.Module], torch.Tensor, t
 
 
 def profile_models(models: dict, x: torch.Tensor, infos: dict, profile, value: str,
-                   what: str, fmt: str) -> tuple[dict, dict]:
+                   what, fmt: str, per_image: str, log_ratio: bool = False,
+                   seed: int = 0) -> tuple[dict, dict]:
     """Run a per-tap ``profile`` (fourier.profile, variance.profile) on every model in eval
-    mode, print how ``value`` changes across MSA vs conv/MLP taps, and return the profiles
-    and the result record."""
-    from vitprobe.summary import change_by_kind
+    mode, print how ``value`` changes across MSA, conv/MLP and subsampling taps (a
+    difference, or a log-ratio with ``log_ratio``), and return the profiles and the result
+    record, whose ``intervals`` hold each group's 95 % bootstrap interval over images."""
+    from vitprobe.summary import GROUPS, change_by_kind, change_interval, per_image_matrix
 
     profiles, record = {}, {}
     for label, model in models.items():
         with torch.no_grad():
             prof = profile(model.eval(), x)
         profiles[label] = prof
-        s = change_by_kind(prof, value)
-        record[label] = {"taps": prof, "summary": s, "run": infos[label]}
-        print(f"{label}: mean change of {what(prof)} — MSA taps {s['msa']:{fmt}} "
-              f"(n={s['n_msa']}), conv/MLP taps {s['conv_mlp']:{fmt}} (n={s['n_conv_mlp']})")
+        s = change_by_kind(prof, value, log_ratio)
+        matrix = per_image_matrix(prof, per_image)
+        kinds = [t.kind for t in prof]
+        intervals = {g: change_interval(matrix, kinds, g, log_ratio, seed)
+                     for g in GROUPS if s[f"n_{g}"]}
+        record[label] = {"taps": prof, "summary": s, "intervals": intervals,
+                         "log_ratio": log_ratio, "run": infos[label]}
+        print(f"{label}: mean {'log-ratio' if log_ratio else 'change'} of {what(prof)} — " +
+              ", ".join(f"{g} {intervals[g].format(fmt)} (n={s[f'n_{g}']})"
+                        for g in ("msa", "conv_mlp", "subsample") if g in intervals))
     return profiles, record

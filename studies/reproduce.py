@@ -1,32 +1,32 @@
 """Reproduce Park & Kim 2022's findings F1-F10 end to end: every study the findings need,
 cached and resumable, then the figures gallery and an honest findings table.
 
-python -m studies.reproduce --preset quick     # Fashion-MNIST, ~95 min on a 2-core CPU
+python -m studies.reproduce --preset quick     # Fashion-MNIST, hours on a 2-core CPU
 python -m studies.reproduce --preset paper     # CIFAR-100 with the paper's recipe (GPUs)
 python -m studies.reproduce --preset smoke     # minutes: checks the pipeline end to end
 
 Each study runs in this process with its result folder under ``--out``; a study that finished
 (its arguments unchanged) is not run again, a killed one resumes from the checkpoint cache and
 its partial result files. Then the PNGs go to ``--figures-dir`` with a gallery README, and the
-findings table (``findings.md`` and ``findings.json``) is read off the studies' result files.
+findings table (``findings.md`` and ``findings.json``: statistics with 95 % intervals and
+three-valued verdicts, ``studies.findings``) is read off the studies' result files. The
+models behind F1/F2, F4 and F9/F10 are trained with three seeds (one at ``smoke``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import time
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 
-import numpy as np
-
 from models.vit import POOLS
-from vitprobe import cli, results
-from vitprobe.hessian import ape, nep
+from vitprobe import cli, results, stats
+
+from . import findings
 
 log = logging.getLogger("studies.reproduce")
 
@@ -37,46 +37,75 @@ class Step:
     study: str         # the studies.<module> it runs
     args: tuple        # its own arguments (the common ones are added)
     figures: tuple     # (png name, what it shows) pairs for the gallery
+    seed_offset: int = 0   # a repetition with another training seed (--seed + offset)
 
     def argv(self, common: list[str], out: Path) -> list[str]:
+        common = list(common)
+        if self.seed_offset and "--seed" in common:
+            i = common.index("--seed") + 1
+            common[i] = str(int(common[i]) + self.seed_offset)
         return [*self.args, *common, "--out", str(out / self.name)]
 
     def command(self, common_display: str) -> str:
         return f"python -m studies.{self.study} {' '.join(self.args)}{common_display}".strip()
 
 
+# Training seeds behind the findings that compare trained models (F1/F2, F4, F9/F10): each
+# is trained and probed once per seed, and the intervals take the spread between seeds in.
+SEEDS = {"smoke": 1, "quick": 3, "paper": 3}
+# Every model of the Hessian steps: ViT with a class token and with GAP (F4), the paper's
+# post-activation ResNet baseline (its notebooks load ``resnet_50``), AlterNet.
+HESSIAN_MODELS = "vit-ti,vit-ti@gap,resnet-18,alternet-18"
+
+
+def seeded(name: str, offset: int) -> str:
+    """The result folder of a step's repetition with seed offset ``offset``."""
+    return name if offset == 0 else f"{name}-s{offset}"
+
+
 def plan(preset: str) -> list[Step]:
     """The studies behind F1-F10, sized for the preset."""
     smoke = preset == "smoke"
-    hess = ("--num-batches", "1", "--k", "2", "--tol", "0.1") if smoke else ()
-    sub_hess = ("--num-batches", "1") if smoke else ("--num-batches", "3")
-    fractions = "0.5,1.0" if smoke else "0.02,0.06,0.25,1.0"
-    images = ("--num-images", "32") if smoke else ()
+    hess = ("--num-batches", "3", "--k", "2", "--tol", "0.1") if smoke else ()
+    sub_hess = ("--num-batches", "3") if smoke else ()
+    fractions = "0.5,1.0" if smoke else "0.06,0.25,1.0"
+    images = ("--num-images", "32") if smoke else ("--num-images", "1000")
     land = ("--steps", "3", "--num-images", "32") if smoke else \
         ("--steps", "9", "--num-images", "128")
     search_fraction = "0.5" if smoke else "0.1"
     three = "vit-ti,resnet-18,alternet-18"
-    # every pooling variant is a full vit-ti training (two epochs, ~13 min at quick scale):
-    # the quick preset compares cls, gap (the paper's Fig. 6) and CCT's seqpool and leaves
-    # MAP to the other presets, which keeps the whole quick run within two CPU hours
-    pools = ",".join(q for q in POOLS if not (preset == "quick" and q == "map"))
-    return [
-        Step("hessian", "hessian", ("--model", three, *hess), (
-            ("hessian.png", "Hessian max-eigenvalue spectra (top-5 by magnitude per mini-batch of "
-                            "16 augmented training images, NLL + l2), negative and positive "
-                            "panels; NEP/APE in the legend (Figs. 1c, 4, 12c; F1, F2, F10)"),)),
+    # every pooling variant is a full vit-ti training (~13 min at quick scale): the quick
+    # preset compares the class token with GAP (the paper's Fig. 6), the others add
+    # CCT's SeqPool and MAP
+    pools = "cls,gap" if preset == "quick" else ",".join(POOLS)
+    hessian_fig = (("hessian.png", "Hessian max-eigenvalue spectra (top-5 by magnitude per "
+                                   "mini-batch of 16 augmented training images, NLL + l2), "
+                                   "negative and positive panels; NEP/APE in the legend (Figs. "
+                                   "1c, 4, 6, 12c; F1, F2, F4, F10)"),)
+    alternet_fig = (("alternet.png", "test accuracy of AlterNet-18, ResNet-18 and ViT-Ti, "
+                                     "each trained with its family's recipe of the preset "
+                                     "(Fig. 12a; F9)"),)
+    steps = []
+    for k in range(SEEDS[preset]):
+        steps.append(Step(seeded("hessian", k), "hessian", ("--model", HESSIAN_MODELS, *hess),
+                          hessian_fig if k == 0 else (), k))
+        steps.append(Step(seeded("alternet", k), "alternet",
+                          ("--model", "alternet-18,resnet-18,vit-ti"),
+                          alternet_fig if k == 0 else (), k))
+    return steps + [
         Step("subsets", "subsets", ("--model", "vit-ti,resnet-18", "--fractions", fractions,
-                                    "--hessian-models", "vit-ti", *sub_hess, *images), (
+                                    "--hessian-models", "vit-ti", *sub_hess,
+                                    *(images if smoke else ())), (
             ("subsets.png", "training NLL (augmented) and test error against the fraction of "
-                            "the training set (Fig. 3; F5)"),
+                            "the training set, every fraction trained for the full set's "
+                            "number of steps (Fig. 3; F5)"),
             ("subsets_hessian.png", "vit-ti's Hessian spectra per training-set fraction "
                                     "(Fig. 4; F3)"))),
-        Step("pooling", "pooling", ("--model", "vit-ti", "--pools", pools,
-                                    *land), (
-            ("pooling_landscape.png", "vit-ti's loss landscapes with a class token, GAP, "
-                                      "SeqPool (and MAP, except at the quick preset) on the "
-                                      "same directions' normalisation "
-                                      "(Fig. 6)"),
+        Step("pooling", "pooling", ("--model", "vit-ti", "--pools", pools, *land,
+                                    *(("--num-batches", "3") if smoke else ())), (
+            ("pooling_landscape.png", "vit-ti's loss landscapes with a class token and GAP "
+                                      "(and SeqPool, MAP except at the quick preset) on the "
+                                      "same directions' normalisation (Fig. 6)"),
             ("pooling_hessian.png", "the same models' Hessian spectra (Fig. 6; F4)"))),
         Step("fourier", "fourier", ("--model", three, *images), (
             ("fourier.png", "ΔlogAmplitude of the residual stream against frequency, one curve "
@@ -87,12 +116,11 @@ def plan(preset: str) -> list[Step]:
             ("variance.png", "feature-map variance against depth, MSA taps shaded "
                              "(Fig. 9; F8)"),)),
         Step("robustness", "robustness", ("--model", "vit-ti,resnet-18", *images,
-                                          *(("--num-frequencies", "4") if smoke else ())), (
-            ("robustness.png", "accuracy change under band-limited noise against its "
-                               "frequency (Fig. 2b; F7)"),)),
-        Step("alternet", "alternet", ("--model", "alternet-18,resnet-18,vit-ti"), (
-            ("alternet.png", "test accuracy of AlterNet-18, ResNet-18 and ViT-Ti, each "
-                             "trained with its family's recipe of the preset (Fig. 12a; F9)"),)),
+                                          *(("--num-frequencies", "4", "--eps", "0.3,1")
+                                            if smoke else ())), (
+            ("robustness.png", "accuracy change under the paper's band-passed random noise "
+                               "against its frequency, one panel per noise level (Fig. 2b; "
+                               "F7)"),)),
         Step("alternet_search", "alternet", ("--search", "--data-fraction", search_fraction), (
             ("alternet_search.png", "the build rule: MSA replacements from the end of the "
                                     "network, kept (blue) while accuracy improves (Fig. 11)"),)),
@@ -102,7 +130,8 @@ def plan(preset: str) -> list[Step]:
                               "(Fig. 1a)"),
             ("trajectory.png", "training trajectory from the cached checkpoints: the paper's "
                                "polar view and Li et al.'s PCA projection (Fig. 1b)"))),
-        Step("attention", "attention", ("--model", "vit-ti", *images,
+        Step("attention", "attention", ("--model", "vit-ti",
+                                        "--num-images", "32" if smoke else "256",
                                         *(("--show", "2") if smoke else ())), (
             ("attention_vit-ti.png", "rollout, Integrated Gradients and occlusion maps on test "
                                      "images"),
@@ -133,143 +162,6 @@ def run_steps(steps: list[Step], common: list[str], out: Path) -> dict[str, floa
     return seconds
 
 
-# ----------------------------------------------------------------------------- findings
-def _load(out: Path, step: str, name: str | None = None) -> dict:
-    return results.load_json(out / step / f"{name or step}.json")["results"]
-
-
-def _spectrum_stats(spectrum: dict) -> tuple[float, float, float]:
-    e = np.asarray(spectrum["eigenvalues"], dtype=float).ravel()
-    e = e[np.isfinite(e)]
-    return nep(e), ape(e), float(e.max()) if e.size else math.nan
-
-
-def _verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("holds" if ok else "does not hold")
-
-
-# Why a finding may fail at the quick scale (on Fashion-MNIST: one epoch for CNNs, two for
-# ViTs, the first at 20 px), shown only where the measured numbers do not support it.
-CAVEATS = {
-    "F1": "after one (ResNet) or two (ViT) epochs both models are far from a minimum; "
-          "negative curvature of the ResNet has not yet been removed by training.",
-    "F2": "two epochs leave the ViT early in training, where its curvature is still high; the "
-          "paper's spectra are taken after 300 epochs.",
-    "F3": "the small-data models are trained for the same two epochs, i.e. for far fewer "
-          "steps, so their spectra mix the effect of less data with less training.",
-    "F4": "after two epochs the pooling variants differ by a few accuracy points and their "
-          "spectra by less than the mini-batch noise of a few spectra.",
-    "F5": "one or two epochs are too short for any model to overfit, so training NLL and test "
-          "error both just track how many steps the model took.",
-    "F6": "28-px inputs give 7×7 ViT feature maps, where the highest available frequency is "
-          "6/7·π and one tap's change is small.",
-    "F7": "Fashion-MNIST's images have little high-frequency content, and models trained for "
-          "one or two epochs rely on coarse shape; both are hurt by noise at every frequency.",
-    "F8": "the variance of a model trained for one or two epochs is dominated by the growing "
-          "residual stream.",
-    "F9": "AlterNet's MSAs help in the paper after long training on CIFAR; after one epoch on "
-          "Fashion-MNIST the convolutional baseline is already close to its best.",
-    "F10": "the spectra are collected on few mini-batches, and the curvature of models trained "
-           "for one or two epochs is far from the converged one.",
-}
-
-
-def findings(out: Path) -> list[dict]:
-    """F1-F10 read off the studies' result files: claim, measured numbers, verdict."""
-    rows = []
-
-    def add(fid, claim, measured, ok):
-        rows.append({"id": fid, "claim": claim, "measured": measured, "verdict": _verdict(ok),
-                     "why": "" if ok in (True, None) else CAVEATS[fid]})
-
-    hess = _load(out, "hessian")["models"]
-    st = {k: _spectrum_stats(v["spectra"]["final"]) for k, v in hess.items()}
-    vit, res, alt = st["vit-ti"], st["resnet-18"], st["alternet-18"]
-    add("F1", "ViT's Hessian spectrum has more negative eigenvalues than ResNet's",
-        f"NEP vit-ti {vit[0]:.3f} vs resnet-18 {res[0]:.3f}", vit[0] > res[0])
-    add("F2", "ViT's positive eigenvalues are smaller than ResNet's (flatter loss)",
-        f"APE vit-ti {vit[1]:.4g} vs resnet-18 {res[1]:.4g}", vit[1] < res[1])
-
-    sub = _load(out, "subsets")
-    vit_rows = sorted((r for r in sub if r["model"] == "vit-ti"), key=lambda r: r["fraction"])
-    small, full = vit_rows[0], vit_rows[-1]
-    add("F3", "less training data gives ViT more negative eigenvalues",
-        "vit-ti NEP by fraction: " + ", ".join(f"{r['fraction']:g}: {r['nep']:.3f}"
-                                               for r in vit_rows if "nep" in r),
-        small.get("nep", math.nan) > full.get("nep", math.nan))
-
-    pool = {r["pool"]: r for r in _load(out, "pooling")}
-    add("F4", "GAP suppresses negative eigenvalues compared with a class token",
-        "NEP " + ", ".join(f"{p} {r['nep']:.3f}" for p, r in pool.items()) +
-        "; test acc " + ", ".join(f"{p} {100 * r['test_acc']:.1f} %" for p, r in pool.items()
-                                  if r.get("test_acc") is not None),
-        pool["gap"]["nep"] < pool["cls"]["nep"])
-
-    parts, ok5 = [], True
-    for model in dict.fromkeys(r["model"] for r in sub):
-        mine = sorted((r for r in sub if r["model"] == model), key=lambda r: r["fraction"])
-        nll = [r["train_nll"] for r in mine]
-        err = [1 - r["test_acc"] for r in mine]
-        c = float(np.corrcoef(nll, err)[0, 1]) if len(mine) > 2 else math.nan
-        corr = "" if math.isnan(c) else f"; correlation {c:+.2f}"
-        parts.append(f"{model}: NLL {nll[0]:.3f}→{nll[-1]:.3f}, error {100 * err[0]:.1f}→"
-                     f"{100 * err[-1]:.1f} % (fraction {mine[0]['fraction']:g}→"
-                     f"{mine[-1]['fraction']:g}{corr})")
-        if model.startswith("vit"):  # the claim is ViT's: both fall as data grows
-            ok5 = nll[-1] < nll[0] and err[-1] < err[0] and not c < 0
-    add("F5", "ViT does not overfit small data: training NLL and test error fall together as "
-              "data grows", "; ".join(parts), ok5)
-
-    four = _load(out, "fourier")
-    fv = four["vit-ti"]["summary"]
-    fr = four["resnet-18"]["summary"]
-    add("F6", "MSAs reduce high-frequency amplitude (low-pass); convs/MLPs amplify it",
-        f"mean high-freq. ΔlogAmp change: vit-ti MSA {fv['msa']:+.3f} vs MLP "
-        f"{fv['conv_mlp']:+.3f}; resnet-18 conv {fr['conv_mlp']:+.3f}",
-        fv["msa"] < 0 and fv["msa"] < fv["conv_mlp"])
-
-    rob = _load(out, "robustness")
-
-    def low_high(r):
-        ch = np.asarray(r["accuracy_change"]) * 100
-        h = len(ch) // 2
-        return float(ch[:h].mean()), float(ch[h:].mean())
-
-    (vl, vh), (rl, rh) = low_high(rob["vit-ti"]), low_high(rob["resnet-18"])
-    add("F7", "ViT is robust to high-frequency noise and hurt by low-frequency noise; ResNet "
-              "the opposite",
-        f"accuracy change (pts) low/high-freq. noise: vit-ti {vl:+.1f}/{vh:+.1f}, "
-        f"resnet-18 {rl:+.1f}/{rh:+.1f}", vh > vl and rh < rl)
-
-    var = _load(out, "variance")
-    vv, va = var["vit-ti"]["summary"], var["alternet-18"]["summary"]
-    rtaps = var["resnet-18"]["taps"]
-    add("F8", "MSAs reduce feature-map variance; convs/MLPs increase it",
-        f"mean variance change: vit-ti MSA {vv['msa']:+.4g} vs MLP {vv['conv_mlp']:+.4g}; "
-        f"alternet-18 MSA {va['msa']:+.4g} vs conv {va['conv_mlp']:+.4g}; resnet-18 peak at "
-        f"tap {max(rtaps, key=lambda t: t['variance'])['name']}",
-        vv["msa"] < vv["conv_mlp"] and va["msa"] < va["conv_mlp"])
-
-    accs = {r["label"]: r["accuracy"] for r in _load(out, "alternet")["models"]}
-    search = _load(out, "alternet_search", "alternet_search")
-    add("F9", "AlterNet beats ResNet and ViT on small data",
-        "test acc " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in accs.items()) +
-        f"; build rule chose msa={tuple(search['chosen'])}",
-        accs["alternet-18"] > accs["resnet-18"] and accs["alternet-18"] > accs["vit-ti"])
-    add("F10", "AlterNet suppresses large Hessian eigenvalues compared with ResNet",
-        f"APE alternet-18 {alt[1]:.4g} vs resnet-18 {res[1]:.4g}; largest "
-        f"{alt[2]:.4g} vs {res[2]:.4g}", alt[1] < res[1] and alt[2] < res[2])
-    return rows
-
-
-def findings_markdown(rows: list[dict]) -> str:
-    lines = ["| # | the paper's claim | measured here | verdict |", "|---|---|---|---|"]
-    for r in rows:
-        verdict = r["verdict"] + (f" — {r['why']}" if r["why"] else "")
-        lines.append(f"| {r['id']} | {r['claim']} | {r['measured']} | {verdict} |")
-    return "\n".join(lines)
-
-
 # Figures made by other commands that the gallery lists when they are there.
 EXTRA_FIGURES = (
     ("cct_quick.png", "cct-2-3x2's test accuracy against training minutes on the 2-core CPU "
@@ -277,7 +169,7 @@ EXTRA_FIGURES = (
 )
 
 
-def gallery(steps: list[Step], rows: list[dict], figures_dir: Path, out: Path, preset: str,
+def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset: str,
             common_display: str, seconds: dict[str, float]) -> Path:
     """Copy every PNG to ``figures_dir`` and write its README: figure, what it shows, the
     command that regenerates it, and the findings table."""
@@ -301,7 +193,12 @@ def gallery(steps: list[Step], rows: list[dict], figures_dir: Path, out: Path, p
     for png, what, command in EXTRA_FIGURES:
         if (figures_dir / png).is_file():
             lines.append(f"| ![{png}]({png}) `{png}` | {what} | `{command}` |")
-    lines += ["", "## Findings (Park & Kim 2022, F1-F10)", "", findings_markdown(rows), "",
+    total = sum(seconds.values()) / 60
+    lines += ["", "## Findings (Park & Kim 2022, F1-F10)", "",
+              f"Preset `{preset}`, {total:.0f} min of compute in all (trainings included); "
+              f"verdicts from 95 % intervals: **holds** (the interval lies on the paper's "
+              f"side), **contradicted** (on the other side), **unresolved** (it covers the "
+              f"boundary).", "", table, "",
               "Minutes per study in the run that made them: " + ", ".join(
                   f"{k} {v / 60:.1f}" for k, v in seconds.items()) + "."]
     path = figures_dir / "README.md"
@@ -339,16 +236,22 @@ def main(argv: list[str] | None = None) -> int:
     steps = plan(args.preset)
     t = time.perf_counter()
     seconds = run_steps(steps, common, out)
-    rows = findings(out)
-    text = findings_markdown(rows)
-    (out / "findings.md").write_text(text + "\n")
-    results.save_result(out / "findings.json", {"findings": rows, "study_seconds": seconds},
+    rows = findings.findings(out)
+    verdicts = args.preset != "smoke"  # smoke models are too small to say anything
+    text = findings.markdown(rows, verdicts=verdicts)
+    results.atomic_write_bytes(out / "findings.md", (text + "\n").encode())
+    results.save_result(out / "findings.json", {"findings": [r.to_dict() for r in rows],
+                                                "verdicts": verdicts,
+                                                "study_seconds": seconds},
                         {**vars(args), "data": data}, args.seed)
-    readme = gallery(steps, rows, figures_dir, out, args.preset, shown, seconds)
+    readme = gallery(steps, text, figures_dir, out, args.preset, shown, seconds)
     print(text)
-    held = sum(r["verdict"] == "holds" for r in rows)
-    print(f"{held}/{len(rows)} findings hold at this scale; {time.perf_counter() - t:.0f} s "
-          f"this run")
+    if verdicts:
+        counts = {v: sum(r.verdict == v for r in rows) for v in stats.VERDICTS}
+        print(", ".join(f"{n} {v}" for v, n in counts.items()) +
+              f"; {time.perf_counter() - t:.0f} s this run")
+    else:
+        print(f"pipeline check (smoke preset): no verdicts; {time.perf_counter() - t:.0f} s")
     print(f"findings: {out / 'findings.md'}\ngallery:  {readme}")
     print(json.dumps({k: round(v / 60, 1) for k, v in seconds.items()}))
     return 0

@@ -1,22 +1,33 @@
 """Small-data study (Park & Kim 2022, Figs. 3 and 4): train each model on class-stratified
-fractions of the training set; training NLL (augmented training data) against test error
-(F5: ViT does not overfit small data), and the Hessian spectra per fraction (F3: less data,
-more negative eigenvalues).
+fractions of the training set — each fraction for as many optimiser steps as the full data
+set, so that less data does not also mean less training — then training NLL (augmented
+training data) against test error (F5: ViT does not overfit small data), and the Hessian
+spectra per fraction (F3: less data, more negative eigenvalues).
 
 python -m studies.subsets --model vit-ti,resnet-18 --fractions 0.02,0.06,0.25,1.0
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from vitprobe import cli, plots, results
 
 from .cache import RunSpec, final_test_accuracy, trained_model
 from .hessian import preset_spectrum
-from .landscape import landscape_data, mean_loss
+from .landscape import landscape_data
+
+
+def nll_per_image(model: torch.nn.Module, batches: list) -> np.ndarray:
+    """Each image's NLL under ``model`` (as it is: call ``.eval()`` first)."""
+    with torch.no_grad():
+        return torch.cat([F.cross_entropy(model(x), y, reduction="none").cpu()
+                          for x, y in batches]).double().numpy()
 
 
 def parse_fractions(text: str) -> list[float]:
@@ -69,11 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     rows, spectra = [], {}
     for name in models:
         for fraction in fractions:
-            args.data_fraction = fraction
-            spec = RunSpec.from_args(args, name, device)
+            spec = replace(RunSpec.from_args(args, name, device), data_fraction=fraction,
+                           equal_steps=True)
             model, info = trained_model(spec, args.checkpoint)
-            nll = mean_loss(model.eval(), landscape_data(spec, args.num_images, clean_test=False))
+            per_image = nll_per_image(model.eval(),
+                                      landscape_data(spec, args.num_images, clean_test=False))
+            nll = float(per_image.mean())
+            steps = (info.get("metrics") or [{}])[-1].get("step")
             row = {"model": spec.label, "fraction": fraction, "train_nll": nll,
+                   "train_nll_per_image": per_image, "steps": steps,
                    "test_acc": float(final_test_accuracy(info)), "run": info}
             if name in probed:
                 s = preset_spectrum(spec, model, args.num_batches, args.seed, not args.quiet)

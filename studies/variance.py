@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     cli.setup_logging(args.quiet)
     models, x, _, infos = models_and_images(args)
     profiles, record = profile_models(models, x, infos, variance.profile, "variance",
-                                      lambda p: "feature-map variance", "+.4g")
+                                      lambda p: "feature-map variance", "+.3f",
+                                      per_image="per_image", log_ratio=True, seed=args.seed)
     out = Path(args.out)
     path = results.save_result(out / "variance.json", record, vars(args), args.seed)
     fig = plots.depth_figure(profiles, "variance", "feature-map variance", out / "variance",

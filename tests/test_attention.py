@@ -132,3 +132,13 @@ def test_position_similarity_and_patch_components_shapes():
     torch.testing.assert_close(sim[2, 3, 2, 3], torch.tensor(1.0, dtype=torch.float64))
     comps, share = attention.patch_filter_components(vit, k=5)
     assert comps.shape == (5, 1, 4, 4) and np.all(np.diff(share) <= 1e-12)
+
+
+def test_logit_range_recovers_the_spread_of_known_logits():
+    """Rows of softmax(logits) with logits spread 0..3 and 0..10 (one key masked out, p = 0):
+    the recovered max - min is 3 and 10, mean 6.5."""
+    from vitprobe.attention import logit_range
+
+    logits = torch.tensor([[0.0, 1.0, 3.0, float("-inf")], [0.0, 10.0, 5.0, 2.0]],
+                          dtype=torch.float64)
+    assert logit_range(logits.softmax(-1)) == pytest.approx(6.5, abs=1e-9)

@@ -121,7 +121,11 @@ def test_feature_studies_print_the_msa_vs_conv_summary(study, figure, tmp_path):
             "--model-args", "embed_dim=32,heads=2,depth=2", "--num-images", "8",
             "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path), "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "MSA taps" in r.stdout and "(n=2)" in r.stdout
-    summary = json.loads((tmp_path / f"{study}.json").read_text())["results"]["vit-ti"]["summary"]
-    assert summary["n_msa"] == 2 and summary["n_conv_mlp"] == 2
+    assert "msa " in r.stdout and "(n=2)" in r.stdout
+    saved = json.loads((tmp_path / f"{study}.json").read_text())["results"]["vit-ti"]
+    summary, intervals = saved["summary"], saved["intervals"]
+    assert summary["n_msa"] == 2 and summary["n_conv_mlp"] == 2 and summary["n_subsample"] == 0
+    iv = intervals["msa"]
+    assert iv["low"] <= iv["high"] and iv["n"] == 8  # bootstrap over the 8 images
+    assert saved["log_ratio"] is (study == "variance")
     assert (tmp_path / f"{figure}.png").is_file()

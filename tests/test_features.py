@@ -56,14 +56,51 @@ def test_variance_of_maps_with_known_spatial_variance():
     assert variance.feature_map_variance(fmap) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("f", [0.2 * math.pi, 0.5 * math.pi, 0.9 * math.pi])
-def test_band_noise_has_its_energy_inside_the_band(f):
+def test_band_mask_is_the_papers_square_ring():
+    """28 px, f = 0.5π, s = 0.2: the outer square has side 2·int((0.5π+0.2)·28/2π) =
+    2·int(7.89) = 14, the inner 2·int(6.11) = 12; centred at offsets 7 and 8 of the
+    fftshift layout (zero frequency at 14): a ring of 14² - 12² = 52 frequencies."""
+    m = fourier.band_mask(28, 0.5 * math.pi)
+    assert m.sum() == 52
+    assert m[7:21, 7:21].sum() == 52 and m[8:20, 8:20].sum() == 0
+    # the ring reaches frequency -7 (index 7) but only +6 (index 20): the paper's asymmetry
+    assert m[7, 14] == 1 and m[21, 14] == 0 and m[20, 14] == 1
+
+
+def test_band_noise_passes_the_band_and_is_not_renormalised():
+    """RMS of the noise at eps = 1 is the paper code's on 28 px: 0.127 at 0.1π and 0.43 at
+    0.9π (Monte Carlo, ±3 %; no renormalisation per band). The noise is linear in eps and
+    has no energy outside the ring and its mirror image (the real part of the ring)."""
     g = torch.Generator().manual_seed(0)
-    noise = fourier.band_noise((16, 1, 32, 32), f, eps=0.1, generator=g)
-    spec = torch.fft.fft2(noise).abs().pow(2).sum(dim=(0, 1))
-    inside = fourier.band_mask(32, 32, f)
-    assert (spec * inside).sum() / spec.sum() >= 0.9
-    assert noise.pow(2).mean(dim=(1, 2, 3)).sqrt().mean().item() == pytest.approx(0.1, rel=1e-6)
+    rms = {f: fourier.band_noise((4000, 1, 28, 28), f * math.pi, eps=1.0, generator=g)
+           .pow(2).mean().sqrt().item() for f in (0.1, 0.9)}
+    assert rms[0.1] == pytest.approx(0.127, rel=0.03)
+    assert rms[0.9] == pytest.approx(0.430, rel=0.03)
+    # linear in eps, and zero outside the ring: a band-passed ring has no energy elsewhere
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    a = fourier.band_noise((2, 1, 28, 28), 0.5 * math.pi, eps=1.0, generator=g1)
+    b = fourier.band_noise((2, 1, 28, 28), 0.5 * math.pi, eps=0.3, generator=g2)
+    torch.testing.assert_close(b, 0.3 * a)
+    spec = torch.fft.fftshift(torch.fft.fft2(a), dim=(-2, -1)).abs()
+    outside = spec * (1 - fourier.band_mask(28, 0.5 * math.pi)) * \
+        (1 - fourier.band_mask(28, 0.5 * math.pi).flip(-1).flip(-2).roll((1, 1), (-2, -1)))
+    assert outside.max() < 1e-5 * spec.max()
+    with pytest.raises(ValueError, match="square"):
+        fourier.band_noise((1, 1, 28, 32), 1.0, 0.1)
+
+
+def test_noise_robustness_records_each_image():
+    """A model that always answers 0 is right on the images of class 0, with and without
+    noise."""
+    class Zero(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 3).float()
+
+    x, y = torch.randn(10, 1, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    r = fourier.noise_robustness(Zero(), [(x[:6], y[:6]), (x[6:], y[6:])], [1.6, 2.0], eps=1.0)
+    assert r["correct_clean"] == [1, 0, 0, 1, 0, 0, 1, 0, 0, 1]
+    assert r["correct"] == [r["correct_clean"]] * 2
+    assert r["clean_accuracy"] == 0.4 and r["accuracy_change"] == [0.0, 0.0]
 
 
 def test_taps_on_our_vit_follow_the_residual_stream():
@@ -77,6 +114,9 @@ def test_taps_on_our_vit_follow_the_residual_stream():
     # the MSA tap is the stream after the attention residual, class token dropped
     blk = m.blocks[0]
     tokens = torch.cat([m.cls_token.expand(2, -1, -1), m.patch_embed(x)], 1) + m.pos_embed
+    # the embedding tap is read after the position embedding is added, as the paper's code
+    expected_embed = tokens[:, 1:].transpose(1, 2).reshape(2, 192, 7, 7)
+    torch.testing.assert_close(taps[0].tensor, expected_embed)
     after_msa = tokens + blk.attn(blk.norm1(tokens))
     expected = after_msa[:, 1:].transpose(1, 2).reshape(2, 192, 7, 7)
     torch.testing.assert_close(taps[1].tensor, expected)
@@ -101,7 +141,7 @@ def test_timm_resnet_taps_and_a_model_without_blocks_is_named():
 
     rn = timm.create_model("resnet18", pretrained=False, num_classes=3).eval()
     taps = features.capture(rn, torch.randn(1, 3, 32, 32))
-    assert [t.kind for t in taps] == ["embed"] + ["conv"] * 8
+    assert [t.kind for t in taps] == ["embed"] + ["conv"] * 2 + ["subsample", "conv"] * 3
     with pytest.raises(ValueError, match="cannot find the blocks of Sequential"):
         features.capture(torch.nn.Sequential(torch.nn.Flatten()), torch.randn(1, 3, 4, 4))
 

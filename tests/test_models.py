@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models import create_model, list_models
-from vitprobe.features import explicit_attention, tap_points
+from vitprobe.features import capture, explicit_attention, tap_points
 
 
 def n_params(m):
@@ -31,7 +31,7 @@ def test_every_model_runs_forward_and_backward(name, chans, size):
     out.sum().backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
     kinds = {t.kind for t in tap_points(m)}
-    assert kinds <= {"embed", "conv", "msa", "mlp", "pool"}
+    assert kinds <= {"embed", "conv", "subsample", "msa", "mlp", "pool"}
 
 
 def test_vit_ti_has_the_papers_parameter_count():
@@ -49,6 +49,60 @@ def test_vit_s_has_the_papers_parameter_count():
     ("pit-ti", 100, 4_582_436), ("swin-ti", 100, 27_575_374)])
 def test_zoo_parameter_counts_match_the_references(name, classes, count):
     assert n_params(create_model(name, num_classes=classes, in_chans=3, img_size=32)) == count
+
+
+@pytest.mark.parametrize("name, classes, count", [
+    # xxxnell/how-do-vits-work, models/resnet.py (post-activation, resnet_dnn_block.py)
+    ("resnet-18", 10, 11_173_962), ("resnet-18", 100, 11_220_132), ("resnet-50", 100, 23_705_252),
+    # models/preresnet.py (pre-activation, preresnet_dnn_block.py)
+    ("preresnet-18", 10, 11_172_170), ("preresnet-18", 100, 11_218_340),
+    ("preresnet-50", 100, 23_697_572),
+    # models/alternet.py dnn_18(stem=False, window_size=4): the CIFAR runs' window
+    ("alternet-18", 10, 9_452_893), ("alternet-18", 100, 9_499_063)])
+def test_cnn_parameter_counts_match_the_paper_code(name, classes, count):
+    """Counts of the paper code's CIFAR models (``stem=False``, 3 input channels)."""
+    assert n_params(create_model(name, num_classes=classes, in_chans=3, img_size=32)) == count
+
+
+def test_alternet_window_7_has_the_paper_codes_default_count():
+    m = create_model("alternet-18", num_classes=10, in_chans=3, img_size=32, window=7)
+    assert n_params(m) == 9_453_253
+
+
+def test_resnet_is_post_activation_and_preresnet_pre_activation():
+    """resnet-18's block ends with ReLU after the sum (outputs >= 0) and has BN on the
+    projection shortcut; preresnet-18's block output is a raw sum (takes negative values)."""
+    torch.manual_seed(0)
+    post = create_model("resnet-18", num_classes=10, in_chans=1, img_size=28).eval()
+    pre = create_model("preresnet-18", num_classes=10, in_chans=1, img_size=28).eval()
+    x = torch.randn(2, 1, 28, 28)
+    taps_post = {t.name: t.tensor for t in capture(post, x)}
+    taps_pre = {t.name: t.tensor for t in capture(pre, x)}
+    assert all(v.min() >= 0 for v in taps_post.values())
+    assert taps_pre["layers.1.1"].min() < 0
+    assert isinstance(post.layers[1][0].shortcut[1], torch.nn.BatchNorm2d)
+    assert isinstance(pre.layers[1][0].shortcut, torch.nn.Conv2d)
+    kinds = post.block_kinds
+    assert kinds == ["conv", "conv", "subsample", "conv", "subsample", "conv", "subsample", "conv"]
+
+
+def test_alternet_msa_block_normalises_before_attention():
+    """Scaling the 1x1 conv's weights by 100 leaves the MSA block's output unchanged in eval
+    mode (the BN after the conv, as the paper's AttentionBlockB): the attention logits do not
+    grow with the conv weights."""
+    torch.manual_seed(0)
+    m = create_model("alternet-18", num_classes=10, in_chans=1, img_size=28)
+    blk = m.layers[1][1]
+    x = torch.randn(8, 128, 14, 14)
+    blk.train()
+    blk(x)  # running statistics of this input
+    blk.eval()
+    ref = blk(x)
+    with torch.no_grad():
+        blk.conv.weight.mul_(100)
+        blk.norm2.running_mean.mul_(100)
+        blk.norm2.running_var.mul_(100 ** 2)
+    torch.testing.assert_close(blk(x), ref, rtol=1e-4, atol=1e-4)
 
 
 def test_pool_variants_differ_where_they_should():
@@ -126,11 +180,12 @@ def test_window_attention_ignores_padding():
 def test_alternet_layout_follows_the_paper():
     m = create_model("alternet-50", num_classes=10)
     kinds = m.block_kinds
-    assert kinds == ["conv"] * 3 + ["conv", "conv", "conv", "msa"] + ["conv", "msa"] * 3 + \
-        ["conv", "msa"] * 2
+    # the first block of stages 2-4 subsamples (stride 2)
+    assert kinds == ["conv"] * 3 + ["subsample", "conv", "conv", "msa"] + \
+        ["subsample", "msa"] + ["conv", "msa"] * 2 + ["subsample", "msa", "conv", "msa"]
     resnet = create_model("alternet-18", msa=(0, 0, 0, 0), num_classes=10)
-    assert resnet.block_kinds == ["conv"] * 8
-    assert n_params(resnet) == n_params(create_model("resnet-18", num_classes=10))
+    assert resnet.block_kinds == ["conv", "conv"] + ["subsample", "conv"] * 3
+    assert n_params(resnet) == n_params(create_model("preresnet-18", num_classes=10))
 
 
 def test_position_embedding_is_resampled_for_another_image_size():

@@ -54,14 +54,21 @@ def test_reproduce_smoke_end_to_end_and_a_rerun_reuses_the_cache(tmp_path, monke
     assert len(expected) >= 14
     for png in expected:
         assert (figs / png).stat().st_size > 1000, png
-    rows = json.loads((out / "findings.json").read_text())["results"]["findings"]
+    saved = json.loads((out / "findings.json").read_text())["results"]
+    rows = saved["findings"]
     assert [r["id"] for r in rows] == [f"F{i}" for i in range(1, 11)]
+    assert saved["verdicts"] is False  # smoke: a pipeline check
     for r in rows:
-        assert r["verdict"] in ("holds", "does not hold")
-        assert re.search(r"\d", r["measured"]) and "nan" not in r["measured"].lower(), r
-        assert r["why"] == "" if r["verdict"] == "holds" else r["why"]
+        assert r["verdict"] in ("holds", "contradicted", "unresolved")
+        assert r["parts"] or "saturated" in r["note"], r
+        for part in r["parts"]:
+            iv = part["interval"]
+            assert iv["low"] <= iv["high"] and iv["n"] >= 1, part
+            assert re.search(r"\[[-+0-9.einf]+, [-+0-9.einf]+\]", part["text"]), part
+    assert len(rows[0]["parts"]) == 1 and rows[5]["parts"][0]["interval"]["method"] == "bootstrap"
     readme = (figs / "README.md").read_text()
     assert all(png in readme for png in expected) and "| F10 |" in readme
+    assert readme.count("pipeline check — no verdicts") == 10
 
     # a rerun trains nothing: one study is redone from the cache, the others are skipped
     import studies.cache

@@ -210,11 +210,10 @@ def test_a_specs_initial_weights_depend_on_its_seed_alone():
 def test_a_cached_run_of_another_recipe_or_unseeded_init_is_refused(tmp_path):
     from dataclasses import replace
 
-    from studies.cache import INIT, RunSpec, _check_cached_recipe
+    from studies.cache import RunSpec, _check_cached_recipe, architecture, build, run_config
 
     spec = RunSpec(model="vit-ti", data="synthetic", preset="smoke", runs_dir=str(tmp_path))
-    config = {"spec": spec, "recipe": spec.recipe(), "model_kwargs": spec.model_kwargs(),
-              "init": INIT}
+    config = run_config(spec)
     results.save_result(tmp_path / "config.json", {}, config, 0)
     _check_cached_recipe(tmp_path, config)  # the same config is reused
     for changed, what in ((replace(spec.recipe(), epochs=7), "recipe"),
@@ -223,6 +222,17 @@ def test_a_cached_run_of_another_recipe_or_unseeded_init_is_refused(tmp_path):
             {k: v for k, v in config.items() if k != "init"}  # a run cached before seeding
         results.save_result(tmp_path / "config.json", {}, saved, 0)
         with pytest.raises(ValueError, match=f"made with another {what}"):
+            _check_cached_recipe(tmp_path, config)
+    # a resnet-18 cached when resnet-18 was the pre-activation ResNet: same name, same
+    # arguments, another architecture
+    spec = RunSpec(model="resnet-18", data="synthetic", preset="smoke", runs_dir=str(tmp_path))
+    config = run_config(spec)
+    old = build(replace(spec, model="preresnet-18"))
+    assert architecture(old) != config["architecture"]
+    for saved in (dict(config, architecture=architecture(old)),
+                  {k: v for k, v in config.items() if k != "architecture"}):
+        results.save_result(tmp_path / "config.json", {}, saved, 0)
+        with pytest.raises(ValueError, match=r"another architecture \(the model's code changed"):
             _check_cached_recipe(tmp_path, config)
 
 

@@ -44,6 +44,19 @@ def capture(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
     return maps
 
 
+def logit_range(probs: torch.Tensor) -> float:
+    """How peaked attention is, in logit units: the mean over queries (rows) of
+    max - min of the pre-softmax logits, recovered from the probabilities as
+    log(max p) - log(min p) over the keys a row attends to (p > 0: masked keys excluded).
+    A few units is a soft attention; tens to hundreds means the logits have blown up and the
+    softmax is saturated (one key per query). ``probs``: (..., N, N) rows summing to 1."""
+    p = probs.double()
+    pos = torch.where(p > 0, p, torch.ones_like(p))
+    hi = torch.log(p.amax(dim=-1))
+    lo = torch.log(torch.where(p > 0, pos, torch.full_like(p, torch.inf)).amin(dim=-1))
+    return float((hi - lo).mean())
+
+
 def _fuse(a: torch.Tensor, head_fusion: str) -> torch.Tensor:
     if head_fusion == "mean":
         return a.mean(1)

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-KINDS = ("embed", "conv", "msa", "mlp", "pool")
+# "subsample": a block that changes the map's resolution (a stride-2 conv block, patch
+# merging), reported apart from ordinary conv blocks as the paper shades them (Figs. 8, 9)
+KINDS = ("embed", "conv", "subsample", "msa", "mlp", "pool")
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,12 @@ def _transformer_blocks(model: nn.Module) -> list[TapPoint] | None:
     if not blocks:
         return None
     taps = []
-    if hasattr(model, "patch_embed"):
+    # the embedding after the position embedding is added (the paper's code reads it there);
+    # a model without one (Swin) is read at its patch embedding
+    embed = getattr(model, "pos_drop", None) or getattr(model, "patch_embed", None)
+    if isinstance(embed, nn.Module):
         nhwc = "swin" in type(model).__name__.lower()  # Swin keeps maps channels-last
-        taps.append(TapPoint("patch_embed", "embed", model.patch_embed,
-                             "output_nhwc" if nhwc else "output"))
+        taps.append(TapPoint("embed", "embed", embed, "output_nhwc" if nhwc else "output"))
     for name, blk in blocks:
         nhwc = "swin" in type(blk).__name__.lower()
         taps.append(TapPoint(f"{name}.msa", "msa", blk.norm2, "input"))
@@ -112,7 +116,8 @@ def _resnet_blocks(model: nn.Module) -> list[TapPoint] | None:
     taps = [TapPoint("stem", "embed", stem)]
     for n in names:
         for j, blk in enumerate(getattr(model, n)):
-            taps.append(TapPoint(f"{n}.{j}", "conv", blk))
+            strided = any(isinstance(m, nn.Conv2d) and max(m.stride) > 1 for m in blk.modules())
+            taps.append(TapPoint(f"{n}.{j}", "subsample" if strided else "conv", blk))
     return taps
 
 
@@ -126,6 +131,10 @@ def tap_points(model: nn.Module) -> list[TapPoint]:
             return taps
     raise ValueError(f"cannot find the blocks of {type(model).__name__}: implement "
                      "probe_taps() or use a timm/torchvision ViT, DeiT, CaiT or ResNet")
+
+
+# a token model's embedding parameters (ours and timm's names)
+EMBED_PARAMS = ("patch_embed.", "tokenizer.", "pos_embed", "cls_token", "dist_token", "reg_token")
 
 
 def block_parameter_groups(model: nn.Module) -> list[tuple[str, str, list[str]]]:
@@ -147,6 +156,9 @@ def block_parameter_groups(model: nn.Module) -> list[tuple[str, str, list[str]]]
                 block_name = owner[id(tap.module)]
                 parts = ("norm2", "mlp", "ls2")
             prefixes = tuple(f"{block_name}.{p}." for p in parts)
+        elif tap.kind == "embed" and not any(True for _ in tap.module.parameters()):
+            # read after the position embedding (a dropout): the embedding's own parameters
+            prefixes = EMBED_PARAMS
         else:
             prefixes = (owner[id(tap.module)] + ".",)
         names = [n for n in all_params if n.startswith(prefixes)]

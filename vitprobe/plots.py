@@ -168,14 +168,29 @@ def depth_figure(series: dict[str, list], value: str, ylabel: str, path: str | P
 
 
 def robustness_figure(curves: dict[str, dict], path: str | Path) -> list[Path]:
-    """Fig. 2b: accuracy change under band-limited noise against its frequency."""
-    fig, ax = plt.subplots(figsize=(4.5, 3))
-    for i, (label, r) in enumerate(curves.items()):
-        ax.plot(np.asarray(r["frequencies"]) / np.pi, 100 * np.asarray(r["accuracy_change"]),
-                "o-", ms=3, color=PALETTE[i % len(PALETTE)], label=label)
-    ax.set_xlabel("noise frequency (×π)")
-    ax.set_ylabel("accuracy change (%)")
-    ax.legend(fontsize=7)
+    """Fig. 2b: accuracy change under band-limited noise against its frequency, one panel per
+    noise level eps (``curves[label]["by_eps"]``), one line per model, 95 % bands over
+    images."""
+    labels = list(curves)
+    levels = [r["eps"] for r in curves[labels[0]]["by_eps"]]
+    fig, axes = plt.subplots(1, len(levels), figsize=(3.2 * len(levels), 3), squeeze=False,
+                             sharey=True)
+    for ax, j in zip(axes[0], range(len(levels))):
+        for i, label in enumerate(labels):
+            r = curves[label]["by_eps"][j]
+            f = np.asarray(r["frequencies"]) / np.pi
+            change = 100 * np.asarray(r["accuracy_change"])
+            n = len(r["correct_clean"])
+            acc = np.asarray(r["accuracy"])
+            half = 100 * 1.96 * np.sqrt(acc * (1 - acc) / max(n, 1))
+            color = PALETTE[i % len(PALETTE)]
+            ax.plot(f, change, "o-", ms=3, color=color, label=label)
+            ax.fill_between(f, change - half, change + half, color=color, alpha=0.15, lw=0)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_title(f"eps = {levels[j]:g}", fontsize=9)
+        ax.set_xlabel("noise frequency (×π)")
+    axes[0][0].set_ylabel("accuracy change (points)")
+    axes[0][0].legend(fontsize=7)
     return save(fig, path)
 
 

@@ -1,0 +1,315 @@
+"""The findings table F1-F10 (Park & Kim 2022), read off the result files of
+``studies.reproduce``'s steps: per finding, the paper's claim, our statistic with its 95 %
+interval, and a three-valued verdict (``vitprobe.stats``):
+
+- holds: the interval lies on the paper's side of the boundary;
+- contradicted: it lies on the other side;
+- unresolved: it covers the boundary.
+
+Intervals: bootstrap over mini-batches (spectra; seeds on top where a model was trained more
+than once), over images (Fourier, variance, noise robustness, training NLL), Welch's t over
+seeds (accuracies). Definitions follow the paper's code (xxxnell/how-do-vits-work), see each
+function.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vitprobe import fourier, results, stats, summary
+from vitprobe.hessian import ape, nep
+from vitprobe.stats import Interval
+
+CLAIMS = {
+    "F1": "ViT's Hessian spectrum has more negative eigenvalues than ResNet's",
+    "F2": "ViT's positive eigenvalues are smaller than ResNet's (flatter loss)",
+    "F3": "less training data gives ViT more negative eigenvalues",
+    "F4": "GAP suppresses negative eigenvalues compared with a class token",
+    "F5": "ViT does not overfit small data: its training NLL rises with its test error as "
+          "data shrinks, where ResNet's falls (overfitting)",
+    "F6": "MSAs reduce high-frequency amplitude (low-pass); convs/MLPs amplify it",
+    "F7": "ViT is robust to high-frequency noise and hurt by low-frequency noise; ResNet the "
+          "opposite",
+    "F8": "MSAs reduce feature-map variance; convs/MLPs increase it; ResNet's peaks at stage "
+          "ends",
+    "F9": "AlterNet beats ResNet and ViT on small data",
+    "F10": "AlterNet suppresses large Hessian eigenvalues compared with ResNet",
+}
+
+# Why a finding may not hold at the quick scale (28-px Fashion-MNIST, one epoch for CNNs,
+# two for ViTs), shown only where the verdict is not "holds".
+CAVEATS = {
+    "F1": "after one (ResNet) or two (ViT) epochs both models are far from a minimum, where "
+          "the paper's spectra are taken after 300 epochs.",
+    "F2": "two epochs leave the ViT early in training, where its curvature is still high.",
+    "F3": "a few epochs on a small subset, even at equal steps, are far from the paper's "
+          "converged small-data ViT.",
+    "F4": "after two epochs the pooling variants differ little, and their spectra by less than "
+          "the spread between mini-batches and seeds.",
+    "F5": "one or two epochs' worth of steps are too few for a ResNet to overfit even 6 % of "
+          "the data.",
+    "F6": "28-px inputs give 7×7 ViT maps (highest frequency 6/7·π) and 4×4 maps in ResNet's "
+          "last stage (0.5π), where one block's change is small.",
+    "F7": "Fashion-MNIST's images have little high-frequency content, and models trained for "
+          "one or two epochs rely on coarse shape.",
+    "F8": "the variance of a model trained for one or two epochs is dominated by the growing "
+          "residual stream.",
+    "F9": "AlterNet's MSAs help in the paper after long training on CIFAR; after one epoch on "
+          "Fashion-MNIST the convolutional baseline is already close to its best.",
+    "F10": "the curvature of models trained for one or two epochs is far from the converged "
+           "one.",
+}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One tested statement of a finding: its statistic's interval and verdict."""
+
+    what: str               # e.g. "NEP vit-ti − resnet-18"
+    interval: Interval
+    paper_side: str          # "above" or "below" the boundary
+    boundary: float = 0.0
+    fmt: str = "+.3g"
+
+    @property
+    def verdict(self) -> str:
+        return stats.verdict(self.interval, self.paper_side, self.boundary)
+
+    def text(self) -> str:
+        sign = ">" if self.paper_side == "above" else "<"
+        return (f"{self.what} = {self.interval.format(self.fmt)} (paper: {sign} "
+                f"{self.boundary:g}; n={self.interval.n})")
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    claim: str
+    parts: tuple[Part, ...]
+    verdict: str
+    note: str = ""            # extra measured context (accuracies, skipped noise levels)
+    caveat: str = ""          # only where the verdict is not "holds"
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["parts"] = [{**asdict(p), "verdict": p.verdict, "text": p.text()} for p in self.parts]
+        return d
+
+
+def finding(fid: str, parts: list[Part], note: str = "", combine=stats.all_of) -> Finding:
+    v = combine([p.verdict for p in parts])
+    return Finding(fid, CLAIMS[fid], tuple(parts), v, note,
+                   "" if v == "holds" else CAVEATS[fid])
+
+
+# ------------------------------------------------------------------------------- inputs
+def _load(out: Path, step: str, name: str | None = None):
+    return results.load_json(out / step / f"{name or step.split('-s')[0]}.json")["results"]
+
+
+def seed_steps(out: Path, step: str) -> list[str]:
+    """The result folders of ``step`` and its seed repetitions that exist under ``out``."""
+    names = [step] + sorted(p.name for p in out.glob(f"{step}-s*") if p.is_dir())
+    return [n for n in names if (out / n / f"{step}.json").is_file()]
+
+
+def spectra_by_seed(out: Path) -> dict[str, list[np.ndarray]]:
+    """Per model label, one (mini-batches, k) eigenvalue array per training seed."""
+    found: dict[str, list[np.ndarray]] = {}
+    for step in seed_steps(out, "hessian"):
+        for label, m in _load(out, step)["models"].items():
+            e = np.asarray(m["spectra"]["final"]["eigenvalues"], dtype=float)
+            found.setdefault(label, []).append(e)
+    return found
+
+
+# ------------------------------------------------------------------- spectrum statistics
+def _pooled(e: np.ndarray) -> np.ndarray:
+    return e[np.isfinite(e)]
+
+
+def nep_difference(a, b, seed: int = 0) -> Interval:
+    """NEP(a) − NEP(b): two models' shares of negative eigenvalues (units: mini-batches,
+    within seeds when a list of per-seed arrays is given)."""
+    return stats.bootstrap(lambda x, y: nep(_pooled(x)) - nep(_pooled(y)), a, b, seed=seed)
+
+
+def ape_log_ratio(a, b, seed: int = 0) -> Interval:
+    """log(APE(a) / APE(b)): below 0 where a's positive eigenvalues are smaller."""
+    def stat(x, y):
+        pa, pb = ape(_pooled(x)), ape(_pooled(y))
+        return math.log(pa / pb) if pa > 0 and pb > 0 else math.nan
+
+    return stats.bootstrap(stat, a, b, seed=seed)
+
+
+# ----------------------------------------------------------------------------- findings
+def spectra_findings(out: Path) -> list[Finding]:
+    """F1, F2, F4, F10 from the Hessian steps (every seed)."""
+    sp = spectra_by_seed(out)
+    vit, res, alt, gap = sp["vit-ti"], sp["resnet-18"], sp["alternet-18"], sp["vit-ti (gap)"]
+    seeds = f"{len(vit)} seed(s), {sum(len(e) for e in vit)} mini-batches for vit-ti"
+    return [
+        finding("F1", [Part("NEP vit-ti − resnet-18", nep_difference(vit, res), "above")],
+                f"NEP vit-ti {nep(np.concatenate(vit)):.3f}, resnet-18 "
+                f"{nep(np.concatenate(res)):.3f}; {seeds}"),
+        finding("F2", [Part("log(APE vit-ti / APE resnet-18)", ape_log_ratio(vit, res),
+                            "below")],
+                f"APE vit-ti {ape(np.concatenate(vit)):.4g}, resnet-18 "
+                f"{ape(np.concatenate(res)):.4g}"),
+        finding("F4", [Part("NEP vit-ti (gap) − vit-ti (cls)", nep_difference(gap, vit),
+                            "below")],
+                f"NEP gap {nep(np.concatenate(gap)):.3f}, cls {nep(np.concatenate(vit)):.3f}"),
+        finding("F10", [Part("log(APE alternet-18 / APE resnet-18)", ape_log_ratio(alt, res),
+                             "below")],
+                f"APE alternet-18 {ape(np.concatenate(alt)):.4g}, resnet-18 "
+                f"{ape(np.concatenate(res)):.4g}; largest magnitude "
+                f"{np.abs(np.concatenate(alt)).max():.4g} vs "
+                f"{np.abs(np.concatenate(res)).max():.4g}"),
+    ]
+
+
+def subset_findings(out: Path) -> list[Finding]:
+    """F3 (vit-ti's NEP on the smallest fraction vs the full set) and F5 (the contrast of
+    ViT's and ResNet's training NLL as data shrinks), every fraction at equal steps."""
+    rows = _load(out, "subsets")
+
+    def by_model(label):
+        return sorted((r for r in rows if r["model"] == label), key=lambda r: r["fraction"])
+
+    vit, res = by_model("vit-ti"), by_model("resnet-18")
+    small, full = vit[0], vit[-1]
+    f3 = Part(f"NEP vit-ti at {small['fraction']:g} − at {full['fraction']:g} of the data",
+              nep_difference(np.asarray(small["spectrum"]["eigenvalues"]),
+                             np.asarray(full["spectrum"]["eigenvalues"])), "above")
+
+    def rise(rs):  # training NLL on the smallest fraction minus on the full set
+        return (np.asarray(rs[0]["train_nll_per_image"]),
+                np.asarray(rs[-1]["train_nll_per_image"]))
+
+    (vs, vf), (rs_, rf) = rise(vit), rise(res)
+    f5 = Part("ΔNLL vit-ti − ΔNLL resnet-18 (ΔNLL: training NLL on the smallest fraction − "
+              "on the full set)",
+              stats.bootstrap(lambda a, b, c, d: (a.mean() - b.mean()) - (c.mean() - d.mean()),
+                              vs, vf, rs_, rf), "above")
+    note = "; ".join(
+        f"{label}: NLL {rs[0]['train_nll']:.3f}→{rs[-1]['train_nll']:.3f}, test error "
+        f"{100 * (1 - rs[0]['test_acc']):.1f}→{100 * (1 - rs[-1]['test_acc']):.1f} % "
+        f"(fraction {rs[0]['fraction']:g}→{rs[-1]['fraction']:g}, "
+        f"{rs[0].get('steps')} vs {rs[-1].get('steps')} steps)"
+        for label, rs in (("vit-ti", vit), ("resnet-18", res)))
+    return [finding("F3", [f3], "NEP by fraction: " + ", ".join(
+                f"{r['fraction']:g}: {r['nep']:.3f}" for r in vit if "nep" in r)),
+            finding("F5", [f5], note)]
+
+
+def _kinds_matrix(taps: list[dict], field_name: str) -> tuple[list[str], np.ndarray]:
+    return [t["kind"] for t in taps], summary.per_image_matrix(taps, field_name)
+
+
+def fourier_finding(out: Path) -> Finding:
+    """F6: mean change of the highest-frequency ΔlogAmplitude across MSA taps (< 0), MLP taps
+    of the ViT (> 0) and ordinary conv blocks of the ResNet (> 0; stride-2 blocks apart)."""
+    four = _load(out, "fourier")
+    vk, vm = _kinds_matrix(four["vit-ti"]["taps"], "highest_per_image")
+    rk, rm = _kinds_matrix(four["resnet-18"]["taps"], "highest_per_image")
+    parts = [Part("vit-ti MSA ΔlogAmp change", summary.change_interval(vm, vk, "msa"), "below"),
+             Part("vit-ti MLP ΔlogAmp change", summary.change_interval(vm, vk, "mlp"), "above"),
+             Part("resnet-18 conv-block ΔlogAmp change", summary.change_interval(rm, rk, "conv"),
+                  "above")]
+    sub = summary.change_interval(rm, rk, "subsample")
+    freqs = sorted({round(t["highest_frequency"] / math.pi, 2)
+                    for t in four["resnet-18"]["taps"]})
+    vf = sorted({round(t["highest_frequency"] / math.pi, 2) for t in four["vit-ti"]["taps"]})
+    note = (f"resnet-18 subsampling blocks (reported apart) {sub.format('+.3g')}; highest "
+            f"frequency read: vit-ti {', '.join(f'{f:g}π' for f in vf)}; resnet-18 "
+            f"{', '.join(f'{f:g}π' for f in freqs)} (maps under 7×7 stop lower)")
+    return finding("F6", parts, note)
+
+
+def variance_finding(out: Path) -> Finding:
+    """F8: mean log-ratio of feature-map variance across MSA taps (< 0: vit-ti and
+    alternet-18), MLP taps (> 0), and per ResNet stage log(var at its last block / the
+    stage's largest other) (> 0: the peak at the stage end)."""
+    var = _load(out, "variance")
+    vk, vm = _kinds_matrix(var["vit-ti"]["taps"], "per_image")
+    ak, am = _kinds_matrix(var["alternet-18"]["taps"], "per_image")
+    rk, rm = _kinds_matrix(var["resnet-18"]["taps"], "per_image")
+    parts = [Part("vit-ti MSA log variance ratio",
+                  summary.change_interval(vm, vk, "msa", log_ratio=True), "below"),
+             Part("vit-ti MLP log variance ratio",
+                  summary.change_interval(vm, vk, "mlp", log_ratio=True), "above"),
+             Part("alternet-18 MSA log variance ratio",
+                  summary.change_interval(am, ak, "msa", log_ratio=True), "below")]
+    for i, iv in enumerate(summary.stage_end_peaks(rm, rk)):
+        parts.append(Part(f"resnet-18 stage {i + 1} log(var at end / other max)", iv, "above"))
+    conv = summary.change_interval(rm, rk, "conv", log_ratio=True)
+    sub = summary.change_interval(rm, rk, "subsample", log_ratio=True)
+    return finding("F8", parts, f"resnet-18 conv blocks {conv.format('+.3g')}, subsampling "
+                                f"blocks {sub.format('+.3g')} (log-ratios)")
+
+
+def robustness_finding(out: Path, num_classes: int = 10) -> Finding:
+    """F7: at each noise level, how much more high- than low-frequency noise hurts resnet-18
+    than vit-ti (``fourier.robustness_contrast``, > 0); noise levels that saturate either
+    model are reported but do not vote; the verdict must agree across the others."""
+    rob = _load(out, "robustness")
+    parts, skipped = [], []
+    for v, r in zip(rob["vit-ti"]["by_eps"], rob["resnet-18"]["by_eps"]):
+        if fourier.saturated(v, num_classes) or fourier.saturated(r, num_classes):
+            skipped.append(f"{v['eps']:g}")
+            continue
+        parts.append(Part(f"eps {v['eps']:g}: high−low drop, resnet-18 − vit-ti (points)",
+                          fourier.robustness_contrast(v, r), "above", fmt="+.2f"))
+    note = (f"saturated noise levels left out: {', '.join(skipped)}" if skipped else
+            "no noise level saturated")
+    if not parts:
+        return Finding("F7", CLAIMS["F7"], (), "unresolved", note + " (every level saturated)",
+                       CAVEATS["F7"])
+    return finding("F7", parts, note, combine=stats.consistent)
+
+
+def alternet_finding(out: Path) -> Finding:
+    """F9: test accuracy of alternet-18 minus resnet-18 and minus vit-ti (> 0), Welch's t
+    interval over the training seeds."""
+    accs: dict[str, list[float]] = {}
+    for step in seed_steps(out, "alternet"):
+        for m in _load(out, step)["models"]:
+            accs.setdefault(m["label"], []).append(100 * m["accuracy"])
+    alt = accs["alternet-18"]
+    parts = [Part(f"accuracy alternet-18 − {o} (points)", stats.welch_interval(alt, accs[o]),
+                  "above", fmt="+.2f") for o in ("resnet-18", "vit-ti")]
+    note = "test accuracy (mean over seeds) " + ", ".join(
+        f"{k} {np.mean(v):.2f} %" for k, v in accs.items()) + f"; {len(alt)} seed(s)"
+    return finding("F9", parts, note)
+
+
+def findings(out: Path) -> list[Finding]:
+    """F1-F10 in order."""
+    rows = {f.id: f for f in (*spectra_findings(out), *subset_findings(out),
+                              fourier_finding(out), variance_finding(out),
+                              robustness_finding(out), alternet_finding(out))}
+    return [rows[f"F{i}"] for i in range(1, 11)]
+
+
+def markdown(rows: list[Finding], verdicts: bool = True) -> str:
+    """The findings table. ``verdicts=False`` (the smoke preset): a pipeline check, the
+    verdict column says so."""
+    lines = ["| # | the paper's claim | our statistic [95 % interval] | verdict |",
+             "|---|---|---|---|"]
+    for r in rows:
+        stat = "<br>".join(f"{p.text()}: {p.verdict}" if len(r.parts) > 1 and verdicts
+                           else p.text() for p in r.parts)
+        if r.note:
+            stat += f"<br>{r.note}" if stat else r.note
+        if verdicts:
+            v = f"**{r.verdict}**" + (f" — {r.caveat}" if r.caveat else "")
+        else:
+            v = "pipeline check — no verdicts"
+        lines.append(f"| {r.id} | {r.claim} | {stat} | {v} |")
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""The statistics behind the findings, on constructed inputs with hand-computed answers:
+per-kind changes (differences and log-ratios, subsampling apart), stage-end peaks, the
+robustness contrast between two models, spectrum differences with seeds, and equal-steps
+training for data fractions."""
+
+import math
+
+import numpy as np
+import pytest
+
+from studies import findings
+from studies.cache import equal_steps_recipe
+from vitprobe import fourier, presets, summary
+
+KINDS = ["embed", "msa", "mlp", "msa", "mlp", "subsample", "conv"]
+
+
+def test_change_by_kind_separates_subsampling_and_takes_log_ratios():
+    # values per tap; changes vs the previous tap: msa -1, mlp +2, msa -1, mlp +2,
+    # subsample +5, conv +1
+    values = np.array([10.0, 9.0, 11.0, 10.0, 12.0, 17.0, 18.0])
+    assert summary.mean_change(values, KINDS, "msa") == -1.0
+    assert summary.mean_change(values, KINDS, "mlp") == 2.0
+    assert summary.mean_change(values, KINDS, "subsample") == 5.0
+    assert summary.mean_change(values, KINDS, "conv") == 1.0
+    assert summary.mean_change(values, KINDS, "conv_mlp") == pytest.approx(5 / 3)
+    expected = (math.log(9 / 10) + math.log(10 / 11)) / 2
+    assert summary.mean_change(values, KINDS, "msa", log_ratio=True) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="positive"):
+        summary.mean_change(-values, KINDS, "msa", log_ratio=True)
+
+
+def test_change_interval_over_images_is_tight_when_images_agree():
+    rng = np.random.default_rng(0)
+    base = np.array([10.0, 9.0, 11.0, 10.0, 12.0, 17.0, 18.0])
+    matrix = base * np.exp(rng.normal(0, 0.01, (200, 1)))  # images differ in overall scale only
+    iv = summary.change_interval(matrix, KINDS, "msa", log_ratio=True)
+    assert iv.covers(math.log(90 / 110) / 2)
+    assert iv.high - iv.low < 1e-9  # a per-image scale cancels in every log-ratio
+
+
+def test_stages_and_their_end_peaks():
+    kinds = ["embed", "conv", "conv", "subsample", "conv", "subsample", "conv"]
+    assert summary.stages(kinds) == [[0, 1, 2], [3, 4], [5, 6]]
+    v = np.array([[1.0, 2.0, 4.0, 3.0, 6.0, 5.0, 4.0]] * 10)
+    peaks = summary.stage_end_peaks(v, kinds)
+    assert [p.estimate for p in peaks] == pytest.approx([math.log(4 / 2), math.log(6 / 3),
+                                                         math.log(4 / 5)])
+
+
+def _robustness(clean, noisy, freqs):
+    noisy = np.asarray(noisy)
+    return {"frequencies": freqs, "correct_clean": clean, "correct": noisy.tolist(),
+            "accuracy": noisy.mean(axis=1).tolist(), "clean_accuracy": float(np.mean(clean)),
+            "eps": 1.0}
+
+
+def test_robustness_contrast_on_constructed_models():
+    """Four images, all right when clean. ViT: wrong on 2 of 4 under low-frequency noise,
+    never under high: high − low drop = 0 − 0.5 = −0.5. ResNet: wrong on all 4 under high,
+    none under low: +1. Contrast 100 · (1 − (−0.5)) = 150 points, every resample alike."""
+    freqs = [0.2 * math.pi, 0.8 * math.pi]
+    vit = _robustness([1, 1, 1, 1], [[0, 1, 0, 1], [1, 1, 1, 1]], freqs)
+    res = _robustness([1, 1, 1, 1], [[1, 1, 1, 1], [0, 0, 0, 0]], freqs)
+    iv = fourier.robustness_contrast(vit, res)
+    assert iv.estimate == pytest.approx(150.0)
+    assert iv.low <= 150.0 <= iv.high
+    assert fourier.robustness_contrast(res, vit).estimate == pytest.approx(-150.0)
+    assert fourier.saturated(res, num_classes=10) and not fourier.saturated(vit, 10)
+
+
+def test_nep_difference_over_seeds_and_mini_batches():
+    a = [np.array([[-1.0, 2.0], [-1.0, 3.0]]), np.array([[-2.0, 1.0], [1.0, 2.0]])]
+    b = np.array([[1.0, 2.0], [1.0, 3.0]])
+    iv = findings.nep_difference(a, b)
+    assert iv.estimate == pytest.approx(3 / 8)  # a: 3 of 8 negative, b: none
+    assert iv.n == 2  # b's two mini-batches (a holds four)
+    assert 0 <= iv.low <= iv.estimate <= iv.high <= 1
+    r = findings.ape_log_ratio(b, b)
+    assert r.estimate == 0.0
+
+
+def test_equal_steps_recipe_trains_a_fraction_for_the_full_sets_steps():
+    """Full set: 937 steps per epoch, 2 epochs = 1874 steps. A 6 % subset (3600 images,
+    batch 64: 56 steps per epoch) trains 1874 / 56 = 33.46 epochs, warm-up and the
+    progressive stage stretched by the same 16.73x; round(epochs · 56) = 1874."""
+    r = presets.recipe("quick", "vit-ti")
+    s = equal_steps_recipe(r, 937, 56)
+    assert round(s.epochs * 56) == 1874
+    assert s.epochs == pytest.approx(1874 / 56)
+    factor = 1874 / (2 * 56)
+    assert s.warmup_epochs == pytest.approx(r.warmup_epochs * factor)
+    assert s.progressive == ((pytest.approx(1.0 * factor), 20),)
+    assert round(s.progressive[0][0] * 56) == round(1.0 * 937)  # the switch at the same step
