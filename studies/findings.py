@@ -109,13 +109,16 @@ def finding(fid: str, parts: list[Part], note: str = "", combine=stats.all_of) -
 
 # ------------------------------------------------------------------------------- inputs
 def _load(out: Path, step: str, name: str | None = None):
-    return results.load_json(out / step / f"{name or step.split('-s')[0]}.json")["results"]
+    path = out / step / f"{name or step.split('-s')[0]}.json"
+    if not (out / step / "done.json").is_file():
+        raise FileNotFoundError(2, "study not finished", str(path))
+    return results.load_json(path)["results"]
 
 
 def seed_steps(out: Path, step: str) -> list[str]:
     """The result folders of ``step`` and its seed repetitions that exist under ``out``."""
     names = [step] + sorted(p.name for p in out.glob(f"{step}-s*") if p.is_dir())
-    return [n for n in names if (out / n / f"{step}.json").is_file()]
+    return [n for n in names if (out / n / "done.json").is_file()] or [step]
 
 
 def spectra_by_seed(out: Path) -> dict[str, list[np.ndarray]]:
@@ -289,11 +292,27 @@ def alternet_finding(out: Path) -> Finding:
     return finding("F9", parts, note)
 
 
+NOT_MEASURED = "not measured"
+
+
 def findings(out: Path) -> list[Finding]:
-    """F1-F10 in order."""
-    rows = {f.id: f for f in (*spectra_findings(out), *subset_findings(out),
-                              fourier_finding(out), variance_finding(out),
-                              robustness_finding(out), alternet_finding(out))}
+    """F1-F10 in order. A finding whose study has not finished (a run stopped part way) is
+    listed as "not measured", naming what is missing."""
+    rows: dict[str, Finding] = {}
+    groups = ((spectra_findings, ("F1", "F2", "F4", "F10")), (subset_findings, ("F3", "F5")),
+              (fourier_finding, ("F6",)), (variance_finding, ("F8",)),
+              (robustness_finding, ("F7",)), (alternet_finding, ("F9",)))
+    for build, ids in groups:
+        try:
+            made = build(out)
+        except (FileNotFoundError, KeyError) as e:
+            missing = e.filename if isinstance(e, FileNotFoundError) else f"model {e}"
+            for fid in ids:
+                rows[fid] = Finding(fid, CLAIMS[fid], (), NOT_MEASURED,
+                                    f"its study has not finished ({missing} missing)")
+            continue
+        for f in made if isinstance(made, list) else [made]:
+            rows[f.id] = f
     return [rows[f"F{i}"] for i in range(1, 11)]
 
 
@@ -307,7 +326,9 @@ def markdown(rows: list[Finding], verdicts: bool = True) -> str:
                            else p.text() for p in r.parts)
         if r.note:
             stat += f"<br>{r.note}" if stat else r.note
-        if verdicts:
+        if r.verdict == NOT_MEASURED:
+            v = NOT_MEASURED
+        elif verdicts:
             v = f"**{r.verdict}**" + (f" — {r.caveat}" if r.caveat else "")
         else:
             v = "pipeline check — no verdicts"

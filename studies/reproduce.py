@@ -85,14 +85,16 @@ def plan(preset: str) -> list[Step]:
     alternet_fig = (("alternet.png", "test accuracy of AlterNet-18, ResNet-18 and ViT-Ti, "
                                      "each trained with its family's recipe of the preset "
                                      "(Fig. 12a; F9)"),)
-    steps = []
+    # seed 0 first, then every study on its models, then the other seeds' repetitions: a run
+    # stopped part way has the most findings measured
+    first, repeats = [], []
     for k in range(SEEDS[preset]):
-        steps.append(Step(seeded("hessian", k), "hessian", ("--model", HESSIAN_MODELS, *hess),
-                          hessian_fig if k == 0 else (), k))
-        steps.append(Step(seeded("alternet", k), "alternet",
-                          ("--model", "alternet-18,resnet-18,vit-ti"),
-                          alternet_fig if k == 0 else (), k))
-    return steps + [
+        (first if k == 0 else repeats).extend([
+            Step(seeded("hessian", k), "hessian", ("--model", HESSIAN_MODELS, *hess),
+                 hessian_fig if k == 0 else (), k),
+            Step(seeded("alternet", k), "alternet", ("--model", "alternet-18,resnet-18,vit-ti"),
+                 alternet_fig if k == 0 else (), k)])
+    steps = first + [
         Step("subsets", "subsets", ("--model", "vit-ti,resnet-18", "--fractions", fractions,
                                     "--hessian-models", "vit-ti", *sub_hess,
                                     *(images if smoke else ())), (
@@ -140,6 +142,10 @@ def plan(preset: str) -> list[Step]:
             ("position_vit-ti.png", "cosine similarity of the learned position embeddings "
                                     "(ViT Fig. 7)"))),
     ]
+    # the studies on the cached seed-0 models before those that train more models
+    order = ("hessian", "alternet", "fourier", "variance", "robustness", "attention",
+             "landscape", "pooling", "subsets", "alternet_search")
+    return sorted(steps, key=lambda st: order.index(st.name)) + repeats
 
 
 def run_steps(steps: list[Step], common: list[str], out: Path) -> dict[str, float]:
@@ -220,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="default: figures/ for the quick preset, <out>/figures otherwise")
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: rebuild the gallery and the findings table from the "
+                        "studies finished so far (the others are listed as not measured)")
     args = p.parse_args(argv)
     cli.setup_logging(args.quiet)
     data = args.data or ("cifar100" if args.preset == "paper" else "fashion-mnist")
@@ -235,7 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     shown = f" --preset {args.preset}" + (f" --data {data}" if data != "fashion-mnist" else "")
     steps = plan(args.preset)
     t = time.perf_counter()
-    seconds = run_steps(steps, common, out)
+    if args.report_only:
+        seconds = {st.name: results.load_json(out / st.name / "done.json")["seconds"]
+                   for st in steps if (out / st.name / "done.json").is_file()}
+    else:
+        seconds = run_steps(steps, common, out)
     rows = findings.findings(out)
     verdicts = args.preset != "smoke"  # smoke models are too small to say anything
     text = findings.markdown(rows, verdicts=verdicts)

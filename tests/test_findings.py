@@ -92,3 +92,18 @@ def test_equal_steps_recipe_trains_a_fraction_for_the_full_sets_steps():
     assert s.warmup_epochs == pytest.approx(r.warmup_epochs * factor)
     assert s.progressive == ((pytest.approx(1.0 * factor), 20),)
     assert round(s.progressive[0][0] * 56) == round(1.0 * 937)  # the switch at the same step
+
+
+def test_a_run_stopped_part_way_lists_its_unmeasured_findings(tmp_path):
+    """Nothing finished: ten rows, each "not measured" and naming what is missing; the
+    report-only mode of studies.reproduce renders them without running anything."""
+    rows = findings.findings(tmp_path)
+    assert [r.id for r in rows] == [f"F{i}" for i in range(1, 11)]
+    assert all(r.verdict == findings.NOT_MEASURED and "missing" in r.note for r in rows)
+    assert "hessian" in rows[0].note and "fourier" in rows[5].note
+    from studies import reproduce
+
+    figs = tmp_path / "figs"
+    assert reproduce.main(["--preset", "quick", "--out", str(tmp_path / "out"),
+                           "--figures-dir", str(figs), "--report-only", "--quiet"]) == 0
+    assert (figs / "README.md").read_text().count("| not measured |") == 10
