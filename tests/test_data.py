@@ -65,6 +65,63 @@ def test_cifar_loader_reads_cifar_format_pickles(tmp_path):
     assert vdata.load("cifar100", "test", data_dir=tmp_path).targets.tolist() == [5, 50, 99]
 
 
+class _Exploit:
+    """A pickle that runs a shell command when loaded with plain ``pickle.load``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _cifar10_folder(tmp_path, protocol=2):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir(exist_ok=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        entry = {"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1]}
+        (folder / name).write_bytes(pickle.dumps(entry, protocol=protocol))
+    return folder
+
+
+def test_a_crafted_cifar_pickle_is_refused_and_nothing_runs(tmp_path):
+    folder = _cifar10_folder(tmp_path)
+    marker = tmp_path / "pwned"
+    bad = {"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1], "x": _Exploit(marker)}
+    (folder / "data_batch_1").write_bytes(pickle.dumps(bad, protocol=2))
+    with pytest.raises(ValueError, match=r"data_batch_1 is not a readable CIFAR batch file "
+                                         r"\(UnpicklingError: refused to load posix.system"):
+        vdata.load("cifar10", "train", data_dir=tmp_path)
+    assert not marker.exists()
+    # the same payload through plain pickle would have run: the test's payload is real
+    pickle.loads((folder / "data_batch_1").read_bytes())
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not a pickle"])
+def test_a_damaged_cifar_file_is_named(tmp_path, damage):
+    folder = _cifar10_folder(tmp_path, protocol=4)
+    raw = (folder / "test_batch").read_bytes()
+    (folder / "test_batch").write_bytes({"truncated": raw[: len(raw) // 2], "empty": b"",
+                                         "not a pickle": b"hello world"}[damage])
+    with pytest.raises(ValueError, match="test_batch is not a readable CIFAR batch file"):
+        vdata.load("cifar10", "test", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["truncated gzip", "not gzip"])
+def test_a_damaged_fashion_mnist_file_is_named(tmp_path, damage):
+    n = 10
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((n, 28, 28), np.uint8))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.arange(n).astype(np.uint8))
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2] if damage == "truncated gzip" else b"plain bytes")
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz is truncated or corrupt"):
+        vdata.load("fashion-mnist", "test", data_dir=tmp_path)
+
+
 def test_missing_data_set_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="--data-dir"):
         vdata.load("cifar10", "train", data_dir=tmp_path)

@@ -120,6 +120,43 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
+@pytest.mark.parametrize("poison", ["gradient", "update"])
+def test_a_non_finite_gradient_or_update_on_the_last_step_is_never_saved(tmp_path, poison,
+                                                                         monkeypatch):
+    """The loss is finite, but the last step's gradient (a hook) or the update itself (a
+    patched optimizer step) puts NaN in the weights: training stops naming the step, no
+    model.safetensors is written, and the kept checkpoint is finite."""
+    torch.manual_seed(0)
+    model = small_vit()
+    train, test = synthetic_loaders()
+    last = len(train) - 1  # the step index of the last optimiser step of one epoch
+    seen = {"step": 0}
+    if poison == "gradient":
+        model.head.weight.register_hook(
+            lambda g: torch.full_like(g, float("nan")) if seen["step"] == last else g)
+    else:
+        real = torch.optim.AdamW.step
+
+        def step(self, *a, **k):
+            out = real(self, *a, **k)
+            if seen["step"] == last:
+                with torch.no_grad():
+                    model.head.bias.fill_(float("nan"))
+            return out
+
+        monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    what = "a gradient became" if poison == "gradient" else "the weights became"
+    with pytest.raises(TrainingDiverged, match=f"{what} non-finite.* at epoch 1 step {last}; "
+                                               "the last finite checkpoint stays"):
+        fit(model, train, test, TrainConfig(Recipe(epochs=1, batch_size=32, lr=1e-3),
+                                            save_every_steps=2, progress=False),
+            run_dir=tmp_path, on_step=lambda s: seen.update(step=s))
+    assert not (tmp_path / "model.safetensors").exists()
+    state = results.load_state(tmp_path / "state.pt")
+    assert 0 < state["step"] <= last
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
 def test_distillation_losses_equal_a_hand_computation():
     from vitprobe.train import distillation_loss
 

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import pickle
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,8 +84,12 @@ def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (LeCun's MNIST format), gzipped or not, into a numpy array."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path} is truncated or corrupt ({type(e).__name__}: {e}); delete it "
+                         f"and install or download the data set again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{path} is not an IDX file (bad magic number)")
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -94,7 +99,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=dtypes[raw[2]], offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says {shape} but holds {data.size} values")
+        raise ValueError(f"{path}: header says {shape} but holds {data.size} values "
+                         f"(truncated or corrupt); delete it and get the data set again")
     return data.reshape(shape).astype(data.dtype.newbyteorder("="))
 
 
@@ -128,16 +134,45 @@ def _load_fashion_mnist(split: str, data_dir: Path | None, download: bool) -> tu
     return images, targets
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR python-format batch holds — dicts, lists, strings, bytes,
+    numbers (pickle opcodes) and numpy arrays — so a crafted file cannot run code: any other
+    global a pickle asks for is refused before it is looked up."""
+
+    ALLOWED = {(core, name) for core in ("numpy.core.multiarray", "numpy._core.multiarray")
+               for name in ("_reconstruct", "scalar")} | {
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("_codecs", "encode")}  # protocol-2 pickles from Python 3 write bytes through it
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: a CIFAR batch file holds only arrays, "
+                f"lists and strings")
+        return super().find_class(module, name)
+
+
 def read_cifar_batch(path: str | Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR python-format batch file -> (N, 3, 32, 32) uint8, (N,) int64.
 
-    We read the files ourselves (torchvision's class checks MD5 sums, which rejects the
-    small CIFAR-format files tests write); torchvision still does the download.
+    Read with a restricted unpickler (``_CifarUnpickler``: nothing in the file is executed);
+    a truncated, corrupt or foreign file is a ValueError naming it. torchvision still does
+    the download (its own reader would ``pickle.load`` the files unrestricted).
     """
-    with open(path, "rb") as f:
-        entry = pickle.load(f, encoding="latin1")
-    images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-    return images, np.asarray(entry[label_key], dtype=np.int64)
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            entry = _CifarUnpickler(f, encoding="latin1").load()
+        entry = {(k.decode() if isinstance(k, bytes) else k): v for k, v in entry.items()}
+        images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(entry[label_key], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, AttributeError,
+            TypeError, IndexError) as e:
+        raise ValueError(f"{path} is not a readable CIFAR batch file ({type(e).__name__}: "
+                         f"{e}); delete it and download the data set again") from None
+    if len(labels) != len(images):
+        raise ValueError(f"{path} holds {len(images)} images but {len(labels)} labels")
+    return images, labels
 
 
 def _load_cifar(name: str, split: str, data_dir: Path | None, download: bool) -> tuple:

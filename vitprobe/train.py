@@ -34,6 +34,25 @@ from .presets import Recipe
 log = logging.getLogger("vitprobe.train")
 
 
+def _all_finite(tensors: list[torch.Tensor], device: torch.device, world: int) -> bool:
+    """Whether every tensor is finite, agreed by all ranks (the max-abs norm: it cannot
+    overflow, and it is finite exactly when every element is)."""
+    bad = float(bool(tensors) and not torch.isfinite(
+        torch.nn.utils.get_total_norm(tensors, norm_type=math.inf, foreach=True)).item())
+    if world > 1:
+        bad = _all_sum([bad], device)[0]
+    return bad == 0
+
+
+def _diverged(what: str, epoch: int, step: int, run_dir: Path | None, lr: float):
+    """Stop training: nothing non-finite is saved; the last finite checkpoint stays."""
+    where = (f"; the last finite checkpoint stays in {run_dir} (state.pt and the epoch "
+             f"checkpoints; nothing from this step was saved): delete that folder and rerun "
+             f"with a lower learning rate than {lr:g}" if run_dir else
+             f"; rerun with a lower learning rate than {lr:g}")
+    raise TrainingDiverged(f"{what} at epoch {epoch + 1} step {step}{where}")
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf; the last good checkpoint is kept."""
 
@@ -371,16 +390,22 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
             if world > 1:  # every rank must see the same verdict, or one would hang
                 loss_value = _all_sum([loss_value], device)[0] / world
             if not math.isfinite(loss_value):
-                where = f" (last good checkpoint: {run_dir / 'state.pt'})" if run_dir else ""
-                raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch + 1} "
-                                       f"step {step}; lower the learning rate{where}")
+                _diverged(f"loss became {loss_value}", epoch, step, run_dir, r.lr)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if r.grad_clip:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip)
+            # fp16's scaler skips non-finite steps itself; otherwise a non-finite gradient
+            # would be written into the weights
+            if not scaler.is_enabled() and not _all_finite(
+                    [p.grad for p in model.parameters() if p.grad is not None], device, world):
+                _diverged("a gradient became non-finite", epoch, step, run_dir, r.lr)
             scaler.step(optimizer)
             scaler.update()
+            if not _all_finite(list(model.parameters()), device, world):
+                _diverged("the weights became non-finite after the update", epoch, step,
+                          run_dir, r.lr)
             step += 1
             loss_sum += loss_value * len(y)
             n_seen += len(x)
