@@ -45,6 +45,10 @@ class VisionTransformer(TokenModel):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}; got {pool!r}")
+        for name, value in (("depth", depth), ("embed_dim", embed_dim), ("heads", heads),
+                            ("patch_size", patch_size), ("img_size", img_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
         if img_size % patch_size:
             raise ValueError(f"patch_size {patch_size} does not divide img_size {img_size}; "
                              f"allowed: a divisor of {img_size}")

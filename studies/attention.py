@@ -25,7 +25,8 @@ def _slug(label: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = feature_parser("studies.attention", __doc__)
     p.set_defaults(num_images=16)
-    p.add_argument("--show", type=int, default=4, help="images in the overlay figure")
+    p.add_argument("--show", type=cli.positive_int, default=4,
+                   help="images in the overlay figure (default: %(default)s)")
     args = p.parse_args(argv)
     cli.setup_logging(args.quiet)
     models, x, _, infos = models_and_images(args)

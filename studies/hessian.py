@@ -24,11 +24,14 @@ from .cache import RunSpec, load_checkpoint, trained_model
 
 def parser() -> cli.ArgumentParser:
     p = cli.base_parser("studies.hessian", __doc__.splitlines()[0])
-    p.add_argument("--num-batches", type=int, default=None,
+    p.add_argument("--num-batches", type=cli.positive_int, default=None,
                    help="mini-batches per spectrum (default: the preset's)")
-    p.add_argument("--batch-size", type=int, default=16, help="the paper uses 16")
-    p.add_argument("--k", type=int, default=5, help="top-k eigenvalues per mini-batch")
-    p.add_argument("--tol", type=float, default=1e-3, help="relative residual to certify")
+    p.add_argument("--batch-size", type=cli.positive_int, default=16,
+                   help="mini-batch size (default: %(default)s, the paper's)")
+    p.add_argument("--k", type=cli.positive_int, default=5,
+                   help="top-k eigenvalues per mini-batch (default: %(default)s)")
+    p.add_argument("--tol", type=cli.tolerance, default=1e-3,
+                   help="relative residual to certify, in (0, 1) (default: %(default)s)")
     p.add_argument("--weight-decay", type=float, default=None,
                    help="l2 coefficient added to the loss (default: the preset's weight decay)")
     p.add_argument("--mode", choices=("eval", "train"), default="eval")
@@ -39,6 +42,19 @@ def parser() -> cli.ArgumentParser:
     p.add_argument("--per-block", action="store_true",
                    help="also the top eigenvalues of each block's own Hessian")
     return p
+
+
+def parse_epochs(text: str | None) -> list[int] | None:
+    """'0,1,2' -> [0, 1, 2]; None stays None (the final model)."""
+    if text is None:
+        return None
+    try:
+        epochs = [int(e) for e in text.split(",") if e.strip()]
+    except ValueError:
+        epochs = []
+    if not epochs or min(epochs) < 0:
+        raise ValueError(f"--at-epochs takes comma-separated epochs >= 0; got {text!r}")
+    return epochs
 
 
 def spectrum_loader(spec: RunSpec, batch_size: int, clean: bool) -> vdata.Loader:
@@ -71,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     device = cli.resolve_device(args.device)
     rank, world, group = cli.process_group()
     names = [m for m in args.model.split(",") if m]
+    epochs_asked = parse_epochs(args.at_epochs)
+    for name in names:  # every --at-epochs must exist in every model's training, checked
+        spec = RunSpec.from_args(args, name, device)  # before anything is trained
+        last = math.ceil(spec.recipe().epochs)
+        bad = [e for e in epochs_asked or [] if e > last]
+        if bad:
+            raise ValueError(f"--at-epochs {','.join(map(str, bad))}: {name}'s training has "
+                             f"epochs 0..{last} (0 = initialisation)")
     out = Path(args.out)
     record: dict = {"models": {}}
     spectra: dict[str, np.ndarray] = {}
@@ -84,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--num-batches, --k must be >= 1 and --batch-size >= 2")
         model, info = trained_model(spec, args.checkpoint)
         label = spec.label
-        epochs = ([None] if args.at_epochs is None
-                  else [int(e) for e in args.at_epochs.split(",")])
+        epochs = [None] if epochs_asked is None else epochs_asked
         per_model = {"run": info, "spectra": {}}
         # one loader per model: iterate(0) yields the same mini-batches at every epoch
         loader = spectrum_loader(spec, args.batch_size, args.clean)

@@ -21,9 +21,10 @@ from .hessian import spectrum_loader
 
 def parser() -> cli.ArgumentParser:
     p = cli.base_parser("studies.landscape", __doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=21, help="grid points per axis")
+    p.add_argument("--steps", type=cli.positive_int, default=21,
+                   help="grid points per axis (default: %(default)s)")
     p.add_argument("--span", type=float, default=1.0, help="grid covers [-span, span]^2")
-    p.add_argument("--num-images", type=int, default=512)
+    p.add_argument("--num-images", type=cli.positive_int, default=512)
     p.add_argument("--norm", choices=("filter", "layer", "paper", "none"), default="filter")
     p.add_argument("--l2-coef", type=float, default=0.05,
                    help="the paper's l2 term: coef x sum of parameter norms (0 to drop)")

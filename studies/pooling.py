@@ -22,10 +22,12 @@ from .landscape import landscape_data, mean_loss, model_landscape
 def main(argv: list[str] | None = None) -> int:
     p = cli.base_parser("studies.pooling", __doc__.splitlines()[0])
     p.add_argument("--pools", default=",".join(POOLS))
-    p.add_argument("--steps", type=int, default=11, help="landscape grid points per axis")
+    p.add_argument("--steps", type=cli.positive_int, default=11,
+                   help="landscape grid points per axis (default: %(default)s)")
     p.add_argument("--span", type=float, default=1.0)
-    p.add_argument("--num-images", type=int, default=512)
-    p.add_argument("--num-batches", type=int, default=None, help="Hessian mini-batches")
+    p.add_argument("--num-images", type=cli.positive_int, default=512)
+    p.add_argument("--num-batches", type=cli.positive_int, default=None,
+                   help="Hessian mini-batches (default: the preset's)")
     p.add_argument("--l2-coef", type=float, default=0.05)
     args = p.parse_args(argv)
     cli.setup_logging(args.quiet)

@@ -13,7 +13,8 @@ from .cache import RunSpec, trained_model
 
 def feature_parser(prog: str, doc: str) -> cli.ArgumentParser:
     p = cli.base_parser(prog, doc.splitlines()[0])
-    p.add_argument("--num-images", type=int, default=256, help="test images to probe with")
+    p.add_argument("--num-images", type=cli.positive_int, default=256,
+                   help="test images to probe with (default: %(default)s)")
     return p
 
 

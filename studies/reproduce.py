@@ -217,11 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="quick", choices=("smoke", "quick", "paper"))
     p.add_argument("--data", default=None,
                    help="data set (default: fashion-mnist; cifar100 for --preset paper)")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, type=cli.existing_dir)
     p.add_argument("--download", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--out", default=None, help="default: results/reproduce-<preset>")
+    p.add_argument("--seed", type=cli.seed, default=0)
+    p.add_argument("--runs-dir", default="runs", type=cli.writable_dir)
+    p.add_argument("--out", default=None, type=cli.writable_dir,
+                   help="default: results/reproduce-<preset>")
     p.add_argument("--figures-dir", default=None,
                    help="default: figures/ for the quick preset, <out>/figures otherwise")
     p.add_argument("--device", default=None)

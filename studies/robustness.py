@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eps", default="0.1,0.3,1,3",
                    help="comma-separated noise amplitudes in normalised units (default: "
                         "%(default)s)")
-    p.add_argument("--num-frequencies", type=int, default=9,
+    p.add_argument("--num-frequencies", type=cli.positive_int, default=9,
                    help="frequencies from 0.1π to 0.9π (default: %(default)s)")
     args = p.parse_args(argv)
     cli.setup_logging(args.quiet)

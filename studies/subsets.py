@@ -61,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     p = cli.base_parser("studies.subsets", __doc__.splitlines()[0])
     p.set_defaults(model="vit-ti,resnet-18")
     p.add_argument("--fractions", default="0.02,0.06,0.25,1.0")
-    p.add_argument("--num-images", type=int, default=512,
+    p.add_argument("--num-images", type=cli.positive_int, default=512,
                    help="augmented training images for the training NLL")
-    p.add_argument("--num-batches", type=int, default=None, help="Hessian mini-batches")
+    p.add_argument("--num-batches", type=cli.positive_int, default=None,
+                   help="Hessian mini-batches (default: the preset's)")
     p.add_argument("--hessian-models", default=None,
                    help="models whose spectra to compute (default: every --model; 'none')")
     args = p.parse_args(argv)

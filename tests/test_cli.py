@@ -15,12 +15,18 @@ def run(*args, cwd=None):
 
 @pytest.mark.parametrize("args, needle", [
     (["--model", "vit-xx"], "allowed: alternet-18"),
-    (["--data", "imagenet"], "allowed: fashion-mnist, cifar10, cifar100"),
-    (["--preset", "huge"], "allowed: smoke, quick, paper"),
+    (["--data", "imagenet"], "invalid choice: 'imagenet' (choose from 'fashion-mnist', 'cifar10'"),
+    (["--preset", "huge"], "invalid choice: 'huge' (choose from 'smoke', 'quick', 'paper')"),
     (["--patch-size", "5"], "does not divide img_size 28"),
-    (["--data", "cifar10", "--data-dir", "/nonexistent"], "--download"),
+    (["--data", "cifar10", "--data-dir", "/nonexistent"], "/nonexistent is not an existing folder"),
     (["--device", "tpu"], "allowed: cpu, cuda"),
     (["--pool", "max"], "invalid choice"),
+    (["--data-fraction", "2"], "argument --data-fraction: 2 is not allowed: it must be in (0, 1]"),
+    (["--seed", str(10 ** 20)], "argument --seed: 100000000000000000000 is not allowed: it must "
+                                "be in [0, 2**32)"),
+    (["--model-args", "depth=-1"], "depth must be a positive integer; got -1"),
+    (["--patch-size", "0"], "argument --patch-size: 0 is not allowed: it must be >= 1"),
+    (["--checkpoint", "/nonexistent.safetensors"], "is not an existing file"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, needle, tmp_path):
     r = run("studies.train", *args, "--runs-dir", str(tmp_path))
@@ -28,6 +34,32 @@ def test_bad_input_is_one_line_and_exit_code_2(args, needle, tmp_path):
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, r.stderr
     assert needle in lines[0]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--num-batches", "0"], "argument --num-batches: 0 is not allowed: it must be >= 1"),
+    (["--tol", "-1"], "argument --tol: -1 is not allowed: it must be in (0, 1]"),
+    (["--tol", "1"], "argument --tol: 1 is not allowed: it must be in (0, 1)"),
+    (["--at-epochs", "9"], "--at-epochs 9: vit-ti's training has epochs 0..1"),
+    (["--at-epochs", "x"], "--at-epochs takes comma-separated epochs >= 0"),
+])
+def test_hessian_arguments_are_checked_before_any_training(args, needle, tmp_path):
+    r = run("studies.hessian", "--preset", "smoke", "--data", "synthetic", *args,
+            "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert not (tmp_path / "runs").exists()  # nothing was trained
+
+
+def test_out_and_runs_dir_must_be_writable_folders(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for flag, value, needle in (("--out", a_file, "is a file, not a folder"),
+                                ("--runs-dir", a_file / "below", f"lies below the file {a_file}")):
+        r = run("studies.hessian", "--preset", "smoke", "--data", "synthetic", flag, str(value))
+        assert r.returncode == 2 and needle in r.stderr and len(r.stderr.splitlines()) == 1, \
+            r.stderr
     assert "Traceback" not in r.stderr
 
 

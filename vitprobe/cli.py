@@ -22,6 +22,88 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+# ------------------------------------------------------------------- argument types
+# Each checks one argument where argparse reads it, so bad input costs no compute and ends in
+# one line naming the argument, what it got and what is allowed.
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} is not allowed: it must be >= 1")
+    return v
+
+
+def fraction(text: str) -> float:
+    """A number in (0, 1]."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"{v:g} is not allowed: it must be in (0, 1]")
+    return v
+
+
+def tolerance(text: str) -> float:
+    """A number in (0, 1)."""
+    v = fraction(text)
+    if v == 1:
+        raise argparse.ArgumentTypeError("1 is not allowed: it must be in (0, 1)")
+    return v
+
+
+def seed(text: str) -> int:
+    """An integer in [0, 2**32): every generator we seed (torch, numpy) takes it."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= v < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"{v} is not allowed: it must be in [0, 2**32)")
+    return v
+
+
+def existing_dir(text: str) -> str:
+    from pathlib import Path
+
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not an existing folder")
+    return text
+
+
+def existing_file(text: str) -> str:
+    from pathlib import Path
+
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not an existing file")
+    return text
+
+
+def writable_dir(text: str) -> str:
+    """A folder we can create (or that exists) and write into; checked by writing a
+    temporary file in it or in its nearest existing parent (root ignores permission bits,
+    a read-only file system does not)."""
+    import tempfile
+    from pathlib import Path
+
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} lies below the file {probe}")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"{text} is not writable ({e.strerror})") from None
+    return text
+
+
 def base_parser(prog: str, description: str) -> ArgumentParser:
     p = ArgumentParser(prog=prog, description=description)
     p.add_argument("--model", default="vit-ti",
@@ -30,19 +112,25 @@ def base_parser(prog: str, description: str) -> ArgumentParser:
     # tests/test_cli.py keeps the two equal
     p.add_argument("--pool", choices=("cls", "gap", "seqpool", "map"), default=None,
                    help="ViT pooling (default: the model's, cls)")
-    p.add_argument("--patch-size", type=int, default=None, help="ViT patch size override")
+    p.add_argument("--patch-size", type=positive_int, default=None,
+                   help="ViT patch size override")
     p.add_argument("--model-args", default=None,
                    help="more overrides, e.g. 'depth=6,embed_dim=96' or 'msa=(0,1,1,1)'")
-    p.add_argument("--data", default="fashion-mnist", help=f"one of {', '.join(DATASETS)}")
-    p.add_argument("--data-dir", default=None, help="folder holding the data set files")
+    p.add_argument("--data", default="fashion-mnist", choices=DATASETS,
+                   help="the data set (default: %(default)s)")
+    p.add_argument("--data-dir", default=None, type=existing_dir,
+                   help="folder holding the data set files")
     p.add_argument("--download", action="store_true", help="allow a torchvision download")
-    p.add_argument("--data-fraction", type=float, default=1.0,
+    p.add_argument("--data-fraction", type=fraction, default=1.0,
                    help="class-stratified fraction of the training set (e.g. 0.06)")
-    p.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)}")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="results", help="folder for result files and figures")
-    p.add_argument("--runs-dir", default="runs", help="the checkpoint cache")
-    p.add_argument("--checkpoint", default=None,
+    p.add_argument("--preset", default="quick", choices=PRESETS,
+                   help="training recipe and probe sizes (default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=0, help="(default: %(default)s)")
+    p.add_argument("--out", default="results", type=writable_dir,
+                   help="folder for result files and figures (default: %(default)s)")
+    p.add_argument("--runs-dir", default="runs", type=writable_dir,
+                   help="the checkpoint cache (default: %(default)s)")
+    p.add_argument("--checkpoint", default=None, type=existing_file,
                    help="use these weights (.safetensors) instead of the cache")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if there)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
