@@ -402,3 +402,46 @@ def test_progressive_resizing_trains_the_first_stage_on_resized_batches():
         assert torch.equal(got, x)
     assert {tuple(x.shape[-2:]) for x in evals} == {(28, 28)}
     assert [m["train_sizes"] for m in metrics] == [[14], [28]]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_a_corrupt_state_falls_back_to_the_newest_intact_epoch_checkpoint(tmp_path, damage,
+                                                                          caplog):
+    """Killed in epoch 2 (after epoch 1's checkpoint), then state.pt is damaged: the rerun
+    warns, resumes from the end of epoch 1 and finishes both epochs with finite weights.
+    Killed in epoch 1 (no epoch checkpoint yet): a ValueError naming the folder to delete."""
+    torch.manual_seed(0)
+    train, test = synthetic_loaders()
+    spe = len(train)
+    recipe = Recipe(epochs=2, batch_size=32, lr=1e-3)
+
+    def kill_at(k):
+        def on_step(step):
+            if step == k:
+                raise KeyboardInterrupt
+        return on_step
+
+    def damage_state(run):
+        raw = (run / "state.pt").read_bytes()
+        (run / "state.pt").write_bytes(raw[: len(raw) // 3] if damage == "truncated" else b"")
+
+    run = tmp_path / "late"
+    with pytest.raises(KeyboardInterrupt):
+        fit(small_vit(), train, test, TrainConfig(recipe, save_every_steps=2, progress=False),
+            run_dir=run, on_step=kill_at(spe + 4))
+    damage_state(run)
+    with caplog.at_level("WARNING"):
+        metrics = fit(small_vit(), train, test, TrainConfig(recipe, progress=False), run_dir=run)
+    assert "resuming from the end of epoch 1" in caplog.text
+    assert [m["epoch"] for m in metrics] == [1, 2] and metrics[-1]["step"] == 2 * spe
+    weights = results.load_weights(run / "model.safetensors")
+    assert all(torch.isfinite(v).all() for v in weights.values())
+
+    run = tmp_path / "early"
+    with pytest.raises(KeyboardInterrupt):
+        fit(small_vit(), train, test, TrainConfig(recipe, save_every_steps=2, progress=False),
+            run_dir=run, on_step=kill_at(4))
+    damage_state(run)
+    with pytest.raises(ValueError, match=f"state.pt is unreadable .* no epoch checkpoint of "
+                                         f"{run} is intact: delete {run} and rerun"):
+        fit(small_vit(), train, test, TrainConfig(recipe, progress=False), run_dir=run)

@@ -12,6 +12,7 @@ Every file is written atomically, so a kill at any moment leaves the last good s
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import sys
@@ -32,6 +33,43 @@ from .features import eval_mode, explicit_attention
 from .presets import Recipe
 
 log = logging.getLogger("vitprobe.train")
+
+
+def _resume_point(run_dir: Path, device: torch.device) -> dict | None:
+    """What a run resumes from: its ``state.pt``; when that is unreadable (truncated, empty,
+    corrupt), the newest intact epoch checkpoint — weights only, so the optimizer's moments
+    restart — with a warning; ``None`` for a fresh run. With neither: a ValueError naming
+    the folder to delete."""
+    import pickle
+    import zipfile
+
+    path = run_dir / "state.pt"
+    if not path.is_file():
+        return None
+    try:
+        return results.load_state(path, map_location=device)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as e:
+        reason = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+    records = []
+    if (run_dir / "metrics.jsonl").is_file():
+        records = [json.loads(line) for line in
+                   (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    for ckpt in sorted((run_dir / "epochs").glob("epoch-*.safetensors"), reverse=True):
+        epoch = int(ckpt.stem.split("-")[1])
+        done = [m for m in records if m.get("epoch", 0) <= epoch]
+        if len(done) < epoch:
+            continue  # its metrics were not recorded: not a complete epoch
+        try:
+            weights = results.load_weights(ckpt, device)
+        except Exception:  # safetensors raises its own error types
+            continue
+        log.warning("%s is unreadable (%s); resuming from the end of epoch %d (%s): the "
+                    "optimizer's moments restart, so the run will not be bit-equal to an "
+                    "uninterrupted one", path, reason, epoch, ckpt.name)
+        return {"model": weights, "step": int(done[-1]["step"]), "metrics": done}
+    raise ValueError(f"{path} is unreadable ({reason}) and no epoch checkpoint of {run_dir} "
+                     f"is intact: delete {run_dir} and rerun to train it again")
 
 
 def _all_finite(tensors: list[torch.Tensor], device: torch.device, world: int) -> bool:
@@ -322,8 +360,11 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
     warmup = round(r.warmup_epochs * steps_per_epoch)
     step, metrics = 0, []
     torch.manual_seed(config.seed)
-    if run_dir and (run_dir / "state.pt").is_file():
-        state = results.load_state(run_dir / "state.pt", map_location=device)
+    state = _resume_point(run_dir, device) if run_dir else None
+    if state is not None and "optimizer" not in state:  # an epoch checkpoint: weights only
+        model.load_state_dict(state["model"])
+        step, metrics = state["step"], state["metrics"]
+    elif state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state:
