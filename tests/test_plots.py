@@ -51,3 +51,42 @@ def test_auto_scale_picks_log_for_the_alternet_like_case(monkeypatch):
     assert figs[0].axes[0].xaxis_inverted()
     with pytest.raises(ValueError, match="auto, linear or log"):
         plots.spectrum_figure({"vit": np.array([1.0])}, "unused", scale="symlog")
+
+
+def test_a_full_disk_leaves_no_partial_figure_or_result_and_one_line_exit_2(tmp_path,
+                                                                            monkeypatch, capsys):
+    """os.replace raising ENOSPC (a full disk): the previous figure and JSON stay as they
+    were, no temporary file is left, and a study's error is one line with exit code 2
+    naming the file."""
+    import errno
+    import os
+
+    from vitprobe import cli, results
+
+    fig, _ = plots.plt.subplots()
+    first = plots.save(fig, tmp_path / "f")
+    before = first[0].read_bytes()
+    results.save_json(tmp_path / "r.json", {"a": 1})
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    fig, ax = plots.plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    with pytest.raises(OSError, match="No space left"):
+        plots.save(fig, tmp_path / "f")
+    with pytest.raises(OSError) as e:
+        results.save_json(tmp_path / "r.json", {"a": 2})
+    assert e.value.filename == str(tmp_path / "r.json")
+    assert first[0].read_bytes() == before and results.load_json(tmp_path / "r.json") == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.pdf", "f.png", "r.json"]
+
+    def study(argv):
+        results.save_json(tmp_path / "out.json", {})
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.run(study, [])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error writing {tmp_path / 'out.json'}: No space left on device"]

@@ -220,6 +220,10 @@ def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None =
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+    except OSError as e:  # a full disk, a read-only or vanished folder: say which file
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"error{where}: {e.strerror or e}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

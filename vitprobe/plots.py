@@ -14,15 +14,21 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 
 
 def save(fig, path: str | Path) -> list[Path]:
-    """Save ``fig`` as ``path``.png and .pdf; return both paths."""
+    """Save ``fig`` as ``path``.png and .pdf, each rendered in memory and written atomically
+    (a full disk leaves the previous file, never a truncated one); return both paths."""
+    import io
+
+    from .results import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     out = []
-    for ext in (".png", ".pdf"):
-        p = path.with_suffix(ext)
-        fig.savefig(p, dpi=150, bbox_inches="tight")
-        out.append(p)
-    plt.close(fig)
+    try:
+        for ext in (".png", ".pdf"):
+            buf = io.BytesIO()
+            fig.savefig(buf, format=ext[1:], dpi=150, bbox_inches="tight")
+            out.append(atomic_write_bytes(path.with_suffix(ext), buf.getvalue()))
+    finally:
+        plt.close(fig)
     return out
 
 

@@ -32,9 +32,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:  # name the file being written
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from None
         raise
     return path
 
