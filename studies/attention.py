@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from vitprobe import attention, cli, plots, results
 from vitprobe.features import grid_of, num_prefix_tokens
 
+from .cache import RunSpec, build
 from .probes import feature_parser, models_and_images
 
 
@@ -29,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="images in the overlay figure (default: %(default)s)")
     args = p.parse_args(argv)
     cli.setup_logging(args.quiet)
+    device = cli.resolve_device(args.device)
+    for name in [m for m in args.model.split(",") if m]:  # before anything is trained
+        untrained = build(RunSpec.from_args(args, name, device))
+        if grid_of(untrained) is None or not hasattr(untrained, "patch_embed"):
+            raise ValueError(f"{name}: the attention study needs a patch-token model (ViT); "
+                             f"got {type(untrained).__name__}")
     models, x, _, infos = models_and_images(args)
     out = Path(args.out)
     record, distances = {}, {}
@@ -70,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                          "run": infos[label], "figures": [str(fig[0]), str(pfig[0])]}
         print(f"{label}: deletion AUC (lower = more faithful) " +
               "  ".join(f"{k} {v:.3f}" for k, v in faith.items()))
+        # each model's results as soon as it is done: a later failure keeps them
+        results.save_result(out / "attention.json", record, vars(args), args.seed)
     dfig = plots.mean_distance_figure(distances, out / "attention_distance")
     lines = ["| model | " + " | ".join(next(iter(record.values()))["deletion_auc"]) + " |",
              "|---" * (1 + len(next(iter(record.values()))["deletion_auc"])) + "|"]

@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--at-epochs {','.join(map(str, bad))}: {name}'s training has "
                              f"epochs 0..{last} (0 = initialisation)")
     out = Path(args.out)
+    config = {**vars(args), "device": device, "torch_threads": torch.get_num_threads(),
+              "world_size": world}
     record: dict = {"models": {}}
     spectra: dict[str, np.ndarray] = {}
     block_rows: list[dict] = []
@@ -148,11 +150,11 @@ def main(argv: list[str] | None = None) -> int:
                                    **e.to_dict(), "seconds": time.perf_counter() - t0})
             per_model["per_block"] = [r for r in block_rows if r["model"] == label]
         record["models"][label] = per_model
+        if rank == 0:  # each model's spectra as soon as they are done
+            results.save_result(out / "hessian.json", record, config, args.seed)
     if rank != 0:
         return 0
-    config = {**vars(args), "device": device, "torch_threads": torch.get_num_threads(),
-              "world_size": world}
-    path = results.save_result(out / "hessian.json", record, config, args.seed)
+    path = out / "hessian.json"
     figs = plots.spectrum_figure(spectra, out / "hessian",
                                  title=f"Hessian max eigenvalue spectra ({args.data}, "
                                        f"{'clean' if args.clean else 'augmented'} training data)")

@@ -161,3 +161,21 @@ def test_feature_studies_print_the_msa_vs_conv_summary(study, figure, tmp_path):
     assert iv["low"] <= iv["high"] and iv["n"] == 8  # bootstrap over the 8 images
     assert saved["log_ratio"] is (study == "variance")
     assert (tmp_path / f"{figure}.png").is_file()
+
+
+def test_a_multi_model_study_keeps_the_first_models_results_when_the_second_fails(tmp_path):
+    import json
+
+    common = ["--preset", "smoke", "--data", "synthetic", "--runs-dir", str(tmp_path / "runs"),
+              "--quiet", "--model-args", "embed_dim=32,heads=2,depth=2"]
+    r = run("studies.hessian", "--model", "vit-ti,timm:not_a_model", "--num-batches", "1",
+            "--k", "1", "--tol", "0.1", "--out", str(tmp_path / "h"), *common)
+    assert r.returncode == 2 and "unknown timm model" in r.stderr
+    saved = json.loads((tmp_path / "h" / "hessian.json").read_text())["results"]["models"]
+    assert list(saved) == ["vit-ti"]
+    assert len(saved["vit-ti"]["spectra"]["final"]["eigenvalues"]) == 1
+    # a model the attention study cannot read is refused before anything is trained
+    r = run("studies.attention", "--model", "vit-ti,resnet-18", "--out", str(tmp_path / "a"),
+            *common[:-2], "--runs-dir", str(tmp_path / "runs2"))
+    assert r.returncode == 2 and "resnet-18: the attention study needs a patch-token model" \
+        in r.stderr and not (tmp_path / "runs2").exists()
