@@ -47,6 +47,10 @@ class RunSpec:
     equal_steps: bool = False
 
     def __post_init__(self) -> None:
+        if not 0 < self.data_fraction <= 1:
+            raise ValueError(f"data_fraction must be in (0, 1]; got {self.data_fraction}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise ValueError(f"seed must be in [0, 2**32); got {self.seed}")
         if self.pool == "cls" and self.model.startswith("vit-"):
             self.pool = None  # the ViT default: one cache entry, not two identical runs
 
@@ -162,9 +166,12 @@ def architecture(model: nn.Module) -> str:
 
 def run_config(spec: RunSpec, model: nn.Module | None = None) -> dict:
     """What a cached run records and must match to be reused: recipe, architecture (its
-    arguments and its fingerprint), init."""
+    arguments and its fingerprint), training data (set, fraction, the files' content), init.
+    The spec itself (seed, preset, pool, overrides) is recorded too, and names the folder."""
     return {"spec": spec, "recipe": spec.recipe(), "model_kwargs": spec.model_kwargs(),
             "architecture": architecture(model if model is not None else build(spec)),
+            "data": {**vdata.content_identity(spec.data, spec.data_dir),
+                     "fraction": spec.data_fraction, "equal_steps": spec.equal_steps},
             "init": INIT}
 
 
@@ -238,9 +245,13 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
                                                overrides={}, pool=None))
             model.set_distilled_training(True)
             criterion = Distillation(teacher.to(spec.device), spec.distill, spec.alpha, spec.tau)
-        fit(model, train_loader, test_loader,
-            TrainConfig(spec.recipe(), seed=spec.seed, device=spec.device,
-                        progress=spec.progress), run_dir, criterion=criterion)
+        try:
+            fit(model, train_loader, test_loader,
+                TrainConfig(spec.recipe(), seed=spec.seed, device=spec.device,
+                            progress=spec.progress), run_dir, criterion=criterion)
+        except BaseException:
+            _remove_if_nothing_to_resume(run_dir)
+            raise
         if spec.teacher:
             model.set_distilled_training(False)
         if distributed()[1] > 1:
@@ -249,6 +260,18 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
             dist.barrier()  # rank 0 writes model.safetensors; the others read it
     load_checkpoint(model, final, spec.model)
     return model.eval(), {"run_dir": str(run_dir), "metrics": run_metrics(run_dir)}
+
+
+def _remove_if_nothing_to_resume(run_dir: Path) -> None:
+    """After a failed training: a run folder holding no checkpoint to resume from (only its
+    config and initial weights) is removed, so no half-made entry is left in the cache."""
+    import shutil
+
+    if distributed()[0] != 0 or not run_dir.is_dir():
+        return
+    keep = ("state.pt", "model.safetensors", "epochs")
+    if not any((run_dir / k).exists() for k in keep):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _check_cached_recipe(run_dir: Path, config: dict) -> None:
@@ -261,6 +284,7 @@ def _check_cached_recipe(run_dir: Path, config: dict) -> None:
     for key, what in (("recipe", "recipe (the preset changed?)"),
                       ("model_kwargs", "architecture (the preset changed?)"),
                       ("architecture", "architecture (the model's code changed)"),
+                      ("data", "training data (another data set, fraction or files)"),
                       ("init", "initialisation (not seeded by its seed)")):
         if saved.get(key) != want.get(key):
             raise ValueError(f"the cached run {run_dir} was made with another {what}: delete "

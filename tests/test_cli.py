@@ -179,3 +179,21 @@ def test_a_multi_model_study_keeps_the_first_models_results_when_the_second_fail
             *common[:-2], "--runs-dir", str(tmp_path / "runs2"))
     assert r.returncode == 2 and "resnet-18: the attention study needs a patch-token model" \
         in r.stderr and not (tmp_path / "runs2").exists()
+
+
+def test_vitprobe_console_command_lists_and_runs_the_studies(tmp_path):
+    """`vitprobe` is installed beside the interpreter (pyproject's [project.scripts]);
+    `vitprobe --help` lists every study, `vitprobe <study>` is `python -m studies.<study>`."""
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "vitprobe"
+    assert exe.is_file(), "make test installs the package with its console command"
+    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    for name in ("train", "hessian", "pooling", "reproduce"):
+        assert f"\n  {name} " in r.stdout
+    r = subprocess.run([str(exe), "hessian", "--num-batches", "0"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and "--num-batches: 0 is not allowed" in r.stderr
+    r = subprocess.run([str(exe), "nonsense"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "unknown study 'nonsense'; allowed: train, hessian" in r.stderr

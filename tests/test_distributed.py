@@ -18,10 +18,14 @@ WORKER = textwrap.dedent("""
     from conftest import tiny_vit, batch
     from vitprobe import hessian, landscape
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=float(
-        os.environ.get("TIMEOUT", "60"))))
     out = sys.argv[1]
     task = sys.argv[2]
+    if task == "hang":  # the project's own path: VITPROBE_DIST_TIMEOUT sets the timeout
+        from vitprobe.cli import init_distributed
+        init_distributed("cpu")
+    else:
+        dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=float(
+            os.environ.get("TIMEOUT", "60"))))
     torch.manual_seed(0)
     model = tiny_vit().double().eval()
     x, y = batch(12)
@@ -29,6 +33,12 @@ WORKER = textwrap.dedent("""
     g = dist.group.WORLD
     if task == "die" and rank == 1:
         os._exit(3)
+    if task == "hang":
+        import time
+        if rank == 1:
+            time.sleep(120)  # alive but silent: only the timeout can end rank 0's wait
+        v = {{n: torch.ones_like(p) for n, p in model.named_parameters()}}
+        hessian.hvp(model, F.cross_entropy, shard, v, group=g)
     if task in ("probe", "die"):
         v = {{n: torch.ones_like(p) for n, p in model.named_parameters()}}
         hv = hessian.hvp(model, F.cross_entropy, shard, v, group=g)
@@ -66,11 +76,11 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def launch(tmp_path, nproc, task, timeout_env="60"):
+def launch(tmp_path, nproc, task, timeout_env="60", **extra_env):
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(tests=os.path.dirname(__file__)))
     out = tmp_path / f"{task}-{nproc}.pt"
-    env = {**os.environ, "TIMEOUT": timeout_env, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "TIMEOUT": timeout_env, "OMP_NUM_THREADS": "1", **extra_env}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                         f"--nproc_per_node={nproc}", str(script), str(out), task],
                        capture_output=True, text=True, env=env, timeout=300)
@@ -109,6 +119,20 @@ def test_ranks_that_measure_bf16_differently_all_train_in_float32(tmp_path):
 def test_a_dead_rank_makes_the_other_fail_instead_of_hanging(tmp_path):
     r, _ = launch(tmp_path, 2, "die", timeout_env="20")
     assert r.returncode != 0
+
+
+def test_a_silent_rank_times_out_after_vitprobe_dist_timeout(tmp_path):
+    """Rank 1 stays alive but never joins the all-reduce; rank 0, joined through
+    vitprobe.cli.init_distributed with VITPROBE_DIST_TIMEOUT=10, gives up after ~10 s
+    (not the 120 s rank 1 sleeps, nor the default 600 s) and the job fails."""
+    import time
+
+    t = time.monotonic()
+    r, _ = launch(tmp_path, 2, "hang", VITPROBE_DIST_TIMEOUT="10")
+    elapsed = time.monotonic() - t
+    assert r.returncode != 0
+    assert elapsed < 90, elapsed
+    assert "timeout" in r.stderr.lower() or "timed out" in r.stderr.lower(), r.stderr[-2000:]
 
 
 def test_hessian_study_runs_under_torchrun_and_agrees_with_one_process(tmp_path):

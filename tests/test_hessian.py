@@ -340,3 +340,23 @@ def test_float32_model_gets_float64_lanczos_and_the_exact_top_eigenvalues():
     assert r.converged.all() and (r.residuals <= 1e-5).all()
     assert r.eigenvalues.dtype == np.float64
     np.testing.assert_allclose(r.eigenvalues, want, rtol=1e-4)
+
+
+def test_non_finite_inputs_or_weights_are_refused_with_a_clear_error():
+    """NaN inputs, NaN weights or an infinite loss: a ValueError saying which, never numpy's
+    'Eigenvalues did not converge' or a silent NaN trace."""
+    model = tiny_vit().double()
+    x, y = batch()
+    bad_x = x.clone()
+    bad_x[3, 0, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match="the inputs of batch 0 hold NaN or inf"):
+        hessian.top_eigenvalues(model, F.cross_entropy, (bad_x, y), k=2)
+    with pytest.raises(ValueError, match="the inputs of batch 0 hold NaN or inf"):
+        hessian.trace(model, F.cross_entropy, (bad_x, y), num_probes=4)
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.head.weight[0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"weights are not finite \(1 tensors, e.g. head.weight"):
+        hessian.top_eigenvalues(broken, F.cross_entropy, (x, y), k=2)
+    with pytest.raises(ValueError, match="the loss on the data is inf"):
+        hessian.trace(model, lambda out, t: F.cross_entropy(out, t) * float("inf"), (x, y))

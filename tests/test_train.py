@@ -445,3 +445,63 @@ def test_a_corrupt_state_falls_back_to_the_newest_intact_epoch_checkpoint(tmp_pa
     with pytest.raises(ValueError, match=f"state.pt is unreadable .* no epoch checkpoint of "
                                          f"{run} is intact: delete {run} and rerun"):
         fit(small_vit(), train, test, TrainConfig(recipe, progress=False), run_dir=run)
+
+
+def test_a_cached_run_on_other_training_data_is_refused(tmp_path):
+    """Two --data-dir folders whose Fashion-MNIST training files differ, or another data
+    fraction: the run cached on the first is not reused."""
+    import gzip
+    import struct
+    from dataclasses import replace
+
+    import numpy as np
+
+    from studies.cache import RunSpec, _check_cached_recipe, run_config
+
+    def write_idx(path, array):
+        header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + \
+            struct.pack(f">{array.ndim}I", *array.shape)
+        path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+    for name, fill in (("a", 0), ("b", 1)):
+        d = tmp_path / name
+        d.mkdir()
+        for split in ("train", "t10k"):
+            write_idx(d / f"{split}-images-idx3-ubyte.gz", np.full((20, 28, 28), fill))
+            write_idx(d / f"{split}-labels-idx1-ubyte.gz", np.arange(20) % 10)
+    spec = RunSpec(model="vit-ti", data="fashion-mnist", preset="smoke",
+                   data_dir=str(tmp_path / "a"), runs_dir=str(tmp_path / "runs"))
+    results.save_result(tmp_path / "config.json", {}, run_config(spec), 0)
+    _check_cached_recipe(tmp_path, run_config(spec))  # the same data: reused
+    for other in (replace(spec, data_dir=str(tmp_path / "b")), replace(spec, data_fraction=0.5)):
+        with pytest.raises(ValueError, match=r"another training data \(another data set"):
+            _check_cached_recipe(tmp_path, run_config(other))
+    with pytest.raises(ValueError, match=r"data_fraction must be in \(0, 1\]; got 2"):
+        RunSpec(model="vit-ti", data_fraction=2)
+
+
+def test_a_training_that_fails_before_any_checkpoint_leaves_no_run_folder(tmp_path,
+                                                                           monkeypatch):
+    """A failure before the first checkpoint (here: the first step) removes the run folder
+    it made; one that fails later keeps it for the rerun to resume."""
+    import studies.cache as cache
+
+    spec = cache.RunSpec(model="vit-ti", data="synthetic", preset="smoke",
+                         runs_dir=str(tmp_path), progress=False)
+
+    def broken_fit(model, train, test, config, run_dir, criterion=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache, "fit", broken_fit)
+    with pytest.raises(KeyboardInterrupt):
+        cache.trained_model(spec)
+    assert not spec.run_dir.exists()
+
+    def late_failure(model, train, test, config, run_dir, criterion=None):
+        results.save_state(run_dir / "state.pt", {"step": 3})
+        raise TrainingDiverged("loss became nan at epoch 1 step 4")
+
+    monkeypatch.setattr(cache, "fit", late_failure)
+    with pytest.raises(TrainingDiverged):
+        cache.trained_model(spec)
+    assert (spec.run_dir / "state.pt").is_file() and (spec.run_dir / "config.json").is_file()

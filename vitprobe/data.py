@@ -8,6 +8,7 @@ augmentation.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import pickle
@@ -175,13 +176,50 @@ def read_cifar_batch(path: str | Path, label_key: str) -> tuple[np.ndarray, np.n
     return images, labels
 
 
+_CIFAR = {
+    "cifar10": ("cifar-10-batches-py",
+                {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
+                "labels"),
+    "cifar100": ("cifar-100-python", {"train": ["train"], "test": ["test"]}, "fine_labels"),
+}
+
+
+def source_files(name: str, split: str, data_dir: str | Path | None = None) -> list[Path]:
+    """The files a split of a data set is read from (``[]`` for generated data); a missing
+    one is a FileNotFoundError saying how to get it."""
+    data_dir = Path(data_dir) if data_dir else None
+    if name == "fashion-mnist":
+        paths = [_find_idx(s, ([data_dir] if data_dir else []) + [SYSTEM_FASHION_MNIST])
+                 for s in _FMNIST_FILES[split]]
+        if None in paths:
+            raise FileNotFoundError("Fashion-MNIST not found: install it with 'apt-get install "
+                                    "dataset-fashion-mnist' or pass --data-dir DIR")
+        return paths
+    if name in _CIFAR:
+        folder, files, _ = _CIFAR[name]
+        paths = [(data_dir or Path("data")) / folder / f for f in files[split]]
+        if not all(p.is_file() for p in paths):
+            raise FileNotFoundError(f"{name} not found under {paths[0].parent}: pass "
+                                    f"--data-dir DIR holding {folder}/")
+        return paths
+    return []
+
+
+@functools.lru_cache(maxsize=16)
+def content_identity(name: str, data_dir: str | None = None) -> dict:
+    """What identifies the training data a run saw: every training file's name, size and
+    SHA-256 (its first 16 hex digits), or ``"generated"`` — so that a run cached on one copy
+    of a data set is not reused for another folder holding different files."""
+    files = source_files(name, "train", data_dir)
+    if not files:
+        return {"dataset": name, "files": "generated"}
+    return {"dataset": name, "files": {
+        p.name: [p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()[:16]]
+        for p in files}}
+
+
 def _load_cifar(name: str, split: str, data_dir: Path | None, download: bool) -> tuple:
-    folder, files, key = {
-        "cifar10": ("cifar-10-batches-py",
-                    {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
-                    "labels"),
-        "cifar100": ("cifar-100-python", {"train": ["train"], "test": ["test"]}, "fine_labels"),
-    }[name]
+    folder, files, key = _CIFAR[name]
     root = data_dir or Path("data")
     paths = [root / folder / f for f in files[split]]
     if not all(p.is_file() for p in paths) and download:

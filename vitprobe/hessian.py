@@ -117,7 +117,14 @@ class HessianOperator:
         self.shapes = [self.params[n].shape for n in names]
         self.sizes = [self.params[n].numel() for n in names]
         self.n = sum(self.sizes)
+        bad = [n for n, p in named.items() if not torch.isfinite(p.detach()).all()]
+        if bad:
+            raise ValueError(f"the model's weights are not finite ({len(bad)} tensors, e.g. "
+                             f"{bad[0]}): a diverged or corrupt checkpoint has no Hessian")
         self.batches = [(x.to(self.device), y.to(self.device)) for x, y in as_batches(data)]
+        for i, (x, _) in enumerate(self.batches):
+            if x.is_floating_point() and not torch.isfinite(x).all():
+                raise ValueError(f"the inputs of batch {i} hold NaN or inf values")
         # Under torch.distributed each rank holds its shard of the data; H is the average
         # over all ranks' samples, so weights use the global count and HVPs are summed.
         self.group = group
@@ -156,6 +163,9 @@ class HessianOperator:
         if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
             shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
             raise ValueError(f"loss_fn must return a scalar (mean reduction); got shape {shape}")
+        if not torch.isfinite(loss):
+            raise ValueError(f"the loss on the data is {loss.item()}: no Hessian of a non-finite "
+                             f"loss")
 
     def flatten(self, d: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.cat([d[n].reshape(-1) for n in self.names])
