@@ -61,8 +61,10 @@ def _figure(rows: list[dict], path: Path, title: str) -> list[Path]:
     ax.bar(range(len(rows)), [100 * r["accuracy"] for r in rows], color=colors)
     ax.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=30, ha="right",
                   fontsize=7)
-    lo = min(100 * r["accuracy"] for r in rows)
-    ax.set_ylim(max(0.0, lo - 5), 100 * max(r["accuracy"] for r in rows) + 2)
+    ax.set_ylim(0, 100)  # untruncated: differences are read against the whole scale
+    for i, r in enumerate(rows):
+        ax.text(i, 100 * r["accuracy"] + 1, f"{100 * r['accuracy']:.1f}", ha="center",
+                fontsize=6)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=8)
     return plots.save(fig, path)

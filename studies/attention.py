@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         if grid_of(untrained) is None or not hasattr(untrained, "patch_embed"):
             raise ValueError(f"{name}: the attention study needs a patch-token model (ViT); "
                              f"got {type(untrained).__name__}")
-    models, x, _, infos = models_and_images(args)
+    models, x, y, infos = models_and_images(args)
     out = Path(args.out)
     record, distances = {}, {}
     for label, model in models.items():
@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                                                        size=x.shape[-2:], mode="nearest")[:, 0]
                                       .cpu().numpy() for k, v in expl.items()},
                                      out / f"attention_{_slug(label)}",
-                                     title=f"{label}: explanations")
+                                     title=f"{label}: explanations",
+                                     row_labels=[f"true {int(t)} / pred {int(p)}" for t, p in
+                                                 zip(y[:args.show], target[:args.show])])
         pfig = plots.position_similarity_figure(sim, out / f"position_{_slug(label)}")
         record[label] = {"deletion_auc": faith, "mean_distance": distances[label],
                          "run": infos[label], "figures": [str(fig[0]), str(pfig[0])]}

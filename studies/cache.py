@@ -51,6 +51,8 @@ class RunSpec:
             raise ValueError(f"data_fraction must be in (0, 1]; got {self.data_fraction}")
         if not 0 <= self.seed < 2 ** 32:
             raise ValueError(f"seed must be in [0, 2**32); got {self.seed}")
+        if self.data_fraction == 1:
+            self.equal_steps = False  # the full set: one run, whatever the flag
         if self.pool == "cls" and self.model.startswith("vit-"):
             self.pool = None  # the ViT default: one cache entry, not two identical runs
 

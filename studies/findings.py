@@ -292,6 +292,35 @@ def alternet_finding(out: Path) -> Finding:
     return finding("F9", parts, note)
 
 
+def accuracy_figure(out: Path, path: Path) -> list[Path] | None:
+    """Fig. 12a with the seeds: each model's test accuracy, mean over the training seeds with
+    its 95 % t interval as the error bar and every seed as a dot, on an untruncated axis."""
+    from vitprobe import plots
+
+    accs: dict[str, list[float]] = {}
+    for step in seed_steps(out, "alternet"):
+        try:
+            rows = _load(out, step)["models"]
+        except FileNotFoundError:
+            return None
+        for m in rows:
+            accs.setdefault(m["label"], []).append(100 * m["accuracy"])
+    fig, ax = plots.plt.subplots(figsize=(4.2, 3.2))
+    for i, v in enumerate(accs.values()):
+        iv = stats.t_interval(v)
+        err = (iv.high - iv.estimate) if math.isfinite(iv.high) else 0.0
+        ax.bar(i, iv.estimate, yerr=err, capsize=4, color=plots.PALETTE[i % len(plots.PALETTE)],
+               alpha=0.8)
+        ax.plot([i] * len(v), v, "k.", ms=4)
+        ax.text(i, 2, f"{iv.estimate:.1f}", ha="center", fontsize=7, color="white")
+    ax.set_xticks(range(len(accs)), list(accs), fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("test accuracy (%)")
+    n = len(next(iter(accs.values()))) if accs else 0
+    ax.set_title(f"mean of {n} seed(s), 95 % t interval; dots: seeds", fontsize=8)
+    return plots.save(fig, path)
+
+
 NOT_MEASURED = "not measured"
 
 

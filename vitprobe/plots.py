@@ -201,24 +201,35 @@ def robustness_figure(curves: dict[str, dict], path: str | Path) -> list[Path]:
 
 
 def attribution_grid(images: np.ndarray, maps: dict[str, np.ndarray], path: str | Path,
-                     title: str = "") -> list[Path]:
-    """Rows: images; columns: the image, then each explanation upsampled over it."""
+                     title: str = "", row_labels: list[str] | None = None) -> list[Path]:
+    """Rows: images (``row_labels``, e.g. true and predicted class, beside each); columns:
+    the image, then each explanation over it, with one colour bar per explanation (each
+    map scaled to its own range, [0, 1])."""
     n = len(images)
     cols = 1 + len(maps)
-    fig, axes = plt.subplots(n, cols, figsize=(1.6 * cols, 1.6 * n), squeeze=False)
+    fig, axes = plt.subplots(n, cols, figsize=(1.8 * cols + 0.6, 1.6 * n), squeeze=False)
     for i in range(n):
         img = images[i]
         img = img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0))
         img = (img - img.min()) / (np.ptp(img) + 1e-12)
         axes[i][0].imshow(img, cmap="gray")
+        if row_labels:
+            axes[i][0].text(-0.1, 0.5, row_labels[i], transform=axes[i][0].transAxes,
+                            rotation=90, ha="right", va="center", fontsize=6)
         for j, (name, m) in enumerate(maps.items(), start=1):
+            mi = np.asarray(m[i], dtype=float)
+            mi = (mi - mi.min()) / (np.ptp(mi) + 1e-12)
             axes[i][j].imshow(img, cmap="gray")
-            axes[i][j].imshow(m[i], cmap="jet", alpha=0.5,
-                              extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
+            im = axes[i][j].imshow(mi, cmap="jet", alpha=0.5, vmin=0, vmax=1,
+                                   extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
             if i == 0:
                 axes[i][j].set_title(name, fontsize=8)
+            if i == n - 1:
+                fig.colorbar(im, ax=axes[:, j].tolist(), orientation="horizontal",
+                             fraction=0.04, pad=0.02).ax.tick_params(labelsize=5)
     for ax in axes.ravel():
-        ax.axis("off")
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.suptitle(title, fontsize=9)
     return save(fig, path)
 
@@ -251,31 +262,40 @@ def position_similarity_figure(sim: np.ndarray, path: str | Path) -> list[Path]:
 
 
 def landscape_figure(surfaces: dict[str, dict], path: str | Path, title: str = "") -> list[Path]:
-    """Fig. 1a: per model a 3-D surface and a contour of the 2-D slice; plus the 1-D slices
-    overlaid. Same colour scale for all models."""
+    """Fig. 1a: per model a filled contour of the 2-D slice (its own levels and colour bar:
+    models whose losses differ in scale stay readable) above a 3-D view of it; plus the 1-D
+    slices overlaid. Axes: the steps along the two random directions (δ, η)."""
     n = len(surfaces)
-    fig = plt.figure(figsize=(3.4 * (n + 1), 6))
-    lo = min(np.nanmin(s["surface"].loss) for s in surfaces.values())
-    hi = max(np.nanmax(s["surface"].loss) for s in surfaces.values())
+    fig = plt.figure(figsize=(3.6 * (n + 1), 6.4))
     for i, (label, s) in enumerate(surfaces.items()):
         surf = s["surface"]
+        loss = np.asarray(surf.loss, dtype=float)
         A, B = np.meshgrid(surf.coords[0], surf.coords[1], indexing="ij")
-        ax3 = fig.add_subplot(2, n + 1, i + 1, projection="3d")
-        ax3.plot_surface(A, B, surf.loss, cmap="viridis", vmin=lo, vmax=hi, linewidth=0)
-        ax3.set_zlim(lo, hi)
-        ax3.set_title(label, fontsize=9)
-        ax2 = fig.add_subplot(2, n + 1, n + 1 + i + 1)
-        cs = ax2.contour(A, B, surf.loss, levels=np.linspace(lo, hi, 15), cmap="viridis")
-        ax2.clabel(cs, fontsize=5)
+        lo, hi = np.nanmin(loss), np.nanmax(loss)
+        levels = np.linspace(lo, hi if hi > lo else lo + 1e-9, 16)
+        ax2 = fig.add_subplot(2, n + 1, i + 1)
+        cf = ax2.contourf(A, B, loss, levels=levels, cmap="viridis")
+        ax2.contour(A, B, loss, levels=levels, colors="white", linewidths=0.3)
+        fig.colorbar(cf, ax=ax2, shrink=0.8, label="loss")
         ax2.set_aspect("equal")
+        ax2.set_xlabel("δ")
+        ax2.set_ylabel("η")
+        ax2.set_title(label, fontsize=9)
+        ax3 = fig.add_subplot(2, n + 1, n + 1 + i + 1, projection="3d")
+        ax3.plot_surface(A, B, loss, cmap="viridis", linewidth=0)
+        ax3.set_xlabel("δ", fontsize=7, labelpad=-6)
+        ax3.set_ylabel("η", fontsize=7, labelpad=-6)
+        ax3.tick_params(labelsize=5, pad=-2)
+        ax3.set_title(f"{label} (3-D)", fontsize=8)
     ax1 = fig.add_subplot(2, n + 1, n + 1)
     for i, (label, s) in enumerate(surfaces.items()):
         sl = s["slice"]
         ax1.plot(sl.coords[0], sl.loss, color=PALETTE[i % len(PALETTE)], label=label)
-    ax1.set_xlabel("α (1-D slice)")
+    ax1.set_xlabel("α (1-D slice along δ)")
     ax1.set_ylabel("loss")
     ax1.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     return save(fig, path)
 
 
@@ -296,16 +316,30 @@ def zoo_figure(rows: list[dict], path: str | Path) -> list[Path]:
 
 def trajectory_figure(trajectories: dict, path: str | Path) -> list[Path]:
     """Fig. 1b: the training trajectory in polar coordinates (r = ‖θ_t − θ*‖ / ‖θ_0 − θ*‖,
-    angle between θ_t − θ* and θ_0 − θ*), and Li et al.'s top-2 PCA projection."""
-    fig = plt.figure(figsize=(7, 3.2))
+    angle between θ_t − θ* and θ_0 − θ*), and Li et al.'s top-2 PCA projection. A model
+    with fewer than 3 checkpoints has no trajectory to draw: it is named, not plotted."""
+    fig = plt.figure(figsize=(7.5, 3.4))
     axp = fig.add_subplot(1, 2, 1, projection="polar")
     axc = fig.add_subplot(1, 2, 2)
+    skipped = []
     for i, (label, t) in enumerate(trajectories.items()):
+        if len(t.radius) < 3:
+            skipped.append(f"{label} ({len(t.radius)} checkpoints)")
+            continue
         c = PALETTE[i % len(PALETTE)]
         axp.plot(t.angle, t.radius, "o-", ms=3, color=c, label=label)
         axc.plot(t.pca_coords[:, 0], t.pca_coords[:, 1], "o-", ms=3, color=c, label=label)
     axp.set_thetamax(180)
+    axp.tick_params(labelsize=6)
     axp.set_title("polar view (Park & Kim)", fontsize=8)
     axc.set_title("top-2 PCA projection (Li et al.)", fontsize=8)
-    axc.legend(fontsize=7)
+    axc.set_xlabel("PC 1")
+    axc.set_ylabel("PC 2")
+    axc.tick_params(labelsize=6)
+    if axc.get_legend_handles_labels()[0]:
+        axc.legend(fontsize=7)
+    if skipped:
+        fig.text(0.5, 0.01, "not drawn (a trajectory needs ≥ 3 checkpoints): " +
+                 ", ".join(skipped), ha="center", fontsize=7)
+    fig.tight_layout(rect=(0, 0.05 if skipped else 0, 1, 1))
     return save(fig, path)
