@@ -1,0 +1,28 @@
+"""The README's Python blocks run as written, in order, in one namespace."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_python_blocks_run_as_written(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert len(blocks) >= 2
+    namespace: dict = {}
+    for code in blocks:
+        exec(compile(code, str(README), "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "(5, 5)" in out
+    # the density integrates to one over its grid (the README says so)
+    import numpy as np
+
+    assert np.trapezoid(namespace["phi"], namespace["grid"]) == \
+        __import__("pytest").approx(1.0, abs=1e-3)
+    assert 0.0 <= namespace["s"].nep() <= 1.0
+
+
+def test_readme_is_a_guide_of_at_most_12_kb():
+    text = README.read_text()
+    assert len(text.encode()) <= 12_000
+    assert not re.search(r"20\d\d-\d\d-\d\d", text)  # no dates: numbers live in results
