@@ -533,9 +533,8 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, tol: fl
     ``tol``, no extra HVPs to certify; memory 12 ``ncv`` + 4 bytes per parameter of a
     float32 model, 16 ``ncv`` of a float64 one, ncv=20 by default), "arpack" (implicitly
     restarted Lanczos, scipy's ARPACK, k more HVPs to certify; 8 ``ncv`` bytes per parameter)
-    or "power" (PyHessian's deflated power iteration, for parity; LM only). Measured on
-    vit-ti (5.4M parameters, batch 16, tol 1e-3): lanczos 14 HVPs / 7.4-8.2 s (2026-11-24),
-    arpack 26 HVPs / 20.5 s (2026-11-23).
+    or "power" (PyHessian's deflated power iteration, for parity; LM only). Lanczos needs
+    about half of ARPACK's HVPs at tol 1e-3 (``benchmarks/hessian_vs_pyhessian.py``).
     A residual certifies an eigenpair, not that no wanted eigenvalue was missed: at loose
     tolerances (1e-2) an eigenvalue whose Ritz value has not emerged yet can be skipped; at
     1e-3 and below the tests find the exact top-k of dense Hessians.

@@ -54,11 +54,10 @@ def recipe(preset: str, model: str) -> Recipe:
                       augment=Augment(crop_padding=2, flip=True))
     if preset == "quick":
         # Minutes on a 2-core CPU; a short warm-up, then cosine decay to zero. CNNs: one
-        # epoch, batch 128, lr 2e-3 (resnet-18 88.67 % in 7.5 min). ViTs: two epochs at batch
-        # 64, lr 1e-3, crops with 1-px padding, the first epoch on batches resized to 20 px
-        # (26 tokens instead of 50: twice the images per second): vit-ti seed 0 80.02 % in
-        # 12.6 min on a 2-core Xeon, where two epochs at 28 px gave 79.50 % in 16.7 min and
-        # 1.25 of 2.25 epochs at 20 px 79.77 % (README "Measured here").
+        # epoch, batch 128, lr 2e-3. ViTs: two epochs at batch 64, lr 1e-3, crops with 1-px
+        # padding, the first epoch on batches resized to 20 px (26 tokens instead of 50:
+        # twice the images per second, so two epochs fit the time of ~1.5 at 28 px; the
+        # recipes compared are in benchmarks/MEASUREMENTS.md).
         cnn = model.startswith(("resnet", "preresnet", "alternet"))
         vit = model.startswith("vit-")
         # AlterNet's MSA blocks: the paper's gradient clipping (max-norm 5, its CIFAR config)

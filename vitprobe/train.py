@@ -105,8 +105,8 @@ class TrainConfig:
     channels_last: bool = True     # CUDA only
     # attention kernel while training: fused scaled_dot_product_attention (True), the explicit
     # softmax path (False), or by device (None): fused on CUDA, explicit on CPU, where the
-    # flash-attention backward is slow at ViT sequence lengths (vit-ti, bf16, 2 cores: 108 ->
-    # 158 img/s at 50 tokens, 19.2 -> 24.8 img/s at 257; benchmarks/train_throughput.py)
+    # flash-attention backward is slow at ViT sequence lengths
+    # (benchmarks/train_throughput.py measures both)
     fused_attention: bool | None = None
     save_every_s: float = 120.0    # resumable state at least this often
     save_every_steps: int | None = None
@@ -207,9 +207,9 @@ def cpu_bf16_speedup() -> float:
 
 def cpu_has_fast_bf16() -> bool:
     """True where bf16 GEMMs measure at least 1.2x faster than float32 on this CPU. Native
-    bf16 instructions alone do not say it: 2 Zen 4 cores train vit-ti 1.5x faster under bf16
-    autocast (56 -> 87 img/s), 2 Xeon cores with AVX512-BF16 but no AMX exposed 1.5x slower
-    (115 -> 75 img/s), their bf16 GEMMs at 0.7x float32."""
+    bf16 instructions alone do not say it: CPUs with AVX512-BF16 but no AMX can run bf16
+    GEMMs slower than float32, others much faster (``benchmarks/train_throughput.py --bf16``
+    compares the two)."""
     return cpu_bf16_speedup() >= 1.2
 
 
