@@ -71,7 +71,7 @@ def _figure(rows: list[dict], path: Path, title: str) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.base_parser("studies.alternet", __doc__.splitlines()[0])
+    p = cli.base_parser("studies.alternet", __doc__)
     p.set_defaults(model="alternet-18,resnet-18,vit-ti")
     p.add_argument("--search", action="store_true", help="run the paper's build-rule search")
     p.add_argument("--base", default="alternet-18",

@@ -304,3 +304,7 @@ def run_metrics(run_dir: str | Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+if __name__ == "__main__":
+    raise SystemExit("studies.cache is a library module, not a command; see: vitprobe --help")

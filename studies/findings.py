@@ -363,3 +363,7 @@ def markdown(rows: list[Finding], verdicts: bool = True) -> str:
             v = "pipeline check — no verdicts"
         lines.append(f"| {r.id} | {r.claim} | {stat} | {v} |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit("studies.findings is a library module, not a command; see: vitprobe --help")

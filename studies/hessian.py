@@ -23,7 +23,7 @@ from .cache import RunSpec, load_checkpoint, trained_model
 
 
 def parser() -> cli.ArgumentParser:
-    p = cli.base_parser("studies.hessian", __doc__.splitlines()[0])
+    p = cli.base_parser("studies.hessian", __doc__)
     p.add_argument("--num-batches", type=cli.positive_int, default=None,
                    help="mini-batches per spectrum (default: the preset's)")
     p.add_argument("--batch-size", type=cli.positive_int, default=16,

@@ -20,7 +20,7 @@ from .hessian import spectrum_loader
 
 
 def parser() -> cli.ArgumentParser:
-    p = cli.base_parser("studies.landscape", __doc__.splitlines()[0])
+    p = cli.base_parser("studies.landscape", __doc__)
     p.add_argument("--steps", type=cli.positive_int, default=21,
                    help="grid points per axis (default: %(default)s)")
     p.add_argument("--span", type=float, default=1.0, help="grid covers [-span, span]^2")

@@ -20,7 +20,7 @@ from .landscape import landscape_data, mean_loss, model_landscape
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.base_parser("studies.pooling", __doc__.splitlines()[0])
+    p = cli.base_parser("studies.pooling", __doc__)
     p.add_argument("--pools", default=",".join(POOLS))
     p.add_argument("--steps", type=cli.positive_int, default=11,
                    help="landscape grid points per axis (default: %(default)s)")

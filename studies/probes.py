@@ -12,7 +12,7 @@ from .cache import RunSpec, trained_model
 
 
 def feature_parser(prog: str, doc: str) -> cli.ArgumentParser:
-    p = cli.base_parser(prog, doc.splitlines()[0])
+    p = cli.base_parser(prog, doc)
     p.add_argument("--num-images", type=cli.positive_int, default=256,
                    help="test images to probe with (default: %(default)s)")
     return p
@@ -59,3 +59,7 @@ def profile_models(models: dict, x: torch.Tensor, infos: dict, profile, value: s
               ", ".join(f"{g} {intervals[g].format(fmt)} (n={s[f'n_{g}']})"
                         for g in ("msa", "conv_mlp", "subsample") if g in intervals))
     return profiles, record
+
+
+if __name__ == "__main__":
+    raise SystemExit("studies.probes is a library module, not a command; see: vitprobe --help")

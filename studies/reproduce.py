@@ -214,7 +214,7 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.ArgumentParser(prog="studies.reproduce", description=__doc__.splitlines()[0])
+    p = cli.ArgumentParser(prog="studies.reproduce", description=__doc__)
     p.add_argument("--preset", default="quick", choices=("smoke", "quick", "paper"))
     p.add_argument("--data", default=None,
                    help="data set (default: fashion-mnist; cifar100 for --preset paper)")

@@ -58,7 +58,7 @@ def figure(rows: list[dict], path: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.base_parser("studies.subsets", __doc__.splitlines()[0])
+    p = cli.base_parser("studies.subsets", __doc__)
     p.set_defaults(model="vit-ti,resnet-18")
     p.add_argument("--fractions", default="0.02,0.06,0.25,1.0")
     p.add_argument("--num-images", type=cli.positive_int, default=512,

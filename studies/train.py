@@ -13,7 +13,7 @@ from .cache import RunSpec, trained_model
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.base_parser("studies.train", __doc__.splitlines()[0])
+    p = cli.base_parser("studies.train", __doc__)
     p.add_argument("--teacher", default=None, help="distil from this model (DeiT)")
     p.add_argument("--distill", choices=("hard", "soft"), default="soft")
     p.add_argument("--alpha", type=float, default=0.5, help="soft distillation weight")

@@ -51,7 +51,7 @@ def images_per_second(model, x, y, train: bool, seconds: float = 2.0) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli.base_parser("studies.zoo", __doc__.splitlines()[0])
+    p = cli.base_parser("studies.zoo", __doc__)
     p.set_defaults(model="all")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seconds", type=float, default=2.0, help="timing per measurement")

@@ -197,3 +197,17 @@ def test_vitprobe_console_command_lists_and_runs_the_studies(tmp_path):
     assert r.returncode == 2 and "--num-batches: 0 is not allowed" in r.stderr
     r = subprocess.run([str(exe), "nonsense"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "unknown study 'nonsense'; allowed: train, hessian" in r.stderr
+
+
+def test_help_shows_the_whole_description_every_default_and_the_run_time():
+    r = run("studies.pooling", "--help")
+    assert r.returncode == 0
+    out = " ".join(r.stdout.split())
+    assert "Class token vs GAP vs SeqPool (vs MAP) on the same data and seed" in out
+    assert "python -m studies.pooling [--pools cls,gap,seqpool,map]" in out  # not cut short
+    for default in ("(default: quick)", "(default: 11)", "(default: 0.05)", "(default: runs)"):
+        assert default in out, default
+    assert "run time on a 2-core CPU: --preset smoke" in out
+    for internal in ("cache", "probes", "findings"):
+        r = run(f"studies.{internal}", "--help")
+        assert r.returncode == 1 and "is a library module, not a command" in r.stderr

@@ -16,7 +16,35 @@ from .presets import PRESETS
 EXIT_USAGE = 2
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The description as written (the study's whole docstring) and every option's default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and "%(default)" not in text and \
+                action.default not in (None, False, argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+# How long a study takes, for every --help (the epilog).
+RUN_TIME = ("run time on a 2-core CPU: --preset smoke, seconds (tiny models: a pipeline "
+            "check); --preset quick, minutes per probe on a cached model, and 10-13 min for "
+            "each model it must train first (cached in --runs-dir); --preset paper, GPU hours "
+            "(300 CIFAR-100 epochs per model).")
+
+
 class ArgumentParser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("epilog", RUN_TIME)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        if not kwargs.get("help") and kwargs.get("default") not in (None, False):
+            kwargs["help"] = "(default: %(default)s)"  # every default shown, help or not
+        return super().add_argument(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, not usage + message
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
