@@ -7,6 +7,7 @@ python -m studies.landscape --model vit-ti[,resnet-18] [--steps 21] [--span 1] [
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -122,8 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         (f", NLL + {args.l2_coef}·Σ‖W‖" if args.l2_coef else ", NLL")
     path = results.save_result(out / "landscape.json", {"data": what, "models": record},
                                vars(args), args.seed)
-    np.savez(out / "landscape.npz", **{f"{k}/loss": v["surface"].loss
-                                       for k, v in surfaces.items()})
+    # the grids for other tools: NPZ (coordinates and loss per model) and ParaView's VTK
+    grids = {}
+    for k, v in surfaces.items():
+        slug = k.replace(" (", "-").replace(")", "").replace(" ", "_")
+        grids.update({f"{slug}/alpha": v["surface"].coords[0],
+                      f"{slug}/beta": v["surface"].coords[1], f"{slug}/loss": v["surface"].loss})
+        landscape.to_vtk(v["surface"], out / f"landscape_{slug}.vtk")
+    buf = io.BytesIO()
+    np.savez(buf, **grids)
+    results.atomic_write_bytes(out / "landscape.npz", buf.getvalue())
     fig = plots.landscape_figure(surfaces, out / "landscape", title=f"loss landscape ({what})")
     print(f"results: {path}\nfigure: {fig[0]} (+ .pdf)")
     if args.trajectory:

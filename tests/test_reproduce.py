@@ -69,6 +69,12 @@ def test_reproduce_smoke_end_to_end_and_a_rerun_reuses_the_cache(tmp_path, monke
     readme = (figs / "README.md").read_text()
     assert all(png in readme for png in expected) and "| F10 |" in readme
     assert readme.count("pipeline check — no verdicts") == 10
+    # the landscape grids for other tools: ParaView's VTK and an NPZ of coordinates and loss
+    import numpy as np
+
+    assert (out / "landscape" / "landscape_resnet-18.vtk").read_text().startswith("# vtk")
+    grids = np.load(out / "landscape" / "landscape.npz")
+    assert grids["vit-ti/loss"].shape == (3, 3) and grids["vit-ti/alpha"].shape == (3,)
 
     # a rerun trains nothing: one study is redone from the cache, the others are skipped
     import studies.cache

@@ -336,3 +336,32 @@ def trajectory(states: Sequence[dict[str, torch.Tensor]], final: dict[str, torch
     dirs = tuple({k: c.view_as(final[k]).float() for k, c in zip(names, comp.split(sizes))}
                  for comp in comps)
     return Trajectory(radius, angle, coords, dirs, np.pad(var[:2], (0, 2 - min(2, len(var)))))
+
+
+def to_vtk(surface: Surface, path: str | Path, log_loss: bool = False) -> Path:
+    """A 2-D surface as a legacy ASCII VTK structured grid for ParaView (as loss-landscape's
+    ``h52vtp`` exports it): points (α, β, loss) — or log(loss) with ``log_loss`` — with the
+    loss as point data; written atomically. NaN/inf losses (a diverged grid point) are
+    written as the grid's largest finite loss."""
+    from .results import atomic_write_bytes
+
+    if len(surface.coords) != 2:
+        raise ValueError(f"to_vtk takes a 2-D surface; got {len(surface.coords)}-D")
+    a, b = (np.asarray(c, dtype=float) for c in surface.coords)
+    z = np.asarray(surface.loss, dtype=float)
+    finite = z[np.isfinite(z)]
+    if finite.size == 0:
+        raise ValueError("every loss of the surface is NaN or inf: nothing to export")
+    z = np.where(np.isfinite(z), z, finite.max())
+    if log_loss:
+        if (z <= 0).any():
+            raise ValueError("log_loss needs positive losses")
+        z = np.log(z)
+    lines = ["# vtk DataFile Version 3.0", "vitprobe loss landscape", "ASCII",
+             "DATASET STRUCTURED_GRID", f"DIMENSIONS {len(a)} {len(b)} 1",
+             f"POINTS {len(a) * len(b)} double"]
+    # VTK orders points with the first index fastest: x (α) varies first
+    lines += [f"{a[i]:.9g} {b[j]:.9g} {z[i, j]:.9g}" for j in range(len(b)) for i in range(len(a))]
+    lines += [f"POINT_DATA {len(a) * len(b)}", "SCALARS loss double 1", "LOOKUP_TABLE default"]
+    lines += [f"{z[i, j]:.9g}" for j in range(len(b)) for i in range(len(a))]
+    return atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
