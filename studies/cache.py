@@ -42,6 +42,7 @@ class RunSpec:
     distill: str = "soft"
     alpha: float = 0.5
     tau: float = 1.0
+    tensorboard: str | None = None  # TensorBoard folder for the training (not identity)
     # train a data fraction for as many optimiser steps as the full data set (more epochs),
     # so that data size is not confounded with training length (Park & Kim 2022, Fig. 3)
     equal_steps: bool = False
@@ -69,7 +70,8 @@ class RunSpec:
         return cls(model=model, data=args.data, preset=args.preset, seed=args.seed,
                    pool=pool, data_fraction=args.data_fraction, data_dir=args.data_dir,
                    download=args.download, runs_dir=args.runs_dir, device=device,
-                   progress=not args.quiet, overrides=overrides)
+                   progress=not args.quiet, overrides=overrides,
+                   tensorboard=getattr(args, "tensorboard", None))
 
     @property
     def label(self) -> str:
@@ -250,7 +252,9 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
         try:
             fit(model, train_loader, test_loader,
                 TrainConfig(spec.recipe(), seed=spec.seed, device=spec.device,
-                            progress=spec.progress), run_dir, criterion=criterion)
+                            progress=spec.progress,
+                            tensorboard=str(Path(spec.tensorboard) / spec.data / spec.run_name)
+                            if spec.tensorboard else None), run_dir, criterion=criterion)
         except BaseException:
             _remove_if_nothing_to_resume(run_dir)
             raise

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from vitprobe import cli, hessian, plots, results
 from vitprobe import data as vdata
+from vitprobe.board import Board
 from vitprobe.features import block_parameter_groups
 
 from .cache import RunSpec, load_checkpoint, trained_model
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     config = {**vars(args), "device": device, "torch_threads": torch.get_num_threads(),
               "world_size": world}
     record: dict = {"models": {}}
+    board = Board(Path(args.tensorboard) / "hessian" if args.tensorboard and rank == 0 else None)
     spectra: dict[str, np.ndarray] = {}
     block_rows: list[dict] = []
     for name in names:
@@ -131,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             key = "final" if epoch is None else f"epoch {epoch}"
             per_model["spectra"][key] = s.to_dict()
             spectra[label if len(epochs) == 1 else f"{label}, {key}"] = s.eigenvalues
+            board.scalar(f"hessian/{label}/nep", s.nep(), epoch or 0)
+            board.scalar(f"hessian/{label}/ape", s.ape(), epoch or 0)
             if rank == 0:
                 print(f"{label} [{key}]: NEP {s.nep():.3f}  APE {s.ape():.4g}  "
                       f"converged {int(s.converged.sum())}/{s.converged.size}  "
@@ -158,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     figs = plots.spectrum_figure(spectra, out / "hessian",
                                  title=f"Hessian max eigenvalue spectra ({args.data}, "
                                        f"{'clean' if args.clean else 'augmented'} training data)")
+    board.image("hessian/spectra", figs[0])
+    board.close()
     print(f"results: {path}")
     print(f"figure:  {figs[0]} (+ .pdf)")
     if block_rows:

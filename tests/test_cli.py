@@ -211,3 +211,24 @@ def test_help_shows_the_whole_description_every_default_and_the_run_time():
     for internal in ("cache", "probes", "findings"):
         r = run(f"studies.{internal}", "--help")
         assert r.returncode == 1 and "is a library module, not a command" in r.stderr
+
+
+def test_tensorboard_event_files_for_training_and_the_study(tmp_path):
+    """--tensorboard DIR: the training writes its per-step loss and learning rate and its
+    per-epoch accuracy under DIR/<data>/<run>, the Hessian study its NEP/APE and figure."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    r = run("studies.hessian", "--model", "vit-ti", "--preset", "smoke", "--data", "synthetic",
+            "--model-args", "embed_dim=32,heads=2,depth=2", "--num-batches", "1", "--k", "1",
+            "--tol", "0.1", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "o"),
+            "--tensorboard", str(tmp_path / "tb"), "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    (train_dir,) = list((tmp_path / "tb" / "synthetic").iterdir())
+    ev = EventAccumulator(str(train_dir))
+    ev.Reload()
+    assert {"train/loss", "train/lr", "epoch/test_acc"} <= set(ev.Tags()["scalars"])
+    assert len(ev.Scalars("train/loss")) >= 1
+    ev = EventAccumulator(str(tmp_path / "tb" / "hessian"))
+    ev.Reload()
+    assert {"hessian/vit-ti/nep", "hessian/vit-ti/ape"} <= set(ev.Tags()["scalars"])
+    assert "hessian/spectra" in ev.Tags()["images"]

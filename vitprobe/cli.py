@@ -162,6 +162,9 @@ def base_parser(prog: str, description: str) -> ArgumentParser:
                    help="use these weights (.safetensors) instead of the cache")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if there)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--tensorboard", default=None, type=writable_dir, metavar="DIR",
+                   help="TensorBoard logs under DIR: training loss, learning rate and "
+                        "accuracy per run, the study's scalars and figures")
     return p
 
 

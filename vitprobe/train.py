@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import results
+from .board import Board
 from .data import Loader
 from .features import eval_mode, explicit_attention
 from .presets import Recipe
@@ -108,6 +109,8 @@ class TrainConfig:
     # flash-attention backward is slow at ViT sequence lengths
     # (benchmarks/train_throughput.py measures both)
     fused_attention: bool | None = None
+    # TensorBoard log folder: per-step loss and learning rate, per-epoch accuracy (rank 0)
+    tensorboard: str | None = None
     save_every_s: float = 120.0    # resumable state at least this often
     save_every_steps: int | None = None
     keep_epoch_checkpoints: bool = True
@@ -328,14 +331,20 @@ def fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, conf
     the weights of an uninterrupted one (data order and augmentation are functions of
     (seed, epoch, step); the RNG state is checkpointed).
     """
-    with nullcontext() if fused_attention(config) else explicit_attention(model):
-        return _fit(model, train_loader, test_loader, config, run_dir, on_step, criterion)
+    board = Board(config.tensorboard if distributed()[0] == 0 else None)
+    try:
+        with nullcontext() if fused_attention(config) else explicit_attention(model):
+            return _fit(model, train_loader, test_loader, config, run_dir, on_step, criterion,
+                        board)
+    finally:
+        board.close()
 
 
 def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, config: TrainConfig,
          run_dir: str | Path | None = None,
          on_step: Callable[[int], None] | None = None,
-         criterion: Callable | None = None) -> list[dict]:
+         criterion: Callable | None = None, board: Board | None = None) -> list[dict]:
+    board = board or Board(None)
     r = config.recipe
     device = torch.device(config.device)
     rank, world = distributed()
@@ -448,6 +457,9 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
                 _diverged("the weights became non-finite after the update", epoch, step,
                           run_dir, r.lr)
             step += 1
+            if board.writer is not None:
+                board.scalar("train/loss", loss_value, step)
+                board.scalar("train/lr", optimizer.param_groups[0]["lr"], step)
             loss_sum += loss_value * len(y)
             n_seen += len(x)
             if step % 10 == 0:
@@ -473,6 +485,8 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
         metrics.append(record)
         if not writer:
             continue
+        for key in ("test_acc", "test_loss", "train_loss"):
+            board.scalar(f"epoch/{key}", record.get(key), epoch + 1)
         log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v
                                              for k, v in record.items()})
         if run_dir:
