@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vitprobe import fourier, results, stats, summary
-from vitprobe.hessian import ape, nep
+from vitprobe.spectra import ape, nep
 from vitprobe.stats import Interval
 
 CLAIMS = {

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from conftest import batch, fd_hvp, tiny_vit
 from torch.func import functional_call
 
-from vitprobe import hessian
+from vitprobe import hessian, solvers
 from vitprobe.features import explicit_attention
 
 loss_fn = F.cross_entropy
@@ -130,10 +130,10 @@ def test_ritz_residuals_and_restart_rotation_in_column_chunks_equal_the_whole_fo
     theta = np.array([2.0, -1.5, 0.25])
     want = ((Ys @ W.double()) - (Ys @ V) * torch.as_tensor(theta)[:, None]).norm(dim=1)
     for chunk in (7, 1000, 4096):  # uneven chunks, one exact chunk, a chunk wider than n
-        got = hessian._ritz_residual_norms(Ys, theta, V, W, chunk=chunk)
+        got = solvers._ritz_residual_norms(Ys, theta, V, W, chunk=chunk)
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
         A = V.clone()  # the thick restart's in-place rotation of the basis
-        hessian._combine_rows_(A, Ys, chunk=chunk)
+        solvers._combine_rows_(A, Ys, chunk=chunk)
         np.testing.assert_allclose(A[:3].numpy(), (Ys @ V).numpy(), rtol=1e-12)
         np.testing.assert_array_equal(A[3:].numpy(), V[3:].numpy())
 

@@ -1,0 +1,122 @@
+"""The model-free solvers on dense symmetric matrices with known spectra: clustered,
+indefinite, near-degenerate pairs, k close to n; Hutch++ and SLQ against exact traces and
+moments; the Hessian operator as a scipy LinearOperator."""
+
+import numpy as np
+import pytest
+import torch
+
+from vitprobe import solvers
+from vitprobe.solvers import DenseOperator
+
+
+def matrix_with(eigenvalues, seed=0):
+    """Q diag(λ) Qᵀ with a seeded random orthogonal Q (float64)."""
+    lam = np.asarray(eigenvalues, dtype=float)
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((len(lam), len(lam))))
+    return torch.as_tensor(Q @ np.diag(lam) @ Q.T)
+
+
+def top(lam, k, which):
+    lam = np.asarray(lam, dtype=float)
+    order = {"LM": np.argsort(-np.abs(lam)), "LA": np.argsort(-lam), "SA": np.argsort(lam)}
+    return lam[order[which][:k]]
+
+
+SPECTRA = {
+    # 5 wanted eigenvalues well apart from a bulk of 195
+    "separated": np.concatenate([[50, -40, 30, 20, -15], np.linspace(-1, 1, 195)]),
+    # indefinite, negative ones the largest in magnitude (the ViT case)
+    "indefinite": np.concatenate([[-9, -8, 7, -6.5, 6], np.linspace(-2, 2, 95)]),
+    # a cluster of nearly equal top eigenvalues
+    "clustered": np.concatenate([[10, 10 - 1e-3, 10 - 2e-3, 9.997, 9.996], np.linspace(0, 1, 95)]),
+    # a near-degenerate ± pair: |λ| equal to 1e-6
+    "near-degenerate": np.concatenate([[5, -5 + 1e-6, 3, 2.5, 2], np.linspace(-1, 1, 45)]),
+}
+
+
+@pytest.mark.parametrize("name", list(SPECTRA))
+@pytest.mark.parametrize("method", ["lanczos", "arpack"])
+def test_eigsh_finds_the_exact_top_k_with_certified_residuals(name, method):
+    lam = SPECTRA[name]
+    A = DenseOperator(matrix_with(lam))
+    r = solvers.eigsh(A, 5, tol=1e-8, method=method, max_matvecs=5000)
+    np.testing.assert_allclose(np.sort(r.eigenvalues), np.sort(top(lam, 5, "LM")), atol=1e-6)
+    assert r.converged.all() and (r.residuals <= 1e-8).all()
+    assert r.num_hvps == A.num_hvps  # every product counted
+
+
+@pytest.mark.parametrize("which", ["LA", "SA"])
+def test_eigsh_algebraic_ends_of_an_indefinite_spectrum(which):
+    lam = SPECTRA["indefinite"]
+    r = solvers.eigsh(DenseOperator(matrix_with(lam, seed=1)), 3, tol=1e-9, which=which)
+    np.testing.assert_allclose(r.eigenvalues, top(lam, 3, which), atol=1e-7)
+
+
+def test_eigsh_with_k_close_to_n_returns_the_whole_spectrum_but_one():
+    lam = np.linspace(-3, 4, 12)
+    r = solvers.eigsh(DenseOperator(matrix_with(lam, seed=2)), 11, tol=1e-9)
+    np.testing.assert_allclose(np.sort(r.eigenvalues), np.sort(top(lam, 11, "LM")), atol=1e-8)
+    with pytest.raises(ValueError, match="smaller than the number of dimensions"):
+        solvers.eigsh(DenseOperator(matrix_with(lam)), 12)
+
+
+def test_eigenvectors_returned_are_the_matrix_eigenvectors():
+    lam = SPECTRA["separated"]
+    M = matrix_with(lam, seed=3)
+    r = solvers.eigsh(DenseOperator(M), 3, tol=1e-10, return_eigenvectors=True)
+    V = torch.as_tensor(r.eigenvectors)
+    np.testing.assert_allclose((M @ V).numpy(), (V * torch.as_tensor(r.eigenvalues)).numpy(),
+                               atol=1e-8)
+
+
+def test_hutchpp_trace_covers_the_exact_trace_and_beats_hutchinson():
+    lam = np.concatenate([np.linspace(20, 10, 10), np.linspace(-0.5, 0.5, 290)])
+    M = matrix_with(lam, seed=4)
+    errs = {"hutch++": [], "hutchinson": []}
+    for seed in range(20):
+        for method in errs:
+            t = solvers.hutchpp_trace(DenseOperator(M), 36, seed=seed, method=method)
+            errs[method].append(t.estimate - lam.sum())
+    rms = {m: float(np.sqrt(np.mean(np.square(e)))) for m, e in errs.items()}
+    assert rms["hutch++"] < 0.5 * rms["hutchinson"]
+    t = solvers.hutchpp_trace(DenseOperator(M), 36, seed=0)
+    assert abs(t.estimate - lam.sum()) < 4 * t.stderr + 1e-9
+
+
+def test_slq_density_integrates_to_one_and_has_the_matrix_mean():
+    lam = np.linspace(-2, 6, 80)
+    d = solvers.slq(DenseOperator(matrix_with(lam, seed=5)), 30, 40, seed=0)
+    grid = np.linspace(-4, 8, 6001)
+    assert np.trapezoid(d.evaluate(grid, sigma=0.1), grid) == pytest.approx(1.0, abs=1e-6)
+    assert d.mean() == pytest.approx(lam.mean(), abs=0.25)  # 30 probes' standard error
+    # with as many Lanczos steps as dimensions, a probe's nodes are the eigenvalues
+    full = solvers.slq(DenseOperator(matrix_with(lam, seed=5)), 1, 80, seed=0)
+    assert np.allclose(np.sort(full.nodes[0]), np.sort(lam), atol=1e-6)
+
+
+def test_dense_operator_refuses_a_non_symmetric_matrix():
+    with pytest.raises(ValueError, match="not symmetric"):
+        DenseOperator(torch.tensor([[1.0, 2.0], [0.0, 1.0]], dtype=torch.float64))
+
+
+def test_hessian_operator_as_a_scipy_linear_operator():
+    """H.to_scipy() agrees with H.matvec, and scipy's own eigsh on it finds the eigenvalues
+    our solver finds."""
+    import scipy.sparse.linalg as sla
+    import torch.nn.functional as F
+    from conftest import batch, tiny_vit
+
+    from vitprobe import hessian
+
+    model = tiny_vit().double()
+    x, y = batch()
+    with hessian.operator(model, F.cross_entropy, (x, y)) as H:
+        L = H.to_scipy()
+        v = np.random.default_rng(0).standard_normal(H.n)
+        np.testing.assert_allclose(L @ v, H.matvec(torch.as_tensor(v)).numpy(), rtol=1e-12)
+        assert L.shape == (H.n, H.n)
+        ours = solvers.eigsh(H, 3, tol=1e-9).eigenvalues
+        theirs = sla.eigsh(L, k=3, which="LM", tol=1e-10, return_eigenvectors=False)
+    np.testing.assert_allclose(np.sort(ours), np.sort(theirs), rtol=1e-6)
