@@ -344,159 +344,218 @@ def _fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, con
          run_dir: str | Path | None = None,
          on_step: Callable[[int], None] | None = None,
          criterion: Callable | None = None, board: Board | None = None) -> list[dict]:
-    board = board or Board(None)
-    r = config.recipe
-    device = torch.device(config.device)
-    rank, world = distributed()
-    if world > 1 and train_loader.world_size != world:
-        raise ValueError(f"under torch.distributed ({world} ranks) the training loader must be "
-                         f"sharded: Loader(..., rank=rank, world_size={world})")
-    writer = rank == 0
-    run_dir = Path(run_dir) if run_dir else None
-    model.to(device)
-    if device.type == "cuda" and config.channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(param_groups(model, r.weight_decay), lr=r.lr,
-                                  betas=(0.9, 0.999), fused=fused_adamw(model, device))
-    amp_dtype = autocast_dtype(device, config.amp)
-    if world > 1 and device.type == "cpu":  # each rank measured bf16 on its own: bf16 only
-        if _all_sum([float(amp_dtype is not None)], device)[0] < world:  # if all found it
-            amp_dtype = None
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
-    steps_per_epoch = len(train_loader)
-    total = round(r.epochs * steps_per_epoch)  # a fractional last epoch stops part way
-    num_epochs = math.ceil(total / steps_per_epoch)
-    warmup = round(r.warmup_epochs * steps_per_epoch)
-    step, metrics = 0, []
-    torch.manual_seed(config.seed)
-    state = _resume_point(run_dir, device) if run_dir else None
-    if state is not None and "optimizer" not in state:  # an epoch checkpoint: weights only
-        model.load_state_dict(state["model"])
-        step, metrics = state["step"], state["metrics"]
-    elif state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        step, metrics = int(state["step"]), list(state["metrics"])
-        # the precision the run started with, whatever this process would measure now
-        amp_dtype = _DTYPES.get(state.get("autocast", ""), amp_dtype)
-        _set_rng_state({k: (v.cpu() if isinstance(v, torch.Tensor) else [t.cpu() for t in v])
-                        for k, v in state["rng"].items()})
-        log.info("resuming %s at step %d/%d", run_dir, step, total)
-    elif run_dir and config.keep_epoch_checkpoints and writer:
-        results.save_weights(run_dir / "init.safetensors", model.state_dict())
+    """The training loop as a sequence of named steps (``_Training``'s methods)."""
+    t = _Training(model, train_loader, test_loader, config, run_dir, criterion,
+                  board or Board(None))
+    t.resume_or_start()
+    while t.step < t.total:
+        t.train_epoch(on_step)
+        t.end_epoch()
+    t.save_final()
+    return t.metrics
 
-    def checkpoint() -> None:
-        if run_dir is None or not writer:
+
+class _Training:
+    """One run of ``fit``: its optimiser, precision, schedule, position and records."""
+
+    def __init__(self, model, train_loader, test_loader, config, run_dir, criterion,
+                 board) -> None:
+        r = self.recipe = config.recipe
+        self.model, self.config, self.criterion, self.board = model, config, criterion, board
+        self.train_loader, self.test_loader = train_loader, test_loader
+        self.device = device = torch.device(config.device)
+        rank, self.world = distributed()
+        if self.world > 1 and train_loader.world_size != self.world:
+            raise ValueError(f"under torch.distributed ({self.world} ranks) the training "
+                             f"loader must be sharded: Loader(..., rank=rank, "
+                             f"world_size={self.world})")
+        self.writer = rank == 0
+        self.run_dir = Path(run_dir) if run_dir else None
+        model.to(device)
+        if device.type == "cuda" and config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.AdamW(param_groups(model, r.weight_decay), lr=r.lr,
+                                           betas=(0.9, 0.999),
+                                           fused=fused_adamw(model, device))
+        self.amp_dtype = self._agreed_precision()
+        self.scaler = torch.amp.GradScaler(device.type,
+                                           enabled=self.amp_dtype is torch.float16)
+        self.steps_per_epoch = len(train_loader)
+        # a fractional last epoch stops part way
+        self.total = round(r.epochs * self.steps_per_epoch)
+        self.num_epochs = math.ceil(self.total / self.steps_per_epoch)
+        self.warmup = round(r.warmup_epochs * self.steps_per_epoch)
+        self.step, self.metrics = 0, []
+        self.last_size = None
+        self.t_start = self.last_save = time.monotonic()
+
+    def _agreed_precision(self) -> torch.dtype | None:
+        """The autocast dtype; under torch.distributed on CPU each rank measured bf16 on its
+        own, so bf16 only where every rank found it faster."""
+        amp_dtype = autocast_dtype(self.device, self.config.amp)
+        if self.world > 1 and self.device.type == "cpu":
+            if _all_sum([float(amp_dtype is not None)], self.device)[0] < self.world:
+                amp_dtype = None
+        return amp_dtype
+
+    # -- start
+    def resume_or_start(self) -> None:
+        """Resume from the run folder's state (or an epoch checkpoint), else save the
+        initial weights; the training model (DDP, compiled) is built after."""
+        torch.manual_seed(self.config.seed)
+        state = _resume_point(self.run_dir, self.device) if self.run_dir else None
+        if state is not None and "optimizer" not in state:  # an epoch checkpoint
+            self.model.load_state_dict(state["model"])
+            self.step, self.metrics = state["step"], state["metrics"]
+        elif state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if "scaler" in state:
+                self.scaler.load_state_dict(state["scaler"])
+            self.step, self.metrics = int(state["step"]), list(state["metrics"])
+            # the precision the run started with, whatever this process would measure now
+            self.amp_dtype = _DTYPES.get(state.get("autocast", ""), self.amp_dtype)
+            _set_rng_state({k: (v.cpu() if isinstance(v, torch.Tensor) else
+                                [t.cpu() for t in v]) for k, v in state["rng"].items()})
+            log.info("resuming %s at step %d/%d", self.run_dir, self.step, self.total)
+        elif self.run_dir and self.config.keep_epoch_checkpoints and self.writer:
+            results.save_weights(self.run_dir / "init.safetensors", self.model.state_dict())
+        train_model = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            train_model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda"
+                else None)
+        self.train_model = torch.compile(train_model) if self.config.compile else train_model
+
+    def checkpoint(self) -> None:
+        if self.run_dir is None or not self.writer:
             return
-        results.save_state(run_dir / "state.pt", {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(), "step": step, "metrics": metrics,
-            "rng": _rng_state(), "autocast": _dtype_name(amp_dtype)})
+        results.save_state(self.run_dir / "state.pt", {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(), "step": self.step, "metrics": self.metrics,
+            "rng": _rng_state(), "autocast": _dtype_name(self.amp_dtype)})
 
-    train_model = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
+    # -- one optimisation step
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch at the step's progressive-resizing size and memory format."""
+        size = train_size(self.step, self.steps_per_epoch, self.recipe.progressive)
+        if size is not None and tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                              align_corners=False)
+        if self.writer and size != self.last_size:
+            log.info("step %d: training at %s px", self.step, size or x.shape[-1])
+            self.last_size = size
+        if self.device.type == "cuda" and self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
-        train_model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    train_model = torch.compile(train_model) if config.compile else train_model
-    soft = train_loader.soft_targets
-    last_save = time.monotonic()
-    t_start = time.monotonic()
-    last_size = None
-    while step < total:
-        epoch, start = divmod(step, steps_per_epoch)
-        model.train()
-        bar = tqdm(train_loader.iterate(epoch, start), initial=start,
-                   total=min(steps_per_epoch, total - epoch * steps_per_epoch),
-                   desc=f"epoch {epoch + 1}/{num_epochs}", disable=not (config.progress and writer),
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.amp_dtype):
+            out = self.train_model(x)
+        if self.criterion is not None:
+            return self.criterion(out, y, x)
+        if self.train_loader.soft_targets:
+            return torch.sum(-y * F.log_softmax(out.float(), dim=-1), dim=-1).mean()
+        return F.cross_entropy(out.float(), y,
+                               label_smoothing=self.recipe.augment.label_smoothing)
+
+    def optimise(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> float:
+        """One step on (x, y): learning rate, loss, backward, clipping, update — refusing
+        any non-finite loss, gradient or weight (nothing non-finite is ever saved)."""
+        r, model = self.recipe, self.model
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr_at(self.step, self.total, self.warmup, r.lr, r.min_lr)
+        loss = self._loss(x, y)
+        loss_value = loss.item()
+        if self.world > 1:  # every rank must see the same verdict, or one would hang
+            loss_value = _all_sum([loss_value], self.device)[0] / self.world
+        if not math.isfinite(loss_value):
+            _diverged(f"loss became {loss_value}", epoch, self.step, self.run_dir, r.lr)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if r.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip)
+        # fp16's scaler skips non-finite steps itself; otherwise a non-finite gradient
+        # would be written into the weights
+        if not self.scaler.is_enabled() and not _all_finite(
+                [p.grad for p in model.parameters() if p.grad is not None], self.device,
+                self.world):
+            _diverged("a gradient became non-finite", epoch, self.step, self.run_dir, r.lr)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if not _all_finite(list(model.parameters()), self.device, self.world):
+            _diverged("the weights became non-finite after the update", epoch, self.step,
+                      self.run_dir, r.lr)
+        self.step += 1
+        if self.board.writer is not None:
+            self.board.scalar("train/loss", loss_value, self.step)
+            self.board.scalar("train/lr", self.optimizer.param_groups[0]["lr"], self.step)
+        return loss_value
+
+    # -- an epoch
+    def train_epoch(self, on_step: Callable[[int], None] | None) -> None:
+        """The steps of the current epoch (from where a resumed run stopped), saving the
+        resumable state on the configured cadence."""
+        spe, config = self.steps_per_epoch, self.config
+        self.epoch, self.epoch_start = divmod(self.step, spe)
+        self.model.train()
+        bar = tqdm(self.train_loader.iterate(self.epoch, self.epoch_start),
+                   initial=self.epoch_start, total=min(spe, self.total - self.epoch * spe),
+                   desc=f"epoch {self.epoch + 1}/{self.num_epochs}",
+                   disable=not (config.progress and self.writer),
                    mininterval=1.0 if sys.stderr.isatty() else 30.0, leave=False)
-        loss_sum, n_seen, t_epoch, sizes = 0.0, 0, time.monotonic(), set()
+        self.loss_sum, self.n_seen, self.t_epoch, self.sizes = 0.0, 0, time.monotonic(), set()
         for x, y in bar:
-            size = train_size(step, steps_per_epoch, r.progressive)
-            if size is not None and tuple(x.shape[-2:]) != (size, size):
-                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                                  align_corners=False)
-            if writer and size != last_size:
-                log.info("step %d: training at %s px", step, size or x.shape[-1])
-                last_size = size
-            sizes.add(x.shape[-1])
-            if device.type == "cuda" and config.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            for g in optimizer.param_groups:
-                g["lr"] = lr_at(step, total, warmup, r.lr, r.min_lr)
-            with autocast(device, amp_dtype):
-                out = train_model(x)
-            if criterion is not None:
-                loss = criterion(out, y, x)
-            elif soft:
-                loss = torch.sum(-y * F.log_softmax(out.float(), dim=-1), dim=-1).mean()
-            else:
-                loss = F.cross_entropy(out.float(), y,
-                                       label_smoothing=r.augment.label_smoothing)
-            loss_value = loss.item()
-            if world > 1:  # every rank must see the same verdict, or one would hang
-                loss_value = _all_sum([loss_value], device)[0] / world
-            if not math.isfinite(loss_value):
-                _diverged(f"loss became {loss_value}", epoch, step, run_dir, r.lr)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if r.grad_clip:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip)
-            # fp16's scaler skips non-finite steps itself; otherwise a non-finite gradient
-            # would be written into the weights
-            if not scaler.is_enabled() and not _all_finite(
-                    [p.grad for p in model.parameters() if p.grad is not None], device, world):
-                _diverged("a gradient became non-finite", epoch, step, run_dir, r.lr)
-            scaler.step(optimizer)
-            scaler.update()
-            if not _all_finite(list(model.parameters()), device, world):
-                _diverged("the weights became non-finite after the update", epoch, step,
-                          run_dir, r.lr)
-            step += 1
-            if board.writer is not None:
-                board.scalar("train/loss", loss_value, step)
-                board.scalar("train/lr", optimizer.param_groups[0]["lr"], step)
-            loss_sum += loss_value * len(y)
-            n_seen += len(x)
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{loss_sum / n_seen:.3f}", refresh=False)
+            x = self._inputs(x)
+            self.sizes.add(x.shape[-1])
+            loss_value = self.optimise(x, y, self.epoch)
+            self.loss_sum += loss_value * len(y)
+            self.n_seen += len(x)
+            if self.step % 10 == 0:
+                bar.set_postfix(loss=f"{self.loss_sum / self.n_seen:.3f}", refresh=False)
             if on_step is not None:
-                on_step(step)
+                on_step(self.step)
             now = time.monotonic()
-            if (config.save_every_steps and step % config.save_every_steps == 0) or \
-                    now - last_save > config.save_every_s:
-                checkpoint()
-                last_save = now
-            if step % steps_per_epoch == 0 or step >= total:
+            if (config.save_every_steps and self.step % config.save_every_steps == 0) or \
+                    now - self.last_save > config.save_every_s:
+                self.checkpoint()
+                self.last_save = now
+            if self.step % spe == 0 or self.step >= self.total:
                 break
         bar.close()
-        record = {"epoch": epoch + 1, "step": step, "lr": lr_at(step - 1, total, warmup, r.lr,
-                                                                 r.min_lr),
-                  "train_loss": loss_sum / max(1, n_seen) if start == 0 else None,
-                  "epoch_seconds": time.monotonic() - t_epoch, "autocast": _dtype_name(amp_dtype),
-                  "train_sizes": sorted(sizes)}
-        if test_loader is not None:
-            ev = evaluate(model, test_loader, amp=amp_dtype)
+
+    def end_epoch(self) -> None:
+        """The epoch's record (evaluated on the test set), its checkpoints and logs."""
+        r, epoch = self.recipe, self.epoch
+        record = {"epoch": epoch + 1, "step": self.step,
+                  "lr": lr_at(self.step - 1, self.total, self.warmup, r.lr, r.min_lr),
+                  "train_loss": (self.loss_sum / max(1, self.n_seen)
+                                 if self.epoch_start == 0 else None),
+                  "epoch_seconds": time.monotonic() - self.t_epoch,
+                  "autocast": _dtype_name(self.amp_dtype), "train_sizes": sorted(self.sizes)}
+        if self.test_loader is not None:
+            ev = evaluate(self.model, self.test_loader, amp=self.amp_dtype)
             record.update(test_loss=ev["loss"], test_acc=ev["acc"])
-        metrics.append(record)
-        if not writer:
-            continue
+        self.metrics.append(record)
+        if not self.writer:
+            return
         for key in ("test_acc", "test_loss", "train_loss"):
-            board.scalar(f"epoch/{key}", record.get(key), epoch + 1)
+            self.board.scalar(f"epoch/{key}", record.get(key), epoch + 1)
         log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v
                                              for k, v in record.items()})
-        if run_dir:
-            if config.keep_epoch_checkpoints:
-                results.save_weights(run_dir / "epochs" / f"epoch-{epoch + 1:03d}.safetensors",
-                                     model.state_dict())
-            checkpoint()
-            results.write_jsonl(run_dir / "metrics.jsonl", metrics)
-            last_save = time.monotonic()
-    if run_dir and writer:
-        results.save_weights(run_dir / "model.safetensors", model.state_dict(),
-                             {"train_seconds": time.monotonic() - t_start})
-    return metrics
+        if self.run_dir:
+            if self.config.keep_epoch_checkpoints:
+                results.save_weights(self.run_dir / "epochs" /
+                                     f"epoch-{epoch + 1:03d}.safetensors",
+                                     self.model.state_dict())
+            self.checkpoint()
+            results.write_jsonl(self.run_dir / "metrics.jsonl", self.metrics)
+            self.last_save = time.monotonic()
+
+    def save_final(self) -> None:
+        if self.run_dir and self.writer:
+            results.save_weights(self.run_dir / "model.safetensors", self.model.state_dict(),
+                                 {"train_seconds": time.monotonic() - self.t_start})
