@@ -32,9 +32,12 @@ test: setup
 lint: setup
 	$(VPY) -m ruff check .
 
+# ours vs the peers; each writes benchmarks/results/*.json, rendered to benchmarks/RESULTS.md
 bench: setup
 	$(VPY) benchmarks/train_throughput.py
 	$(VPY) benchmarks/hessian_vs_pyhessian.py
+	$(VPY) benchmarks/hvp_backends.py
+	$(VPY) benchmarks/render.py
 
 # The committed gallery and findings table: every study behind F1-F10 on the quick-preset
 # cache (trained first where missing; resumable), PNGs and figures/README.md regenerated.

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved  # noqa: E402
+from common import interleaved, record  # noqa: E402
 
 # ruff: noqa: B023  (closures are timed inside the loop iteration that defines them)
 from studies.cache import RunSpec, trained_model  # noqa: E402
@@ -70,6 +70,7 @@ def main() -> None:
     a = p.parse_args()
     torch.manual_seed(0)
     print(f"cpu, {torch.get_num_threads()} threads, batch 16, tol {a.tol}")
+    rows = []
     for name in a.models.split(","):
         spec = RunSpec(model=name, data=a.data, preset=a.preset, progress=False)
         model, _ = trained_model(spec)
@@ -98,6 +99,11 @@ def main() -> None:
                   f"{np.array2string(ph_vals, precision=4)}  max residual {ph_res.max():.1e}")
             print(f"  speed-up {ph_s / ours.seconds:.1f}x   residual ratio (PyHessian / ours) "
                   f"{ph_res.max() / max(ours.residuals.max(), 1e-12):.1f}x")
+            rows.append({"model": name, "what": f"top-5, PyHessian tol {tol:.0e}",
+                         "ours s": ours.seconds, "ours HVPs": ours.num_hvps,
+                         "ours max residual": float(ours.residuals.max()),
+                         "PyHessian s": ph_s, "PyHessian max residual": float(ph_res.max()),
+                         "speed-up": ph_s / ours.seconds})
             del ph
 
         with hessian.operator(model, F.cross_entropy, batch) as H:
@@ -134,6 +140,13 @@ def main() -> None:
               f"probes), RMS error over {a.trace_repeats} seeds at {a.trace_budget} HVPs: "
               f"Hutch++ {rms['ours']:.3g}   PyHessian {rms['peer']:.3g}   "
               f"ratio {rms['peer'] / max(rms['ours'], 1e-12):.2f}x")
+        rows.append({"model": name, "what": f"trace at {a.trace_budget} HVPs, RMS error",
+                     "ours RMS error": rms["ours"], "PyHessian RMS error": rms["peer"],
+                     "error ratio": rms["peer"] / max(rms["ours"], 1e-12),
+                     "HVP / gradient": t["hvp"] / t["grad"]})
+    record("hessian_vs_pyhessian", rows, vars(a),
+           "Top-5 Hessian eigenpairs (batch 16, trained quick-preset models) and trace "
+           "estimates, ours and PyHessian in one run.")
 
 
 if __name__ == "__main__":

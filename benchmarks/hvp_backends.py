@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved  # noqa: E402
+from common import interleaved, record  # noqa: E402
 
 # ruff: noqa: B023  (closures are timed inside the loop iteration that defines them)
 from models import create_model  # noqa: E402
@@ -31,6 +31,7 @@ def main() -> None:
     torch.manual_seed(0)
     x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
     print(f"cpu, {torch.get_num_threads()} threads, batch 16")
+    rows = []
     for name, kw in (("vit-ti", {"patch_size": 4}), ("resnet-18", {})):
         model = create_model(name, num_classes=10, in_chans=1, img_size=28, **kw).eval()
         with hessian.operator(model, F.cross_entropy, (x, y)) as H:
@@ -63,6 +64,14 @@ def main() -> None:
         print(f"{'':10s} matmat of {m} vectors {t['block'] * 1e3:6.0f} ms = "
               f"{t['block'] / m * 1e3:.0f} ms per vector, {t['block'] / (m * t['reverse']):.2f}x "
               f"the cost of {m} single HVPs")
+        rows.append({"model": name, "gradient ms": 1e3 * t["grad"],
+                     "double backward ms": 1e3 * t["reverse"],
+                     "HVP / gradient": t["reverse"] / t["grad"],
+                     "forward-over-reverse ms": 1e3 * t["forward"],
+                     f"matmat of {m} / {m} HVPs": t["block"] / (m * t["reverse"])})
+    record("hvp_backends", rows, {"columns": m, "batch": 16, "rounds": 5},
+           "Double backward vs forward-over-reverse HVPs, and one vmapped pass over several "
+           "vectors against single HVPs.")
 
 
 if __name__ == "__main__":
