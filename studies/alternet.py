@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rows = []
         images = None
-        for m in [m for m in args.model.split(",") if m]:
+        for m in cli.model_names(args):
             spec = RunSpec.from_args(args, m, device)
             model, info = trained_model(spec, args.checkpoint)
             if images is None:

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cli.setup_logging(args.quiet)
     device = cli.resolve_device(args.device)
-    for name in [m for m in args.model.split(",") if m]:  # before anything is trained
+    for name in cli.model_names(args):  # before anything is trained
         untrained = build(RunSpec.from_args(args, name, device))
         if grid_of(untrained) is None or not hasattr(untrained, "patch_embed"):
             raise ValueError(f"{name}: the attention study needs a patch-token model (ViT); "

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.setup_logging(args.quiet)
     device = cli.resolve_device(args.device)
     rank, world, group = cli.process_group()
-    names = [m for m in args.model.split(",") if m]
+    names = cli.model_names(args)
     epochs_asked = parse_epochs(args.at_epochs)
     for name in names:  # every --at-epochs must exist in every model's training, checked
         spec = RunSpec.from_args(args, name, device)  # before anything is trained

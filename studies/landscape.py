@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     rank, _, group = cli.process_group()  # under torchrun, grid points are dealt to ranks
     out = Path(args.out)
     record, surfaces = {}, {}
-    for name in [m for m in args.model.split(",") if m]:
+    for name in cli.model_names(args):
         spec = RunSpec.from_args(args, name, device)
         label = spec.label
         model, info = trained_model(spec, args.checkpoint)

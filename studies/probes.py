@@ -24,7 +24,7 @@ def models_and_images(args) -> tuple[dict[str, torch.nn.Module], torch.Tensor, t
     if args.num_images < 2:
         raise ValueError(f"--num-images must be >= 2; got {args.num_images}")
     models, infos = {}, {}
-    for name in [m for m in args.model.split(",") if m]:
+    for name in cli.model_names(args):
         spec = RunSpec.from_args(args, name, device)
         models[spec.label], infos[spec.label] = trained_model(spec, args.checkpoint)
     test = vdata.load(args.data, "test", args.data_dir, args.download)

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     fractions = parse_fractions(args.fractions)
     device = cli.resolve_device(args.device)
     out = Path(args.out)
-    models = [m for m in args.model.split(",") if m]
+    models = cli.model_names(args)
     probed = models if args.hessian_models is None else [
         m for m in args.hessian_models.split(",") if m and m != "none"]
     if set(probed) - set(models):

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.setup_logging(args.quiet)
     device = cli.resolve_device(args.device)
     t0 = time.monotonic()
-    for name in args.model.split(","):
+    for name in cli.model_names(args):
         spec = RunSpec.from_args(args, name, device)
         spec.teacher, spec.distill, spec.alpha, spec.tau = (args.teacher, args.distill,
                                                             args.alpha, args.tau)

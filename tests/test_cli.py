@@ -20,7 +20,7 @@ def run(*args, cwd=None):
     (["--patch-size", "5"], "does not divide img_size 28"),
     (["--data", "cifar10", "--data-dir", "/nonexistent"], "/nonexistent is not an existing folder"),
     (["--device", "tpu"], "allowed: cpu, cuda"),
-    (["--pool", "max"], "invalid choice"),
+    (["--pool", "max"], "argument --pool: invalid pooling 'max'; allowed: cls, gap, seqpool"),
     (["--data-fraction", "2"], "argument --data-fraction: 2 is not allowed: it must be in (0, 1]"),
     (["--seed", str(10 ** 20)], "argument --seed: 100000000000000000000 is not allowed: it must "
                                 "be in [0, 2**32)"),
@@ -63,12 +63,17 @@ def test_out_and_runs_dir_must_be_writable_folders(tmp_path):
     assert "Traceback" not in r.stderr
 
 
-def test_pool_choices_are_the_vit_pools():
+def test_pool_choices_are_the_vit_pools_and_several_expand_the_model_list():
     from models.vit import POOLS
-    from vitprobe.cli import base_parser
+    from vitprobe import cli
 
-    action = next(a for a in base_parser("x", "")._actions if "--pool" in a.option_strings)
-    assert tuple(action.choices) == POOLS
+    assert cli.POOLS == POOLS
+    p = cli.base_parser("x", "")
+    args = p.parse_args(["--model", "vit-ti,vit-s", "--pool", "cls,gap"])
+    assert cli.model_names(args) == ["vit-ti@cls", "vit-ti@gap", "vit-s@cls", "vit-s@gap"]
+    assert cli.model_names(p.parse_args(["--model", "vit-ti", "--pool", "gap"])) == ["vit-ti"]
+    assert cli.model_names(p.parse_args(["--model", "vit-ti@map", "--pool", "cls,gap"])) == \
+        ["vit-ti@map"]
 
 
 def test_model_args_parse_python_literals():

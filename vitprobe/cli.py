@@ -132,14 +132,39 @@ def writable_dir(text: str) -> str:
     return text
 
 
+# models.vit.POOLS, spelt out because vitprobe never imports models (DESIGN.md);
+# tests/test_cli.py keeps the two equal
+POOLS = ("cls", "gap", "seqpool", "map")
+
+
+def pools(text: str) -> str:
+    """One pooling or a comma-separated list of them."""
+    names = [q for q in text.split(",") if q]
+    bad = [q for q in names if q not in POOLS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"invalid pooling {','.join(bad) or text!r}; allowed: "
+                                         f"{', '.join(POOLS)} (or several, comma-separated)")
+    return ",".join(names)
+
+
+def model_names(args) -> list[str]:
+    """The runs a study's ``--model`` and ``--pool`` ask for: ``--model vit-ti --pool cls,gap``
+    gives ``["vit-ti@cls", "vit-ti@gap"]`` (``name@pool`` entries are kept as given)."""
+    names = [m for m in args.model.split(",") if m]
+    asked = (getattr(args, "pool", None) or "").split(",")
+    if len(asked) < 2:
+        return names
+    return list(dict.fromkeys(m if "@" in m else f"{m}@{q}" for m in names for q in asked))
+
+
 def base_parser(prog: str, description: str) -> ArgumentParser:
     p = ArgumentParser(prog=prog, description=description)
     p.add_argument("--model", default="vit-ti",
                    help="model name(s), comma-separated (see models.list_models())")
-    # models.vit.POOLS, spelt out because vitprobe never imports models (DESIGN.md);
-    # tests/test_cli.py keeps the two equal
-    p.add_argument("--pool", choices=("cls", "gap", "seqpool", "map"), default=None,
-                   help="ViT pooling (default: the model's, cls)")
+    p.add_argument("--pool", type=pools, default=None,
+                   help="ViT pooling: cls, gap, seqpool or map; several (--pool cls,gap) run "
+                        "every --model once per pooling, as --model vit-ti@cls,vit-ti@gap "
+                        "(default: the model's, cls)")
     p.add_argument("--patch-size", type=positive_int, default=None,
                    help="ViT patch size override")
     p.add_argument("--model-args", default=None,
