@@ -103,3 +103,12 @@ def test_conjunctions_and_consistency_of_verdicts():
     assert stats.consistent(["holds", "contradicted"]) == "unresolved"
     with pytest.raises(ValueError):
         stats.all_of(["maybe"])
+
+
+def test_proportion_difference_matches_the_hand_computed_wald_interval():
+    # 0.9 vs 0.8 on 1000 images each: se = sqrt(.09/1000 + .16/1000) = 0.0158114
+    iv = stats.proportion_difference(0.9, 1000, 0.8, 1000)
+    half = 1.959964 * math.sqrt(0.25 / 1000)
+    assert (iv.estimate, iv.low, iv.high) == pytest.approx((0.1, 0.1 - half, 0.1 + half),
+                                                           abs=1e-6)
+    assert stats.verdict(iv, "above") == "holds"

@@ -143,6 +143,19 @@ def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) 
     return Interval(d, d - half, d + half, level, "welch", n)
 
 
+def proportion_difference(p1: float, n1: int, p2: float, n2: int,
+                          level: float = 0.95) -> Interval:
+    """Wald interval of p1 - p2 for two accuracies measured on n1 and n2 independent images:
+    the test set's sampling error only (what one training seed can show; the spread between
+    seeds needs several, see ``welch_interval``)."""
+    from scipy import stats
+
+    d = p1 - p2
+    se = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    half = stats.norm.ppf((1 + level) / 2) * se
+    return Interval(d, d - half, d + half, level, "wald", int(min(n1, n2)))
+
+
 def verdict(interval: Interval, paper_side: str, boundary: float = 0.0) -> str:
     """``"holds"`` when the whole interval lies on ``paper_side`` (``"above"`` or ``"below"``)
     of ``boundary``, ``"contradicted"`` when it lies wholly on the other side, else
@@ -177,5 +190,5 @@ def consistent(verdicts: Sequence[str]) -> str:
     return verdicts[0] if len(set(verdicts)) == 1 else "unresolved"
 
 
-__all__ = ["Interval", "VERDICTS", "all_of", "bootstrap", "consistent", "t_interval",
-           "verdict", "welch_interval"]
+__all__ = ["Interval", "VERDICTS", "all_of", "bootstrap", "consistent",
+           "proportion_difference", "t_interval", "verdict", "welch_interval"]
