@@ -203,8 +203,14 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset:
         if (figures_dir / png).is_file():
             lines.append(f"| ![{png}]({png}) `{png}` | {what} | `{command}` |")
     total = sum(seconds.values()) / 60
-    lines += ["", "## Findings (Park & Kim 2022, F1-F10)", "",
-              f"Preset `{preset}`, {total:.0f} min of compute in all (trainings included); "
+    missing = [st.name for st in steps if st.name not in seconds]
+    lines += ["", "## Findings (Park & Kim 2022, F1-F10)", ""]
+    if missing:
+        lines += [f"**This table comes from a regeneration stopped part way**: "
+                  f"{len(seconds)} of {len(steps)} studies finished; not run: "
+                  f"{', '.join(missing)}. Findings that need them are listed as not measured; "
+                  f"rerunning the command resumes from the cache.", ""]
+    lines += [f"Preset `{preset}`, {total:.0f} min of compute in all (trainings included); "
               f"verdicts from 95 % intervals: **holds** (the interval lies on the paper's "
               f"side), **contradicted** (on the other side), **unresolved** (it covers the "
               f"boundary).", "", table, "",
