@@ -103,11 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         found = search(evaluate, layers, args.first_stage)
         rows = [{**v, "label": "msa " + "".join(map(str, v["msa"])),
                  "run": runs[v["msa"]].get("run_dir")} for v in found["visited"]]
-        lines = ["| step | MSA per stage | test acc | kept |", "|---|---|---|---|"]
-        lines += [f"| {i} | {r['msa']} | {100 * r['accuracy']:.2f} % | "
-                  f"{'yes' if r['kept'] else 'no'} |" for i, r in enumerate(rows)]
-        lines.append(f"\nchosen: msa={found['chosen']} ({100 * found['accuracy']:.2f} %)")
-        text = "\n".join(lines)
+        text = results.markdown_table(["step", "MSA per stage", "test acc", "kept"], (
+            [i, r["msa"], f"{100 * r['accuracy']:.2f} %", "yes" if r["kept"] else "no"]
+            for i, r in enumerate(rows)))
+        text += f"\n\nchosen: msa={found['chosen']} ({100 * found['accuracy']:.2f} %)"
         record = {"base": args.base, "layers": layers, "visited": rows,
                   "chosen": found["chosen"], "accuracy": found["accuracy"]}
         name = "alternet_search"
@@ -127,19 +126,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"label": spec.label, "accuracy": _accuracy(info),
                          "params": sum(q.numel() for q in model.parameters()),
                          "attention_logit_range": ranges, "run": info})
-        lines = ["| model | params | test acc | attention logit range (max over layers) |",
-                 "|---|---|---|---|"]
-        lines += [f"| {r['label']} | {r['params']:,} | {100 * r['accuracy']:.2f} % | "
-                  f"{max(r['attention_logit_range']):.1f} |" if r["attention_logit_range"] else
-                  f"| {r['label']} | {r['params']:,} | {100 * r['accuracy']:.2f} % | — |"
-                  for r in rows]
-        text = "\n".join(lines)
+        text = results.markdown_table(
+            ["model", "params", "test acc", "attention logit range (max over layers)"],
+            ([r["label"], f"{r['params']:,}", f"{100 * r['accuracy']:.2f} %",
+              f"{max(r['attention_logit_range']):.1f}" if r["attention_logit_range"] else "—"]
+             for r in rows))
         record = {"models": rows}
         name = "alternet"
         title = f"test accuracy ({args.data}, {args.preset}, data fraction {args.data_fraction:g})"
     print(text)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.md").write_text(text + "\n")
+    results.atomic_write_bytes(out / f"{name}.md", (text + "\n").encode())
     path = results.save_result(out / f"{name}.json", record, vars(args), args.seed)
     fig = _figure(rows, out / name, title)
     print(f"results: {path}\nfigure: {fig[0]} (+ .pdf)")

@@ -82,15 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         # each model's results as soon as it is done: a later failure keeps them
         results.save_result(out / "attention.json", record, vars(args), args.seed)
     dfig = plots.mean_distance_figure(distances, out / "attention_distance")
-    lines = ["| model | " + " | ".join(next(iter(record.values()))["deletion_auc"]) + " |",
-             "|---" * (1 + len(next(iter(record.values()))["deletion_auc"])) + "|"]
-    for label, r in record.items():
-        lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in r["deletion_auc"].values())
-                     + " |")
-    table = "\n".join(lines)
-    (out / "attention_faithfulness.md").write_text(
+    methods = list(next(iter(record.values()))["deletion_auc"])
+    table = results.markdown_table(["model", *methods], (
+        [label, *(f"{r['deletion_auc'][m]:.3f}" for m in methods)]
+        for label, r in record.items()))
+    results.atomic_write_bytes(out / "attention_faithfulness.md", (
         "Deletion AUC (class probability as patches are removed; lower is more faithful)\n\n"
-        + table + "\n")
+        + table + "\n").encode())
     path = results.save_result(out / "attention.json", record, vars(args), args.seed)
     print(table)
     print(f"results: {path}\nfigures: {dfig[0]} and per-model overlays in {out}")

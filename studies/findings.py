@@ -373,8 +373,7 @@ def findings(out: Path) -> list[Finding]:
 def markdown(rows: list[Finding], verdicts: bool = True) -> str:
     """The findings table. ``verdicts=False`` (the smoke preset): a pipeline check, the
     verdict column says so."""
-    lines = ["| # | the paper's claim | our statistic [95 % interval] | verdict |",
-             "|---|---|---|---|"]
+    cells = []
     for r in rows:
         stat = "<br>".join(f"{p.text()}: {p.verdict}" if len(r.parts) > 1 and verdicts
                            else p.text() for p in r.parts)
@@ -386,8 +385,9 @@ def markdown(rows: list[Finding], verdicts: bool = True) -> str:
             v = f"**{r.verdict}**" + (f" — {r.caveat}" if r.caveat else "")
         else:
             v = "pipeline check — no verdicts"
-        lines.append(f"| {r.id} | {r.claim} | {stat} | {v} |")
-    return "\n".join(lines)
+        cells.append([r.id, r.claim, stat, v])
+    return results.markdown_table(
+        ["#", "the paper's claim", "our statistic [95 % interval]", "verdict"], cells)
 
 
 if __name__ == "__main__":

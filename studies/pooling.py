@@ -57,15 +57,12 @@ def main(argv: list[str] | None = None) -> int:
                      "landscape_max": float(np.nanmax(land["surface"].loss)),
                      "spectrum": s.to_dict(), "slice": land["slice"].to_dict(),
                      "surface": land["surface"].to_dict(), "run": info})
-    table = ["| pool | test acc | train NLL (aug.) | NEP | APE | loss at centre | max on grid |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        acc = f"{100 * r['test_acc']:.2f} %" if r["test_acc"] is not None else "n/a"
-        table.append(f"| {r['pool']} | {acc} | {r['train_nll']:.4f} | {r['nep']:.3f} | "
-                     f"{r['ape']:.4g} | {r['landscape_centre']:.4f} | {r['landscape_max']:.4f} |")
-    text = "\n".join(table)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pooling.md").write_text(text + "\n")
+    text = results.markdown_table(
+        ["pool", "test acc", "train NLL (aug.)", "NEP", "APE", "loss at centre", "max on grid"],
+        ([r["pool"], f"{100 * r['test_acc']:.2f} %" if r["test_acc"] is not None else "n/a",
+          f"{r['train_nll']:.4f}", f"{r['nep']:.3f}", f"{r['ape']:.4g}",
+          f"{r['landscape_centre']:.4f}", f"{r['landscape_max']:.4f}"] for r in rows))
+    results.atomic_write_bytes(out / "pooling.md", (text + "\n").encode())
     path = results.save_result(out / "pooling.json", rows, vars(args), args.seed)
     f1 = plots.landscape_figure(surfaces, out / "pooling_landscape",
                                 title="pooling: loss landscapes (augmented training data)")

@@ -100,20 +100,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * (1 - row['test_acc']):.2f} %" + (
                       f", NEP {row['nep']:.3f}, APE {row['ape']:.4g}" if "nep" in row else ""),
                   flush=True)
-    head = "| model | fraction | train NLL (aug.) | test error |"
-    rule = "|---|---|---|---|"
-    if probed:
-        head, rule = head + " NEP | APE |", rule + "---|---|"
-    lines = [head, rule]
-    for r in rows:
-        line = (f"| {r['model']} | {r['fraction']:g} | {r['train_nll']:.4f} | "
-                f"{100 * (1 - r['test_acc']):.2f} % |")
-        if probed:
-            line += (f" {r['nep']:.3f} | {r['ape']:.4g} |" if "nep" in r else " | |")
-        lines.append(line)
-    text = "\n".join(lines)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "subsets.md").write_text(text + "\n")
+    header = ["model", "fraction", "steps", "train NLL (aug.)", "test error"] + \
+        (["NEP", "APE"] if probed else [])
+    text = results.markdown_table(header, (
+        [r["model"], f"{r['fraction']:g}", r["steps"], f"{r['train_nll']:.4f}",
+         f"{100 * (1 - r['test_acc']):.2f} %"] +
+        ([f"{r['nep']:.3f}", f"{r['ape']:.4g}"] if "nep" in r else ["", ""] if probed else [])
+        for r in rows))
+    results.atomic_write_bytes(out / "subsets.md", (text + "\n").encode())
     path = results.save_result(out / "subsets.json", rows, vars(args), args.seed)
     figs = [figure(rows, out / "subsets")[0]]
     if spectra:

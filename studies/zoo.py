@@ -80,14 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     lines = [f"Device: {device}, batch {args.batch_size}, {args.data} inputs "
              f"({info.in_chans}x{info.img_size}x{info.img_size}), preset {args.preset}", "",
-             "| model | params (M) | MMACs | inference img/s | training img/s | test acc |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        acc = f"{100 * r['test_acc']:.2f} %" if r["test_acc"] is not None else "—"
-        lines.append(f"| {r['model']} | {r['params'] / 1e6:.2f} | {r['macs'] / 1e6:.1f} | "
-                     f"{r['infer_img_s']:.1f} | {r['train_img_s']:.1f} | {acc} |")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "zoo.md").write_text("\n".join(lines) + "\n")
+             results.markdown_table(
+                 ["model", "params (M)", "MMACs", "inference img/s", "training img/s",
+                  "test acc"],
+                 ([r["model"], f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e6:.1f}",
+                   f"{r['infer_img_s']:.1f}", f"{r['train_img_s']:.1f}",
+                   f"{100 * r['test_acc']:.2f} %" if r["test_acc"] is not None else "—"]
+                  for r in rows))]
+    results.atomic_write_bytes(out / "zoo.md", ("\n".join(lines) + "\n").encode())
     path = results.save_result(out / "zoo.json", rows, vars(args), args.seed)
     fig = plots.zoo_figure(rows, out / "zoo")
     print(f"table: {out / 'zoo.md'}\nresults: {path}\nfigure: {fig[0]} (+ .pdf)")

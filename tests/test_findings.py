@@ -109,3 +109,12 @@ def test_a_run_stopped_part_way_lists_its_unmeasured_findings(tmp_path):
     readme = (figs / "README.md").read_text()
     assert readme.count("| not measured |") == 10
     assert "stopped part way**: 0 of 14 studies finished; not run: hessian, alternet" in readme
+
+
+def test_markdown_table_escapes_pipes_and_checks_row_lengths():
+    from vitprobe.results import markdown_table
+
+    assert markdown_table(["a", "b"], [[1, "x|y"]]).splitlines() == \
+        ["| a | b |", "|---|---|", "| 1 | x\\|y |"]
+    with pytest.raises(ValueError, match="a row has 1 cells; the header has 2"):
+        markdown_table(["a", "b"], [[1]])

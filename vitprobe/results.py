@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,19 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[s
     from safetensors.torch import load_file
 
     return load_file(str(path), device=str(device))
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub markdown table: ``header`` cells, then one line per row; cells are written
+    with ``str`` (format numbers before), pipes inside a cell escaped."""
+    def line(cells) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    header = list(header)
+    out = [line(header), "|" + "---|" * len(header)]
+    for row in rows:
+        row = list(row)
+        if len(row) != len(header):
+            raise ValueError(f"a row has {len(row)} cells; the header has {len(header)}")
+        out.append(line(row))
+    return "\n".join(out)
