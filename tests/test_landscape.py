@@ -130,6 +130,18 @@ def test_model_is_unchanged_and_an_interrupted_grid_resumes_to_the_same_numbers(
     resumed = landscape.surface(cnn64, counting, (x, y), dirs, steps=(4, 4), resume_path=path)
     assert counted["n"] == 16 - 6
     np.testing.assert_array_equal(resumed.loss, full.loss)
+    assert not path.exists()  # the finished grid leaves no partial file
+
+    def broken(out, t):  # a reported failure: the partial file is removed too
+        if counted["n"] > 20:
+            raise ValueError("broken loss")
+        counted["n"] += 1
+        return F.cross_entropy(out, t)
+
+    with pytest.raises(ValueError, match="broken loss"):
+        landscape.surface(cnn64, broken, (x, y), dirs, steps=(4, 4), resume_path=path,
+                          save_every_s=0)
+    assert not path.exists()
     assert cnn64.training
     for k, v in cnn64.state_dict().items():
         assert torch.equal(v, state[k]), k

@@ -505,3 +505,25 @@ def test_a_training_that_fails_before_any_checkpoint_leaves_no_run_folder(tmp_pa
     with pytest.raises(TrainingDiverged):
         cache.trained_model(spec)
     assert (spec.run_dir / "state.pt").is_file() and (spec.run_dir / "config.json").is_file()
+
+
+def test_a_malicious_state_pt_is_never_executed(tmp_path):
+    """A state.pt crafted to run a shell command when unpickled: it is loaded with
+    weights_only, refused as unreadable, and with no intact epoch checkpoint the run names
+    its folder to delete — the command never ran."""
+    import os
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": Exploit()}, run / "state.pt")
+    train, test = synthetic_loaders()
+    with pytest.raises(ValueError, match=f"state.pt is unreadable .*delete {run}"):
+        fit(small_vit(), train, test, TrainConfig(Recipe(epochs=1, batch_size=32, lr=1e-3),
+                                                  progress=False), run_dir=run)
+    assert not marker.exists()

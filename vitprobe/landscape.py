@@ -244,13 +244,21 @@ def surface(model: nn.Module, loss_fn: Callable, data, directions: Sequence[Dire
         points = list(itertools.product(*[range(n) for n in steps]))[rank::world_size]
         todo = [p for p in points if np.isnan(loss[p])]
         last = time.monotonic()
-        for idx in tqdm(todo, desc="landscape", disable=not progress):
-            params = ev.params_at(directions, [c[i] for c, i in zip(coords, idx)])
-            loss[idx], acc[idx] = ev(params)
-            if time.monotonic() - last > save_every_s:
-                save()
-                last = time.monotonic()
-        save()
+        try:
+            for idx in tqdm(todo, desc="landscape", disable=not progress):
+                params = ev.params_at(directions, [c[i] for c, i in zip(coords, idx)])
+                loss[idx], acc[idx] = ev(params)
+                if time.monotonic() - last > save_every_s:
+                    save()
+                    last = time.monotonic()
+        except Exception:  # a reported failure: no partial file left behind
+            if resume_path:
+                resume_path.unlink(missing_ok=True)
+            raise
+        # done: the grid is the caller's to save; a kill before this point leaves the
+        # partial file, from which the same call resumes
+        if resume_path:
+            resume_path.unlink(missing_ok=True)
         if world_size > 1:
             loss, acc = _gather_grid(loss, acc, points, group)
     return Surface(coords, loss, acc, l2_coef, time.perf_counter() - t0,
