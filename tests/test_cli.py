@@ -237,3 +237,15 @@ def test_tensorboard_event_files_for_training_and_the_study(tmp_path):
     ev.Reload()
     assert {"hessian/vit-ti/nep", "hessian/vit-ti/ape"} <= set(ev.Tags()["scalars"])
     assert "hessian/spectra" in ev.Tags()["images"]
+
+
+def test_logging_goes_through_tqdm_and_an_epoch_line_is_readable(capsys, tmp_path):
+    import logging
+
+    from vitprobe import cli
+
+    cli.setup_logging()
+    assert isinstance(logging.getLogger().handlers[0], cli.TqdmHandler)
+    logging.getLogger("studies.test").info("hello %s", "world")
+    assert "studies.test: hello world" in capsys.readouterr().err
+    cli.setup_logging(quiet=True)  # leave the root logger as quiet as pytest had it

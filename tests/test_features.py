@@ -177,3 +177,16 @@ def test_taps_on_pit_swin_cct_cait(name, kw, blocks):
         assert t.tensor.shape[-1] == t.tensor.shape[-2]  # square maps, prefix tokens dropped
     assert all(np.isfinite(p.delta_log_amplitude).all() for p in fourier.profile(m, torch.randn(
         2, 1, 32, 32)))
+
+
+def test_a_1x1_map_is_skipped_with_a_warning_naming_its_tap():
+    """An 8-px input leaves the ResNet's last stage at 1x1: no spatial variance and no
+    frequency above 0, so those taps are skipped with a warning, not reported as NaN."""
+    m = create_model("resnet-18", num_classes=3, in_chans=1, img_size=8).eval()
+    x = torch.randn(4, 1, 8, 8)
+    with pytest.warns(UserWarning, match=r"tap layers\.3\.0: a 1x1 map has no spatial"):
+        prof = variance.profile(m, x)
+    assert all(np.isfinite(t.variance) for t in prof)
+    assert "layers.3.1" not in [t.name for t in prof] and "layers.2.1" in [t.name for t in prof]
+    with pytest.warns(UserWarning, match="tap layers.3.0"):
+        fourier.profile(m, x)

@@ -259,12 +259,28 @@ def process_group() -> tuple[int, int, object]:
     return rank, world, dist.group.WORLD if world > 1 else None
 
 
+class TqdmHandler(logging.Handler):
+    """Log records written through ``tqdm.write``: a line never lands on a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # logging must never raise
+            self.handleError(record)
+
+
 def setup_logging(quiet: bool = False) -> None:
+    """INFO (WARNING with ``quiet`` and on ranks other than 0) to stderr, through tqdm."""
     import os
 
     quiet = quiet or int(os.environ.get("RANK", "0")) > 0  # one rank speaks
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    handler = TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s",
+                                           datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[handler],
+                        force=True)
 
 
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:

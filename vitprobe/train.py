@@ -544,8 +544,9 @@ class _Training:
             return
         for key in ("test_acc", "test_loss", "train_loss"):
             self.board.scalar(f"epoch/{key}", record.get(key), epoch + 1)
-        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v
-                                             for k, v in record.items()})
+        log.info("epoch %d/%d: %s", epoch + 1, self.num_epochs, "  ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in record.items() if k != "epoch" and v is not None))
         if self.run_dir:
             if self.config.keep_epoch_checkpoints:
                 results.save_weights(self.run_dir / "epochs" /
