@@ -1,6 +1,6 @@
 """The adapter between probes and models: where a model's blocks are, what kind each is,
-how its tokens map to a 2-D grid, and how to switch its attention to the explicit,
-twice-differentiable path.
+how its tokens map to a 2-D grid, and the context managers that give a model back untouched
+(``eval_mode``, ``explicit_attention``, ``probe_mode``: flags restored even on error).
 
 Our models implement ``probe_taps()`` (a list of ``(name, kind, module, port)``); timm's
 ViT/DeiT/CaiT/ResNet/PiT/Swin and torchvision's ResNet are understood by inspection.
@@ -73,6 +73,23 @@ def explicit_attention(model: nn.Module) -> Iterator[list[nn.Module]]:
     finally:
         for m, flag in switched:
             m.fused_attn = flag
+
+
+@contextlib.contextmanager
+def probe_mode(model: nn.Module, mode: str) -> Iterator[None]:
+    """Put ``model`` in the probe's mode; restore every module's ``training`` flag after.
+
+    ``"train"`` switches only normalisation layers to batch statistics.
+    """
+    if mode not in ("eval", "train"):
+        raise ValueError(f"mode must be 'eval' or 'train'; got {mode!r}")
+    with eval_mode(model):
+        if mode == "train":
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._NormBase | nn.GroupNorm):
+                    m.train()
+        with explicit_attention(model):
+            yield
 
 
 def attention_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:

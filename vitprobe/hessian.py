@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .features import eval_mode, explicit_attention
+from .features import probe_mode
 from .solvers import (
     Density,
     EigenResult,
@@ -64,24 +64,6 @@ def as_batches(data) -> list[Batch]:
         if len(b[0]) == 0:
             raise ValueError("data holds an empty batch")
     return batches
-
-
-# ------------------------------------------------------------------------------ the context
-@contextlib.contextmanager
-def probe_mode(model: nn.Module, mode: str) -> Iterator[None]:
-    """Put ``model`` in the probe's mode; restore every module's ``training`` flag after.
-
-    ``"train"`` switches only normalisation layers to batch statistics.
-    """
-    if mode not in ("eval", "train"):
-        raise ValueError(f"mode must be 'eval' or 'train'; got {mode!r}")
-    with eval_mode(model):
-        if mode == "train":
-            for m in model.modules():
-                if isinstance(m, nn.modules.batchnorm._NormBase | nn.GroupNorm):
-                    m.train()
-        with explicit_attention(model):
-            yield
 
 
 # ------------------------------------------------------------------------------ the operator

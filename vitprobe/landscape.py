@@ -23,7 +23,8 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from . import results
-from .hessian import as_batches, probe_mode
+from .features import probe_mode
+from .hessian import as_batches
 
 Direction = dict[str, torch.Tensor]
 NORMS = ("filter", "layer", "paper", None)
