@@ -146,8 +146,8 @@ def plan(preset: str) -> list[Step]:
                                     "(ViT Fig. 7)"))),
     ]
     # the studies on the cached seed-0 models before those that train more models
-    order = ("hessian", "alternet", "fourier", "variance", "robustness", "subsets",
-             "attention", "pooling", "landscape", "alternet_search")
+    order = ("hessian", "alternet", "fourier", "variance", "robustness", "attention",
+             "landscape", "subsets", "pooling", "alternet_search")
     return sorted(steps, key=lambda st: order.index(st.name)) + repeats
 
 
