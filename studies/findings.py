@@ -342,7 +342,8 @@ def accuracy_figure(out: Path, path: Path) -> list[Path] | None:
     ax.set_ylim(0, 100)
     ax.set_ylabel("test accuracy (%)")
     n = len(next(iter(accs.values()))) if accs else 0
-    ax.set_title(f"mean of {n} seed(s), 95 % t interval; dots: seeds", fontsize=8)
+    ax.set_title(f"mean of {n} seeds, 95 % t interval; dots: seeds" if n > 1 else
+                 "one training seed: no interval between seeds yet", fontsize=8)
     return plots.save(fig, path)
 
 
