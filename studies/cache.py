@@ -48,6 +48,11 @@ class RunSpec:
     equal_steps: bool = False
 
     def __post_init__(self) -> None:
+        from models import list_models
+
+        if not self.model.startswith("timm:") and self.model not in list_models():
+            raise ValueError(f"unknown model {self.model!r}; allowed: "
+                             f"{', '.join(list_models())} or timm:<name>")
         if not 0 < self.data_fraction <= 1:
             raise ValueError(f"data_fraction must be in (0, 1]; got {self.data_fraction}")
         if not 0 <= self.seed < 2 ** 32:

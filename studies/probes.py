@@ -24,8 +24,8 @@ def models_and_images(args) -> tuple[dict[str, torch.nn.Module], torch.Tensor, t
     if args.num_images < 2:
         raise ValueError(f"--num-images must be >= 2; got {args.num_images}")
     models, infos = {}, {}
-    for name in cli.model_names(args):
-        spec = RunSpec.from_args(args, name, device)
+    specs = [RunSpec.from_args(args, name, device) for name in cli.model_names(args)]
+    for spec in specs:  # every name checked above, before anything is trained
         models[spec.label], infos[spec.label] = trained_model(spec, args.checkpoint)
     test = vdata.load(args.data, "test", args.data_dir, args.download)
     g = torch.Generator().manual_seed(args.seed)

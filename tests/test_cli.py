@@ -249,3 +249,10 @@ def test_logging_goes_through_tqdm_and_an_epoch_line_is_readable(capsys, tmp_pat
     logging.getLogger("studies.test").info("hello %s", "world")
     assert "studies.test: hello world" in capsys.readouterr().err
     cli.setup_logging(quiet=True)  # leave the root logger as quiet as pytest had it
+
+
+def test_a_bad_second_model_name_is_refused_before_the_first_is_trained(tmp_path):
+    r = run("studies.hessian", "--model", "vit-ti,vit-xx", "--preset", "smoke", "--data",
+            "synthetic", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "unknown model 'vit-xx'; allowed: alternet-18" in r.stderr
+    assert not (tmp_path / "runs").exists()
