@@ -280,10 +280,7 @@ def robustness_finding(out: Path, num_classes: int = 10) -> Finding:
 def alternet_finding(out: Path) -> Finding:
     """F9: test accuracy of alternet-18 minus resnet-18 and minus vit-ti (> 0), Welch's t
     interval over the training seeds."""
-    accs: dict[str, list[float]] = {}
-    for step in seed_steps(out, "alternet"):
-        for m in _load(out, step)["models"]:
-            accs.setdefault(m["label"], []).append(100 * m["accuracy"])
+    accs = accuracies_by_seed(out)
     alt = accs["alternet-18"]
     if len(alt) > 1:  # the spread between seeds
         parts = [Part(f"accuracy alternet-18 − {o} (points)", stats.welch_interval(alt, accs[o]),
@@ -317,19 +314,24 @@ def _test_images(out: Path) -> int:
     return min(n, limit) if limit else n
 
 
+def accuracies_by_seed(out: Path) -> dict[str, list[float]]:
+    """Per model label, its test accuracy (points) in each finished alternet step (seed)."""
+    accs: dict[str, list[float]] = {}
+    for step in seed_steps(out, "alternet"):
+        for m in _load(out, step)["models"]:
+            accs.setdefault(m["label"], []).append(100 * m["accuracy"])
+    return accs
+
+
 def accuracy_figure(out: Path, path: Path) -> list[Path] | None:
     """Fig. 12a with the seeds: each model's test accuracy, mean over the training seeds with
     its 95 % t interval as the error bar and every seed as a dot, on an untruncated axis."""
     from vitprobe import plots
 
-    accs: dict[str, list[float]] = {}
-    for step in seed_steps(out, "alternet"):
-        try:
-            rows = _load(out, step)["models"]
-        except FileNotFoundError:
-            return None
-        for m in rows:
-            accs.setdefault(m["label"], []).append(100 * m["accuracy"])
+    try:
+        accs = accuracies_by_seed(out)
+    except FileNotFoundError:
+        return None
     fig, ax = plots.plt.subplots(figsize=(4.2, 3.2))
     for i, v in enumerate(accs.values()):
         iv = stats.t_interval(v)

@@ -53,11 +53,15 @@ class ArgumentParser(argparse.ArgumentParser):
 # ------------------------------------------------------------------- argument types
 # Each checks one argument where argparse reads it, so bad input costs no compute and ends in
 # one line naming the argument, what it got and what is allowed.
-def positive_int(text: str) -> int:
+def _integer(text: str) -> int:
     try:
-        v = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    v = _integer(text)
     if v < 1:
         raise argparse.ArgumentTypeError(f"{v} is not allowed: it must be >= 1")
     return v
@@ -84,10 +88,7 @@ def tolerance(text: str) -> float:
 
 def seed(text: str) -> int:
     """An integer in [0, 2**32): every generator we seed (torch, numpy) takes it."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    v = _integer(text)
     if not 0 <= v < 2 ** 32:
         raise argparse.ArgumentTypeError(f"{v} is not allowed: it must be in [0, 2**32)")
     return v
