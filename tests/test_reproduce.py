@@ -94,3 +94,16 @@ def test_reproduce_rejects_an_unknown_preset(capsys):
     with pytest.raises(SystemExit) as e:
         reproduce.main(["--preset", "huge"])
     assert e.value.code == 2
+
+
+def test_plan_repeats_the_seeded_studies_once_per_extra_seed_after_the_others():
+    from studies.reproduce import SEEDS, plan
+
+    for preset in ("smoke", "quick", "paper"):
+        names = [st.name for st in plan(preset)]
+        assert len(names) == len(set(names))
+        repeats = [n for n in names if n.rsplit("-s", 1)[-1].isdigit()]
+        assert repeats == [f"{s}-s{k}" for k in range(1, SEEDS[preset])
+                           for s in ("hessian", "alternet")]
+        assert names[len(names) - len(repeats):] == repeats  # the other seeds come last
+    assert SEEDS["quick"] >= 2 and SEEDS["smoke"] == 1
