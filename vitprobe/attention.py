@@ -161,15 +161,20 @@ def _to_patches(attr: torch.Tensor, patch_size: int) -> torch.Tensor:
 
 
 def integrated_gradients(model: nn.Module, images: torch.Tensor, target: torch.Tensor,
-                         patch_size: int, steps: int = 32) -> torch.Tensor:
+                         patch_size: int, steps: int = 32, batch_size: int = 256
+                         ) -> torch.Tensor:
     """captum Integrated Gradients from a zero (dataset-mean) baseline, |attr| summed over
-    channels and averaged per patch: (B, h, w)."""
+    channels and averaged per patch: (B, h, w). The ``steps`` x B interpolated images go
+    through the model ``batch_size`` at a time (memory grows with it, not with B)."""
     from captum.attr import IntegratedGradients
 
+    ig = IntegratedGradients(model)
     with eval_mode(model):
-        attr = IntegratedGradients(model).attribute(images, target=target, n_steps=steps,
-                                                    baselines=torch.zeros_like(images))
-    return _to_patches(attr.detach(), patch_size)
+        attr = torch.cat([
+            ig.attribute(xs, target=ts, n_steps=steps, baselines=torch.zeros_like(xs),
+                         internal_batch_size=batch_size).detach()
+            for xs, ts in zip(images.split(batch_size), target.split(batch_size))])
+    return _to_patches(attr, patch_size)
 
 
 def occlusion(model: nn.Module, images: torch.Tensor, target: torch.Tensor,
