@@ -328,15 +328,18 @@ def test_bad_input_raises_value_error_with_a_clear_message(vit64, call, match):
         call(vit64, batch())
 
 
-def test_float32_model_gets_float64_lanczos_and_the_exact_top_eigenvalues():
-    # the basis and its inner products are float64 whatever the model's dtype: a float32
-    # basis stalls residuals near 1e-3 on million-parameter models
+@pytest.mark.parametrize("low_memory", [False, True])
+def test_float32_model_gets_float64_lanczos_and_the_exact_top_eigenvalues(low_memory):
+    # the inner products are float64 whatever the model's dtype (float32 ones stall
+    # residuals near 1e-3 on million-parameter models); low_memory stores the basis in
+    # float32 and certifies with fresh HVPs, to the same tolerance
     torch.manual_seed(0)
     m64 = tiny_vit().double().eval()
     x, y = batch()
     want = by_magnitude(torch.linalg.eigvalsh(dense_hessian(m64, x, y)).numpy(), 5)
     m32 = copy.deepcopy(m64).float()
-    r = hessian.top_eigenvalues(m32, loss_fn, (x.float(), y), k=5, tol=1e-5)
+    r = hessian.top_eigenvalues(m32, loss_fn, (x.float(), y), k=5, tol=1e-5,
+                                low_memory=low_memory)
     assert r.converged.all() and (r.residuals <= 1e-5).all()
     assert r.eigenvalues.dtype == np.float64
     np.testing.assert_allclose(r.eigenvalues, want, rtol=1e-4)

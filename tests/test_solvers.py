@@ -47,6 +47,32 @@ def test_eigsh_finds_the_exact_top_k_with_certified_residuals(name, method):
     assert r.num_hvps == A.num_hvps  # every product counted
 
 
+@pytest.mark.parametrize("name", list(SPECTRA))
+def test_low_memory_lanczos_finds_the_same_pairs_and_certifies_them_with_k_more_products(name):
+    # a float32 basis without its kept products: the same steps, then one HVP per pair
+    lam = SPECTRA[name]
+    fast = solvers.eigsh(DenseOperator(matrix_with(lam)), 5, tol=1e-6, max_matvecs=5000,
+                         return_eigenvectors=True)
+    A = DenseOperator(matrix_with(lam))
+    low = solvers.eigsh(A, 5, tol=1e-6, max_matvecs=5000, low_memory=True,
+                        return_eigenvectors=True)
+    np.testing.assert_allclose(np.sort(low.eigenvalues), np.sort(top(lam, 5, "LM")), atol=1e-5)
+    assert low.converged.all() and (low.residuals <= 1e-6).all()
+    M = A.A
+    V = torch.as_tensor(low.eigenvectors)
+    true = (M @ V - V * torch.as_tensor(low.eigenvalues)).norm(dim=0) / V.norm(dim=0)
+    np.testing.assert_allclose(true.numpy() / np.abs(low.eigenvalues), low.residuals,
+                               rtol=1e-3, atol=1e-9)  # the residuals reported are the true ones
+    assert low.num_hvps == A.num_hvps
+    assert low.num_hvps == fast.num_hvps + 5  # same steps, then one product per pair
+
+
+def test_low_memory_is_an_option_of_the_lanczos_method_only():
+    with pytest.raises(ValueError, match="low_memory is an option of method='lanczos'"):
+        solvers.eigsh(DenseOperator(matrix_with(SPECTRA["separated"])), 3, method="arpack",
+                      low_memory=True)
+
+
 @pytest.mark.parametrize("which", ["LA", "SA"])
 def test_eigsh_algebraic_ends_of_an_indefinite_spectrum(which):
     lam = SPECTRA["indefinite"]

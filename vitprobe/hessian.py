@@ -315,7 +315,8 @@ def hvp(model: nn.Module, loss_fn: LossFn, data, v: dict[str, torch.Tensor], *,
 def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, *, tol: float = 1e-4,
                     seed: int = 0, which: str = "LM", method: str = "lanczos",
                     max_hvps: int = 1000, ncv: int | None = None,
-                    return_eigenvectors: bool = False, mode: str = "eval",
+                    return_eigenvectors: bool = False, low_memory: bool = False,
+                    mode: str = "eval",
                     params: Sequence[str] | None = None, weight_decay: float = 0.0,
                     backend: str = "reverse", group=None) -> EigenResult:
     """The k extreme eigenvalues of the loss Hessian, each certified by its residual
@@ -323,7 +324,8 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, *, tol:
     with operator(model, loss_fn, data, mode=mode, params=params, weight_decay=weight_decay,
                   backend=backend, group=group) as H:
         return eigsh(H, k, tol=tol, seed=seed, which=which, method=method,
-                     max_matvecs=max_hvps, ncv=ncv, return_eigenvectors=return_eigenvectors)
+                     max_matvecs=max_hvps, ncv=ncv, return_eigenvectors=return_eigenvectors,
+                     low_memory=low_memory)
 
 
 def trace(model: nn.Module, loss_fn: LossFn, data, num_probes: int = 64, *, seed: int = 0,

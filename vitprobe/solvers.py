@@ -164,13 +164,51 @@ def _ritz_residual_norms(Ys: torch.Tensor, theta: np.ndarray, V: torch.Tensor, W
 
 
 def _combine_rows_(A: torch.Tensor, Y: torch.Tensor, chunk: int = _COLUMN_CHUNK) -> None:
-    """A[:len(Y)] = Y @ A in place, column chunk by column chunk (no copy of A)."""
+    """A[:len(Y)] = Y @ A in place, column chunk by column chunk (no copy of A), computed in
+    Y's dtype."""
     for s in range(0, A.shape[1], chunk):
-        A[:len(Y), s:s + chunk] = Y @ A[:, s:s + chunk]
+        A[:len(Y), s:s + chunk] = Y @ A[:, s:s + chunk].to(Y.dtype)
+
+
+def _project(Vm: torch.Tensor, r: torch.Tensor, chunk: int = _COLUMN_CHUNK) -> torch.Tensor:
+    """Vm r accumulated in r's dtype (float64), by column chunks when Vm is stored narrower."""
+    if Vm.dtype == r.dtype:
+        return Vm @ r
+    c = torch.zeros(len(Vm), device=r.device, dtype=r.dtype)
+    for s in range(0, Vm.shape[1], chunk):
+        c.addmv_(Vm[:, s:s + chunk].to(r.dtype), r[s:s + chunk])
+    return c
+
+
+def _subtract_(r: torch.Tensor, Vm: torch.Tensor, c: torch.Tensor,
+               chunk: int = _COLUMN_CHUNK) -> None:
+    """r -= Vm^T c in r's dtype."""
+    if Vm.dtype == r.dtype:
+        r.addmv_(Vm.T, c, alpha=-1.0)
+        return
+    for s in range(0, Vm.shape[1], chunk):
+        r[s:s + chunk].addmv_(Vm[:, s:s + chunk].T.to(r.dtype), c, alpha=-1.0)
+
+
+def _certify_by_products(H: SymmetricOperator, Ys: torch.Tensor, theta: np.ndarray,
+                         Vm: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+    """The Ritz vectors U = Ys Vm (rows, in the basis' dtype) and their true residuals from
+    one HVP each, for a basis whose products were not kept."""
+    U = torch.empty(len(Ys), Vm.shape[1], device=Vm.device, dtype=Vm.dtype)
+    for s in range(0, Vm.shape[1], _COLUMN_CHUNK):
+        U[:, s:s + _COLUMN_CHUNK] = Ys @ Vm[:, s:s + _COLUMN_CHUNK].to(Ys.dtype)
+    hu = torch.empty(Vm.shape[1], device=Vm.device, dtype=H.dtype)
+    x = None if H.dtype == U.dtype else torch.empty_like(hu)
+    res = np.empty(len(Ys))
+    for i, u in enumerate(U):
+        H.matvec(u if x is None else x.copy_(u), out=hu)
+        res[i] = ((hu.double() - theta[i] * u.double()).norm() / u.double().norm()).item()
+    return res, U
 
 
 def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: int,
-                   max_hvps: int, ncv: int | None, vectors: bool = True):
+                   max_hvps: int, ncv: int | None, vectors: bool = True,
+                   low_memory: bool = False):
     """Thick-restart Lanczos (Wu & Simon 2000; the Krylov-Schur form of Stewart 2001) with full
     reorthogonalisation.
 
@@ -182,10 +220,13 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     needs k more). When the basis reaches ``ncv`` vectors it restarts on the wanted Ritz vectors
     plus as many more and goes on with r, which is orthogonal to them.
 
-    The basis and its inner products are float64 whatever the model's dtype (float32 inner
-    products over millions of parameters stall the residuals near 1e-3); W stays in the
-    model's dtype. Memory: (8 + the model dtype's size) ``ncv`` bytes per parameter, 12 ncv for
-    float32, plus one float32 vector the HVP reads (method="arpack" needs 8 ncv). Each HVP is
+    The inner products are float64 whatever the model's dtype (float32 inner products over
+    millions of parameters stall the residuals near 1e-3). The basis is float64 and W stays in
+    the model's dtype: (8 + the model dtype's size) ``ncv`` bytes per parameter, 12 ncv for
+    float32. ``low_memory``: the basis is stored in float32 (rounding it costs ~1e-7 of
+    orthogonality, far below any useful tolerance; the products are still accumulated in
+    float64, column chunk by column chunk) and W is not kept: 4 ``ncv`` bytes per parameter,
+    and certifying costs one HVP per wanted pair, repeated if a pair fails it. Each HVP is
     written straight into its row of W, and restarts and certification work column chunk by
     column chunk: on CPU, parameter-sized temporaries cost more in fresh pages than in
     arithmetic.
@@ -194,29 +235,31 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     f64 = torch.float64
     g = torch.Generator().manual_seed(seed)
     # rows are basis vectors: V[:m] stays contiguous, no copy per step
-    V = torch.empty(ncv, H.n, device=H.device, dtype=f64)
-    W = torch.empty(ncv, H.n, device=H.device, dtype=H.dtype)
+    V = torch.empty(ncv, H.n, device=H.device, dtype=torch.float32 if low_memory else f64)
+    W = None if low_memory else torch.empty(ncv, H.n, device=H.device, dtype=H.dtype)
+    w = torch.empty(H.n, device=H.device, dtype=H.dtype) if low_memory else None
     T = np.zeros((0, 0))
     r = torch.randn(H.n, generator=g, dtype=f64).to(H.device)  # workspace, reused
-    x = None if H.dtype == f64 else torch.empty(H.n, device=H.device, dtype=H.dtype)
+    x = None if H.dtype == V.dtype else torch.empty(H.n, device=H.device, dtype=H.dtype)
     V[0] = r / r.norm()
     m = 0
     tiny = np.finfo(float).tiny
     while True:
-        H.matvec(x.copy_(V[m]) if x is not None else V[m], out=W[m])
+        hv = H.matvec(x.copy_(V[m]) if x is not None else V[m], out=W[m] if W is not None else w)
         m += 1
         Vm = V[:m]
-        r.copy_(W[m - 1])
+        r.copy_(hv)
         norm_w = r.norm().item()
-        c = Vm @ r
-        r.addmv_(Vm.T, c, alpha=-1.0)
+        c = _project(Vm, r)
+        _subtract_(r, Vm, c)
         beta = r.norm().item()
-        # In float64 one classical Gram-Schmidt pass loses eps * ||w|| / beta of
-        # orthogonality; a second pass ("twice is enough", Kahan-Parlett) only where that
-        # ratio is large, the DGKS criterion
-        if beta < 1e-2 * norm_w:
-            c2 = Vm @ r
-            r.addmv_(Vm.T, c2, alpha=-1.0)
+        # One classical Gram-Schmidt pass loses eps * ||w|| / beta of orthogonality, eps
+        # being the basis' own (its rounding): a second pass ("twice is enough",
+        # Kahan-Parlett) only where that ratio is large (the DGKS criterion) for a float64
+        # basis, always for a float32 one
+        if beta < 1e-2 * norm_w or low_memory:
+            c2 = _project(Vm, r)
+            _subtract_(r, Vm, c2)
             c += c2
             beta = r.norm().item()
         c = c.cpu().numpy()
@@ -232,20 +275,26 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
         # only once the Krylov space has 2k+1 vectors (ARPACK waits for ncv)
         if done or (m >= 2 * k + 1 and (estimate <= tol).all()):
             Ys = torch.as_tensor(Y[:, sel].T.copy(), device=H.device)
-            res = _ritz_residual_norms(Ys, theta[sel], Vm, W[:m]) / scale
+            if W is None:
+                res, U = _certify_by_products(H, Ys, theta[sel], Vm)
+                res = res / scale
+            else:
+                res = _ritz_residual_norms(Ys, theta[sel], Vm, W[:m]) / scale
+                U = Ys @ Vm if vectors else None
             if done or (res <= tol).all():
-                return theta[sel], (Ys @ Vm).T.cpu().numpy() if vectors else None, res
+                return theta[sel], U.T.double().cpu().numpy() if vectors else None, res
         if beta <= 1e-12 * max(np.abs(theta).max(), tiny):  # invariant subspace: a new start
             r.copy_(torch.randn(H.n, generator=g, dtype=f64))
             for _ in range(2):
-                r.addmv_(Vm.T, Vm @ r, alpha=-1.0)
+                _subtract_(r, Vm, _project(Vm, r))
             beta = r.norm().item()
         if m == ncv:  # thick restart on the wanted Ritz vectors and as many more
             keep = order[:min(ncv - 1, max(k, ncv // 2))]
             Yk = torch.as_tensor(Y[:, keep].T.copy(), device=H.device)
             m = len(keep)
             _combine_rows_(V, Yk)
-            _combine_rows_(W, Yk.to(H.dtype))
+            if W is not None:
+                _combine_rows_(W, Yk.to(H.dtype))
             T = np.diag(theta[keep])  # V^T H V of Ritz vectors; r's couplings come next step
         torch.div(r, beta, out=V[m])
 
@@ -279,7 +328,8 @@ def _power_deflated(H: SymmetricOperator, k: int, tol: float, seed: int, max_ite
 
 def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
           which: str = "LM", method: str = "lanczos", max_matvecs: int = 1000,
-          ncv: int | None = None, return_eigenvectors: bool = False) -> EigenResult:
+          ncv: int | None = None, return_eigenvectors: bool = False,
+          low_memory: bool = False) -> EigenResult:
     """The k extreme eigenpairs of the symmetric operator ``A``, each certified by its
     residual.
 
@@ -287,7 +337,9 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
     "SA" smallest algebraic. method: "lanczos" (thick-restart Lanczos keeping each basis
     vector's HVP: residuals every step, stops at the first step where all k pairs reach
     ``tol``, no extra HVPs to certify; memory 12 ``ncv`` + 4 bytes per parameter of a
-    float32 model, 16 ``ncv`` of a float64 one, ncv=20 by default), "arpack" (implicitly
+    float32 model, 16 ``ncv`` of a float64 one, ncv=20 by default; ``low_memory=True``: a
+    float32 basis and no kept products, 4 ``ncv`` bytes per parameter and k HVPs more to
+    certify, for models whose basis would not fit otherwise), "arpack" (implicitly
     restarted Lanczos, scipy's ARPACK, k more HVPs to certify; 8 ``ncv`` bytes per parameter)
     or "power" (PyHessian's deflated power iteration, for parity; LM only). Lanczos needs
     about half of ARPACK's HVPs at tol 1e-3 (``benchmarks/hessian_vs_pyhessian.py``).
@@ -299,6 +351,8 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
         raise ValueError(f"which must be 'LM', 'LA' or 'SA'; got {which!r}")
     if method not in ("lanczos", "arpack", "power"):
         raise ValueError(f"method must be 'lanczos', 'arpack' or 'power'; got {method!r}")
+    if low_memory and method != "lanczos":
+        raise ValueError(f"low_memory is an option of method='lanczos'; got method={method!r}")
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}")
     if k >= A.n:
@@ -315,7 +369,7 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
         res = _residuals(H, vals, vecs)
     else:
         vals, vecs, res = _thick_lanczos(H, k, which, tol, seed, start + max_hvps, ncv,
-                                         vectors=return_eigenvectors)
+                                         vectors=return_eigenvectors, low_memory=low_memory)
     order = _order(vals, "LM" if method == "power" else which)
     vals, res = vals[order], res[order]
     if vecs is not None:
