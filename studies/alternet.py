@@ -17,10 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from models.alternet import CONFIGS as alternet_configs
-from vitprobe import attention, cli, plots, results
+from vitprobe import attention, plots, results
 from vitprobe import data as vdata
 from vitprobe.features import attention_modules
 
+from . import cli
 from .cache import RunSpec, final_test_accuracy, trained_model
 
 

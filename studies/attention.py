@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vitprobe import attention, cli, plots, results
+from vitprobe import attention, plots, results
 from vitprobe.features import grid_of, num_prefix_tokens
 
+from . import cli
 from .cache import RunSpec, build
 from .probes import feature_parser, models_and_images
 

@@ -18,8 +18,10 @@ from torch import nn
 from models import create_model
 from models.layers import resample_position_embeddings
 from vitprobe import data as vdata
-from vitprobe import presets, results
+from vitprobe import results
 from vitprobe.train import Distillation, TrainConfig, distributed, fit
+
+from . import presets
 
 log = logging.getLogger("studies.cache")
 
@@ -64,8 +66,8 @@ class RunSpec:
 
     @classmethod
     def from_args(cls, args, model: str, device: str) -> RunSpec:
-        """The spec the common command-line arguments (``vitprobe.cli.base_parser``) ask for."""
-        from vitprobe.cli import parse_model_args
+        """The spec the common command-line arguments (``studies.cli.base_parser``) ask for."""
+        from .cli import parse_model_args
 
         overrides = {"patch_size": args.patch_size} if args.patch_size else {}
         overrides.update(parse_model_args(getattr(args, "model_args", None)))
@@ -115,7 +117,7 @@ class RunSpec:
 
     def model_kwargs(self) -> dict:
         info = vdata.dataset_info(self.data)
-        kw = presets.model_overrides(self.preset, self.model, info.img_size)
+        kw = presets.architecture_overrides(self.preset, self.model, info.img_size)
         if self.pool:
             kw["pool"] = self.pool
         drop_path = presets.recipe(self.preset, self.model).drop_path_rate

@@ -26,7 +26,7 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from vitprobe import cli
+    from . import cli
 
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):

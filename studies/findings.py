@@ -306,7 +306,8 @@ def _scaled(iv: Interval, factor: float) -> Interval:
 def _test_images(out: Path) -> int:
     """How many test images the alternet step's models were evaluated on."""
     from vitprobe import data as vdata
-    from vitprobe import presets
+
+    from . import presets
 
     cfg = results.load_json(out / "alternet" / "alternet.json")["config"]
     n = len(vdata.load(cfg["data"], "test", cfg.get("data_dir")))

@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from vitprobe import cli, fourier, plots, results
+from vitprobe import fourier, plots, results
 
+from . import cli
 from .probes import feature_parser, models_and_images, profile_models
 
 

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vitprobe import cli, hessian, plots, results
 from vitprobe import data as vdata
+from vitprobe import hessian, plots, results
 from vitprobe.board import Board
 from vitprobe.features import block_parameter_groups
 
+from . import cli
 from .cache import RunSpec, load_checkpoint, trained_model
 
 

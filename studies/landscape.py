@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch.nn.functional as F
 
-from vitprobe import cli, landscape, plots, results
 from vitprobe import data as vdata
+from vitprobe import landscape, plots, results
 
+from . import cli
 from .cache import RunSpec, trained_model
 from .hessian import spectrum_loader
 

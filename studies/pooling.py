@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from models.vit import POOLS
-from vitprobe import cli, plots, results
+from vitprobe import plots, results
 
+from . import cli
 from .cache import RunSpec, final_test_accuracy, trained_model
 from .hessian import preset_spectrum
 from .landscape import landscape_data, mean_loss, model_landscape

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from vitprobe import cli
 from vitprobe import data as vdata
 
+from . import cli
 from .cache import RunSpec, trained_model
 
 

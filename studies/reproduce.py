@@ -24,9 +24,9 @@ from importlib import import_module
 from pathlib import Path
 
 from models.vit import POOLS
-from vitprobe import cli, results, stats
+from vitprobe import results, stats
 
-from . import findings
+from . import cli, findings
 
 log = logging.getLogger("studies.reproduce")
 

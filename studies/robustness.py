@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vitprobe import cli, fourier, plots, results
+from vitprobe import fourier, plots, results
 
+from . import cli
 from .probes import feature_parser, models_and_images
 
 

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vitprobe import cli, plots, results
+from vitprobe import plots, results
 
+from . import cli
 from .cache import RunSpec, final_test_accuracy, trained_model
 from .hessian import preset_spectrum
 from .landscape import landscape_data

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import time
 
-from vitprobe import cli
-
+from . import cli
 from .cache import RunSpec, trained_model
 
 

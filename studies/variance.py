@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vitprobe import cli, plots, results, variance
+from vitprobe import plots, results, variance
 
+from . import cli
 from .probes import feature_parser, models_and_images, profile_models
 
 

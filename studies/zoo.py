@@ -15,9 +15,10 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from models import list_models
-from vitprobe import cli, plots, results
 from vitprobe import data as vdata
+from vitprobe import plots, results
 
+from . import cli
 from .cache import RunSpec, build, run_metrics
 
 

@@ -21,7 +21,7 @@ WORKER = textwrap.dedent("""
     out = sys.argv[1]
     task = sys.argv[2]
     if task == "hang":  # the project's own path: VITPROBE_DIST_TIMEOUT sets the timeout
-        from vitprobe.cli import init_distributed
+        from studies.cli import init_distributed
         init_distributed("cpu")
     else:
         dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=float(
@@ -51,7 +51,7 @@ WORKER = textwrap.dedent("""
     if task == "precision":  # rank 0 measures bf16 as faster, rank 1 not: both use float32
         from vitprobe import train
         from vitprobe.data import Augment, Loader, load
-        from vitprobe.presets import Recipe
+        from vitprobe.train import Recipe
         from test_train import small_vit
         train.cpu_bf16_speedup = lambda: 1.5 if rank == 0 else 0.7
         loader = Loader(load("synthetic", "train"), 32, shuffle=True, augment=Augment(2, False),
@@ -62,7 +62,7 @@ WORKER = textwrap.dedent("""
             f.write(m[-1]["autocast"])
     if task == "train":
         from vitprobe.data import Augment, Loader, load
-        from vitprobe.presets import Recipe
+        from vitprobe.train import Recipe
         from vitprobe.train import TrainConfig, fit
         from test_train import small_vit
         model = small_vit()
@@ -123,7 +123,7 @@ def test_a_dead_rank_makes_the_other_fail_instead_of_hanging(tmp_path):
 
 def test_a_silent_rank_times_out_after_vitprobe_dist_timeout(tmp_path):
     """Rank 1 stays alive but never joins the all-reduce; rank 0, joined through
-    vitprobe.cli.init_distributed with VITPROBE_DIST_TIMEOUT=10, gives up after ~10 s
+    studies.cli.init_distributed with VITPROBE_DIST_TIMEOUT=10, gives up after ~10 s
     (not the 120 s rank 1 sleeps, nor the default 600 s) and the job fails."""
     import time
 

@@ -12,8 +12,7 @@ import torch
 
 from vitprobe import results
 from vitprobe.data import Augment, Loader, load
-from vitprobe.presets import Recipe
-from vitprobe.train import TrainConfig, TrainingDiverged, evaluate, fit, lr_at
+from vitprobe.train import Recipe, TrainConfig, TrainingDiverged, evaluate, fit, lr_at
 
 
 def test_lr_schedule_warmup_then_cosine_by_hand():
@@ -59,7 +58,7 @@ WORKER = textwrap.dedent("""
     import os, signal, sys, torch
     sys.path.insert(0, {tests!r})
     from test_train import small_vit, synthetic_loaders
-    from vitprobe.presets import Recipe
+    from vitprobe.train import Recipe
     from vitprobe.train import TrainConfig, fit
     torch.set_num_threads(1)
     kill_at = int(sys.argv[2])
@@ -370,7 +369,7 @@ def test_progressive_stages_by_step():
 
 def test_progressive_sizes_snap_to_the_patch_and_the_quick_vit_recipe_uses_them():
     from studies.cache import RunSpec
-    from vitprobe.presets import snap_progressive
+    from studies.presets import snap_progressive
 
     r = Recipe(epochs=2, batch_size=32, lr=1e-3, progressive=((0.5, 13), (1.0, 20), (1.5, 30)))
     assert snap_progressive(r, 28, 7).progressive == ((0.5, 14), (1.0, 21))  # 28: dropped

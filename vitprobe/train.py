@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,9 +29,8 @@ from tqdm.auto import tqdm
 
 from . import results
 from .board import Board
-from .data import Loader
+from .data import Augment, Loader
 from .features import eval_mode, explicit_attention
-from .presets import Recipe
 
 log = logging.getLogger("vitprobe.train")
 
@@ -94,6 +93,40 @@ def _diverged(what: str, epoch: int, step: int, run_dir: Path | None, lr: float)
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    # passes over the training set; a fraction ends part way through the last one (1.7: one
+    # pass, then the first 70 % of the second pass's shuffled order), schedule included
+    epochs: float
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.05
+    warmup_epochs: float = 0.0
+    min_lr: float = 1e-6
+    grad_clip: float | None = None
+    drop_path_rate: float = 0.0
+    augment: Augment = field(default_factory=Augment)
+    # progressive resizing (fast.ai; Tan & Le 2021, EfficientNetV2): (until_epoch, img_size)
+    # stages, ascending; steps before ``until_epoch`` train on batches resized (bilinear,
+    # antialiased, after augmentation) to ``img_size`` square, later steps at the data's own
+    # size. ((1.0, 20),): the first epoch at 20 px. Evaluation and probes always see
+    # the data's size. The model must take other sizes (our ViTs resample their position
+    # table; ResNets and AlterNets are size-agnostic).
+    progressive: tuple[tuple[float, int], ...] = ()
+    train_fraction: float = 1.0   # of the training set, class-stratified
+    test_limit: int | None = None  # evaluate on the first n test images (None: all)
+    eval_batch_size: int = 500
+    # the paper's Hessian protocol: batch 16, top-5, loss + l2 (weight decay as l2)
+    hessian_batches: int = 10
+
+    def __post_init__(self) -> None:
+        untils = [u for u, _ in self.progressive]
+        if untils != sorted(untils) or any(u <= 0 or int(sz) != sz or sz < 1
+                                           for u, sz in self.progressive):
+            raise ValueError(f"progressive takes (until_epoch, img_size) stages with positive, "
+                             f"ascending epochs and integer sizes; got {self.progressive!r}")
 
 
 @dataclass

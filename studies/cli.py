@@ -10,7 +10,9 @@ from collections.abc import Callable
 
 import torch
 
-from .data import DATASETS
+from models.vit import POOLS
+from vitprobe.data import DATASETS
+
 from .presets import PRESETS
 
 EXIT_USAGE = 2
@@ -133,9 +135,6 @@ def writable_dir(text: str) -> str:
     return text
 
 
-# models.vit.POOLS, spelt out because vitprobe never imports models (DESIGN.md);
-# tests/test_cli.py keeps the two equal
-POOLS = ("cls", "gap", "seqpool", "map")
 
 
 def pools(text: str) -> str:
@@ -254,7 +253,7 @@ def process_group() -> tuple[int, int, object]:
     """(rank, world size, group) — group is None in a single process."""
     import torch.distributed as dist
 
-    from .train import distributed
+    from vitprobe.train import distributed
 
     rank, world = distributed()
     return rank, world, dist.group.WORLD if world > 1 else None
@@ -286,7 +285,7 @@ def setup_logging(quiet: bool = False) -> None:
 
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Call ``main``; turn user errors into one line + exit code 2."""
-    from .train import TrainingDiverged
+    from vitprobe.train import TrainingDiverged
 
     try:
         code = main(argv)

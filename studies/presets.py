@@ -1,47 +1,15 @@
-"""Training recipes by preset: ``smoke`` (seconds, tests), ``quick`` (minutes on a 2-core CPU,
-Fashion-MNIST), ``paper`` (Park & Kim 2022's CIFAR recipe, REFERENCE.md §1, for GPUs)."""
+"""The studies' training recipes (``vitprobe.train.Recipe``) and architecture settings by
+preset: ``smoke`` (seconds, tests), ``quick`` (minutes on a 2-core CPU, Fashion-MNIST),
+``paper`` (Park & Kim 2022's CIFAR recipe, REFERENCE.md §1, for GPUs)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-from .data import Augment
+from vitprobe.data import Augment
+from vitprobe.train import Recipe
 
 PRESETS = ("smoke", "quick", "paper")
-
-
-@dataclass(frozen=True)
-class Recipe:
-    # passes over the training set; a fraction ends part way through the last one (1.7: one
-    # pass, then the first 70 % of the second pass's shuffled order), schedule included
-    epochs: float
-    batch_size: int
-    lr: float
-    weight_decay: float = 0.05
-    warmup_epochs: float = 0.0
-    min_lr: float = 1e-6
-    grad_clip: float | None = None
-    drop_path_rate: float = 0.0
-    augment: Augment = field(default_factory=Augment)
-    # progressive resizing (fast.ai; Tan & Le 2021, EfficientNetV2): (until_epoch, img_size)
-    # stages, ascending; steps before ``until_epoch`` train on batches resized (bilinear,
-    # antialiased, after augmentation) to ``img_size`` square, later steps at the data's own
-    # size. ((1.0, 20),): the first epoch at 20 px. Evaluation and probes always see
-    # the data's size. The model must take other sizes (our ViTs resample their position
-    # table; ResNets and AlterNets are size-agnostic).
-    progressive: tuple[tuple[float, int], ...] = ()
-    train_fraction: float = 1.0   # of the training set, class-stratified
-    test_limit: int | None = None  # evaluate on the first n test images (None: all)
-    eval_batch_size: int = 500
-    # the paper's Hessian protocol: batch 16, top-5, loss + l2 (weight decay as l2)
-    hessian_batches: int = 10
-
-    def __post_init__(self) -> None:
-        untils = [u for u, _ in self.progressive]
-        if untils != sorted(untils) or any(u <= 0 or int(sz) != sz or sz < 1
-                                           for u, sz in self.progressive):
-            raise ValueError(f"progressive takes (until_epoch, img_size) stages with positive, "
-                             f"ascending epochs and integer sizes; got {self.progressive!r}")
 
 
 def recipe(preset: str, model: str) -> Recipe:
@@ -83,7 +51,7 @@ def snap_progressive(r: Recipe, img_size: int, patch_size: int | None = None) ->
     return replace(r, progressive=tuple(st for st in stages if st[1] < img_size))
 
 
-def model_overrides(preset: str, model: str, img_size: int) -> dict:
+def architecture_overrides(preset: str, model: str, img_size: int) -> dict:
     """Architecture settings a preset implies: patch 4 for ViTs at 28 px (49 tokens) so the
     quick preset trains in CPU minutes; the paper's patch 2 at 32 px. ``smoke`` shrinks every
     family (2-block ViTs on a 4x4 grid, ResNet/AlterNet widths 16-128 and one head per MSA)
