@@ -25,7 +25,7 @@ from common import interleaved, record  # noqa: E402
 
 # ruff: noqa: B023  (closures are timed inside the loop iteration that defines them)
 from studies.cache import RunSpec, trained_model  # noqa: E402
-from studies.hessian import spectrum_loader  # noqa: E402
+from studies.protocols import spectrum_loader  # noqa: E402
 from vitprobe import hessian  # noqa: E402
 from vitprobe.features import explicit_attention  # noqa: E402
 

@@ -14,6 +14,7 @@ a kill resumes where it stopped).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from models.alternet import CONFIGS as alternet_configs
@@ -90,11 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         layers = tuple(alternet_configs[args.base]["layers"])
         if not 0 <= args.first_stage < len(layers):
             raise ValueError(f"--first-stage must be in 0..{len(layers) - 1}")
-        runs, user_args = {}, args.model_args
+        runs, base = {}, RunSpec.from_args(args, args.base, device)
 
         def evaluate(msa: tuple[int, ...]) -> float:
-            args.model_args = ",".join(a for a in (user_args, f"msa={msa}") if a)
-            spec = RunSpec.from_args(args, args.base, device)
+            spec = replace(base, overrides={**base.overrides, "msa": msa})
             _, info = trained_model(spec)
             runs[msa] = info
             acc = _accuracy(info)

@@ -15,13 +15,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vitprobe import data as vdata
 from vitprobe import hessian, plots, results
 from vitprobe.board import Board
 from vitprobe.features import block_parameter_groups
 
 from . import cli
 from .cache import RunSpec, load_checkpoint, trained_model
+from .protocols import spectrum_loader
 
 
 def parser() -> cli.ArgumentParser:
@@ -57,30 +57,6 @@ def parse_epochs(text: str | None) -> list[int] | None:
     if not epochs or min(epochs) < 0:
         raise ValueError(f"--at-epochs takes comma-separated epochs >= 0; got {text!r}")
     return epochs
-
-
-def spectrum_loader(spec: RunSpec, batch_size: int, clean: bool) -> vdata.Loader:
-    r = spec.recipe()
-    train = vdata.load(spec.data, "train", spec.data_dir, spec.download, spec.data_fraction,
-                       spec.seed)
-    # mixup/cutmix give soft targets, which NLL does not take: crops, flips, RandAugment stay
-    augment = vdata.Augment() if clean else vdata.Augment(
-        crop_padding=r.augment.crop_padding, flip=r.augment.flip,
-        randaugment=r.augment.randaugment)
-    batch_size = min(batch_size, len(train))  # a tiny subset still gives one mini-batch
-    return vdata.Loader(train, batch_size, shuffle=True, augment=augment, seed=spec.seed + 1,
-                        drop_last=True, device=spec.device)
-
-
-def preset_spectrum(spec: RunSpec, model, num_batches: int | None = None, seed: int = 0,
-                    progress: bool = True) -> hessian.Spectrum:
-    """The paper's protocol with the preset's settings: top-5 by magnitude on mini-batches of
-    16 augmented training images (of the spec's own training subset), NLL + l2 with the
-    recipe's weight decay."""
-    r = spec.recipe()
-    return hessian.spectrum(model, F.cross_entropy, spectrum_loader(spec, 16, clean=False)
-                            .iterate(0), num_batches or r.hessian_batches, k=5, tol=1e-3,
-                            seed=seed, weight_decay=r.weight_decay, progress=progress)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,14 +11,12 @@ import io
 from pathlib import Path
 
 import numpy as np
-import torch.nn.functional as F
 
-from vitprobe import data as vdata
 from vitprobe import landscape, plots, results
 
 from . import cli
 from .cache import RunSpec, trained_model
-from .hessian import spectrum_loader
+from .protocols import LandscapeOptions, landscape_data, model_landscape
 
 
 def parser() -> cli.ArgumentParser:
@@ -50,44 +48,6 @@ def trajectory_of(run_dir: str) -> landscape.Trajectory:
     return landscape.trajectory(states)
 
 
-def landscape_data(spec: RunSpec, num_images: int, clean_test: bool) -> list:
-    if clean_test:
-        test = vdata.load(spec.data, "test", spec.data_dir, spec.download)
-        loader = vdata.Loader(test.subset(slice(0, num_images)), 256, device=spec.device)
-        return list(loader.iterate(0))
-    loader = spectrum_loader(spec, 256, clean=False)
-    batches, n = [], 0
-    for x, y in loader.iterate(0):
-        take = min(len(y), num_images - n)
-        batches.append((x[:take], y[:take]))
-        n += take
-        if n >= num_images:
-            break
-    return batches
-
-
-def mean_loss(model, batches: list) -> float:
-    """The NLL of ``model`` (as it is: call ``.eval()`` first) averaged over ``batches``."""
-    import torch
-
-    with torch.no_grad():
-        losses = [F.cross_entropy(model(x), y).item() for x, y in batches]
-    return float(np.average(losses, weights=[len(y) for _, y in batches]))
-
-
-def model_landscape(model, batches, args, seed: int, resume: Path, group=None) -> dict:
-    norm = None if args.norm == "none" else args.norm
-    d1 = landscape.random_direction(model, norm=norm, seed=seed)
-    d2 = landscape.random_direction(model, norm=norm, seed=seed + 1)
-    bn = batches if args.recalibrate_bn else None
-    s2 = landscape.surface(model, F.cross_entropy, batches, (d1, d2), (args.steps, args.steps),
-                           args.span, l2_coef=args.l2_coef, bn_data=bn, resume_path=resume,
-                           progress=not args.quiet, group=group)
-    s1 = landscape.surface(model, F.cross_entropy, batches, (d1,), 2 * args.steps - 1,
-                           args.span, l2_coef=args.l2_coef, bn_data=bn, group=group)
-    return {"surface": s2, "slice": s1}
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     cli.setup_logging(args.quiet)
@@ -96,13 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     device = cli.resolve_device(args.device)
     rank, _, group = cli.process_group()  # under torchrun, grid points are dealt to ranks
     out = Path(args.out)
+    options = LandscapeOptions(args.steps, args.span, None if args.norm == "none" else args.norm,
+                               args.l2_coef, args.recalibrate_bn, progress=not args.quiet)
     record, surfaces = {}, {}
     for name in cli.model_names(args):
         spec = RunSpec.from_args(args, name, device)
         label = spec.label
         model, info = trained_model(spec, args.checkpoint)
         batches = landscape_data(spec, args.num_images, args.clean_test)
-        res = model_landscape(model, batches, args, args.seed,
+        res = model_landscape(model, batches, options, args.seed,
                               out / f"landscape_{label.replace(' ', '_')}.partial.npz", group)
         surfaces[label] = res
         s = res["surface"]

@@ -7,6 +7,7 @@ python -m studies.pooling [--pools cls,gap,seqpool,map] [--model vit-ti]
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,13 @@ from vitprobe import plots, results
 
 from . import cli
 from .cache import RunSpec, final_test_accuracy, trained_model
-from .hessian import preset_spectrum
-from .landscape import landscape_data, mean_loss, model_landscape
+from .protocols import (
+    LandscapeOptions,
+    landscape_data,
+    mean_loss,
+    model_landscape,
+    preset_spectrum,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,14 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     device = cli.resolve_device(args.device)
     out = Path(args.out)
     rows, surfaces, spectra = [], {}, {}
-    args.norm, args.recalibrate_bn, args.clean_test = "filter", False, False
+    # the same directions' normalisation and grid for every pooling
+    options = LandscapeOptions(args.steps, args.span, "filter", args.l2_coef,
+                               progress=not args.quiet)
     for pool in pools:
-        args.pool = pool
-        spec = RunSpec.from_args(args, args.model, device)
+        spec = replace(RunSpec.from_args(args, args.model, device), pool=pool)
         model, info = trained_model(spec, args.checkpoint)
         batches = landscape_data(spec, args.num_images, clean_test=False)
         nll = mean_loss(model, batches)
-        land = model_landscape(model, batches, args, args.seed,
+        land = model_landscape(model, batches, options, args.seed,
                                out / f"pooling_{pool}.partial.npz")
         s = preset_spectrum(spec, model, args.num_batches, args.seed, not args.quiet)
         acc = final_test_accuracy(info)

@@ -13,22 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from vitprobe import plots, results
 
 from . import cli
 from .cache import RunSpec, final_test_accuracy, trained_model
-from .hessian import preset_spectrum
-from .landscape import landscape_data
-
-
-def nll_per_image(model: torch.nn.Module, batches: list) -> np.ndarray:
-    """Each image's NLL under ``model`` (as it is: call ``.eval()`` first)."""
-    with torch.no_grad():
-        return torch.cat([F.cross_entropy(model(x), y, reduction="none").cpu()
-                          for x, y in batches]).double().numpy()
+from .protocols import landscape_data, nll_per_image, preset_spectrum
 
 
 def parse_fractions(text: str) -> list[float]:

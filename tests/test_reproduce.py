@@ -107,3 +107,20 @@ def test_plan_repeats_the_seeded_studies_once_per_extra_seed_after_the_others():
                            for s in ("hessian", "alternet")]
         assert names[len(names) - len(repeats):] == repeats  # the other seeds come last
     assert SEEDS["quick"] >= 2 and SEEDS["smoke"] == 1
+
+
+def test_a_search_candidate_is_the_run_that_model_args_msa_names():
+    from dataclasses import replace
+
+    from studies import cli
+    from studies.cache import RunSpec
+
+    p = cli.base_parser("x", "")
+    base = RunSpec.from_args(p.parse_args(["--model-args", "heads=(1,1,1,1)"]), "alternet-18",
+                             "cpu")
+    by_flag = RunSpec.from_args(
+        p.parse_args(["--model-args", "heads=(1,1,1,1),msa=(0, 0, 1, 1)"]), "alternet-18", "cpu")
+    candidate = replace(base, overrides={**base.overrides, "msa": (0, 0, 1, 1)})
+    assert candidate.run_name == by_flag.run_name
+    assert candidate.model_kwargs() == by_flag.model_kwargs()
+    assert "msa" not in base.overrides  # the base spec is not changed by its candidates
