@@ -67,6 +67,16 @@ def test_low_memory_lanczos_finds_the_same_pairs_and_certifies_them_with_k_more_
     assert low.num_hvps == fast.num_hvps + 5  # same steps, then one product per pair
 
 
+def test_restarted_lanczos_at_a_tight_tolerance_finds_no_ghost_copies():
+    # many restarts and converged Ritz vectors: the selective reorthogonalisation must keep
+    # the basis orthogonal enough that no eigenvalue is found twice
+    lam = np.concatenate([[10, 9, 8, -7, 6], np.linspace(-1, 1, 395)])
+    r = solvers.eigsh(DenseOperator(matrix_with(lam, seed=4)), 5, tol=1e-10, ncv=11,
+                      max_matvecs=5000)
+    np.testing.assert_allclose(np.sort(r.eigenvalues), [-7, 6, 8, 9, 10], atol=1e-8)
+    assert r.converged.all()
+
+
 def test_low_memory_is_an_option_of_the_lanczos_method_only():
     with pytest.raises(ValueError, match="low_memory is an option of method='lanczos'"):
         solvers.eigsh(DenseOperator(matrix_with(SPECTRA["separated"])), 3, method="arpack",

@@ -191,19 +191,26 @@ def _subtract_(r: torch.Tensor, Vm: torch.Tensor, c: torch.Tensor,
 
 
 def _certify_by_products(H: SymmetricOperator, Ys: torch.Tensor, theta: np.ndarray,
-                         Vm: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
-    """The Ritz vectors U = Ys Vm (rows, in the basis' dtype) and their true residuals from
-    one HVP each, for a basis whose products were not kept."""
-    U = torch.empty(len(Ys), Vm.shape[1], device=Vm.device, dtype=Vm.dtype)
-    for s in range(0, Vm.shape[1], _COLUMN_CHUNK):
-        U[:, s:s + _COLUMN_CHUNK] = Ys @ Vm[:, s:s + _COLUMN_CHUNK].to(Ys.dtype)
+                         Vm: torch.Tensor, vectors: bool) -> tuple[np.ndarray, torch.Tensor | None]:
+    """The true residuals of the Ritz vectors u = y Vm (y a row of Ys) from one HVP each, for
+    a basis whose products were not kept; the vectors (rows, in the basis' dtype) are kept
+    only when ``vectors``, otherwise one is held at a time."""
+    U = torch.empty(len(Ys) if vectors else 1, Vm.shape[1], device=Vm.device, dtype=Vm.dtype)
     hu = torch.empty(Vm.shape[1], device=Vm.device, dtype=H.dtype)
     x = None if H.dtype == U.dtype else torch.empty_like(hu)
     res = np.empty(len(Ys))
-    for i, u in enumerate(U):
+    for i, y in enumerate(Ys):
+        u = U[i if vectors else 0]
+        for s in range(0, Vm.shape[1], _COLUMN_CHUNK):
+            u[s:s + _COLUMN_CHUNK] = y @ Vm[:, s:s + _COLUMN_CHUNK].to(Ys.dtype)
         H.matvec(u if x is None else x.copy_(u), out=hu)
-        res[i] = ((hu.double() - theta[i] * u.double()).norm() / u.double().norm()).item()
-    return res, U
+        num = den = 0.0
+        for s in range(0, Vm.shape[1], _COLUMN_CHUNK):  # in float64, no parameter-sized copy
+            uc = u[s:s + _COLUMN_CHUNK].double()
+            num += (hu[s:s + _COLUMN_CHUNK].double() - theta[i] * uc).square().sum().item()
+            den += uc.square().sum().item()
+        res[i] = math.sqrt(num / den)
+    return res, U if vectors else None
 
 
 def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: int,
@@ -276,7 +283,7 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
         if done or (m >= 2 * k + 1 and (estimate <= tol).all()):
             Ys = torch.as_tensor(Y[:, sel].T.copy(), device=H.device)
             if W is None:
-                res, U = _certify_by_products(H, Ys, theta[sel], Vm)
+                res, U = _certify_by_products(H, Ys, theta[sel], Vm, vectors)
                 res = res / scale
             else:
                 res = _ritz_residual_norms(Ys, theta[sel], Vm, W[:m]) / scale
