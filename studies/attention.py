@@ -16,12 +16,8 @@ from vitprobe import attention, plots, results
 from vitprobe.features import grid_of, num_prefix_tokens
 
 from . import cli
-from .cache import RunSpec, build
+from .cache import RunSpec, build, slug
 from .probes import feature_parser, models_and_images
-
-
-def _slug(label: str) -> str:
-    return label.replace(" (", "-").replace(")", "").replace(" ", "_")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
                                      {k: F.interpolate(v[:args.show, None].float(),
                                                        size=x.shape[-2:], mode="nearest")[:, 0]
                                       .cpu().numpy() for k, v in expl.items()},
-                                     out / f"attention_{_slug(label)}",
+                                     out / f"attention_{slug(label)}",
                                      title=f"{label}: explanations",
                                      row_labels=[f"true {int(t)} / pred {int(p)}" for t, p in
                                                  zip(y[:args.show], target[:args.show])])
-        pfig = plots.position_similarity_figure(sim, out / f"position_{_slug(label)}")
+        pfig = plots.position_similarity_figure(sim, out / f"position_{slug(label)}")
         record[label] = {"deletion_auc": faith, "mean_distance": distances[label],
                          "run": infos[label], "figures": [str(fig[0]), str(pfig[0])]}
         print(f"{label}: deletion AUC (lower = more faithful) " +

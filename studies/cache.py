@@ -25,6 +25,15 @@ from . import presets
 
 log = logging.getLogger("studies.cache")
 
+# what a label ends with when its model is the smoke preset's shrunk one
+SMOKE_MARK = " [smoke]"
+
+
+def slug(label: str) -> str:
+    """A label as a file-name part: ``vit-ti (gap)`` -> ``vit-ti-gap`` (the smoke mark left
+    out: file names stay the same at every preset)."""
+    return label.replace(SMOKE_MARK, "").replace(" (", "-").replace(")", "").replace(" ", "_")
+
 
 @dataclass
 class RunSpec:
@@ -82,8 +91,11 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        """How results and figures name this model: ``vit-ti``, ``vit-ti (gap)``."""
-        return self.model + (f" ({self.pool})" if self.pool else "")
+        """How results and figures name this model: ``vit-ti``, ``vit-ti (gap)``; at the smoke
+        preset, whose models are shrunk (``presets.architecture_overrides``), ``vit-ti
+        [smoke]``."""
+        return self.model + (f" ({self.pool})" if self.pool else "") + (
+            SMOKE_MARK if self.preset == "smoke" else "")
 
     @property
     def run_name(self) -> str:

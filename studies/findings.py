@@ -24,6 +24,8 @@ from vitprobe import fourier, results, stats, summary
 from vitprobe.spectra import ape, nep
 from vitprobe.stats import Interval
 
+from .cache import SMOKE_MARK
+
 CLAIMS = {
     "F1": "ViT's Hessian spectrum has more negative eigenvalues than ResNet's",
     "F2": "ViT's positive eigenvalues are smaller than ResNet's (flatter loss)",
@@ -108,11 +110,21 @@ def finding(fid: str, parts: list[Part], note: str = "", combine=stats.all_of) -
 
 
 # ------------------------------------------------------------------------------- inputs
+def _unmarked(obj):
+    """``obj`` with the smoke preset's mark taken off every label (keys and strings), so the
+    findings read the same names at every preset."""
+    if isinstance(obj, dict):
+        return {_unmarked(k): _unmarked(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unmarked(v) for v in obj]
+    return obj.replace(SMOKE_MARK, "") if isinstance(obj, str) else obj
+
+
 def _load(out: Path, step: str, name: str | None = None):
     path = out / step / f"{name or step.split('-s')[0]}.json"
     if not (out / step / "done.json").is_file():
         raise FileNotFoundError(2, "study not finished", str(path))
-    return results.load_json(path)["results"]
+    return _unmarked(results.load_json(path)["results"])
 
 
 def seed_steps(out: Path, step: str) -> list[str]:

@@ -20,7 +20,7 @@ from vitprobe.board import Board
 from vitprobe.features import block_parameter_groups
 
 from . import cli
-from .cache import RunSpec, load_checkpoint, trained_model
+from .cache import RunSpec, load_checkpoint, slug, trained_model
 from .protocols import spectrum_loader
 
 
@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             key = "final" if epoch is None else f"epoch {epoch}"
             per_model["spectra"][key] = s.to_dict()
             spectra[label if len(epochs) == 1 else f"{label}, {key}"] = s.eigenvalues
-            board.scalar(f"hessian/{label}/nep", s.nep(), epoch or 0)
-            board.scalar(f"hessian/{label}/ape", s.ape(), epoch or 0)
+            board.scalar(f"hessian/{slug(label)}/nep", s.nep(), epoch or 0)
+            board.scalar(f"hessian/{slug(label)}/ape", s.ape(), epoch or 0)
             if rank == 0:
                 print(f"{label} [{key}]: NEP {s.nep():.3f}  APE {s.ape():.4g}  "
                       f"converged {int(s.converged.sum())}/{s.converged.size}  "

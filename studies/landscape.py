@@ -15,7 +15,7 @@ import numpy as np
 from vitprobe import landscape, plots, results
 
 from . import cli
-from .cache import RunSpec, trained_model
+from .cache import RunSpec, slug, trained_model
 from .protocols import LandscapeOptions, landscape_data, model_landscape
 
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         model, info = trained_model(spec, args.checkpoint)
         batches = landscape_data(spec, args.num_images, args.clean_test)
         res = model_landscape(model, batches, options, args.seed,
-                              out / f"landscape_{label.replace(' ', '_')}.partial.npz", group)
+                              out / f"landscape_{slug(label)}.partial.npz", group)
         surfaces[label] = res
         s = res["surface"]
         if rank != 0:
@@ -89,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     # the grids for other tools: NPZ (coordinates and loss per model) and ParaView's VTK
     grids = {}
     for k, v in surfaces.items():
-        slug = k.replace(" (", "-").replace(")", "").replace(" ", "_")
-        grids.update({f"{slug}/alpha": v["surface"].coords[0],
-                      f"{slug}/beta": v["surface"].coords[1], f"{slug}/loss": v["surface"].loss})
-        landscape.to_vtk(v["surface"], out / f"landscape_{slug}.vtk")
+        name = slug(k)
+        grids.update({f"{name}/alpha": v["surface"].coords[0],
+                      f"{name}/beta": v["surface"].coords[1], f"{name}/loss": v["surface"].loss})
+        landscape.to_vtk(v["surface"], out / f"landscape_{name}.vtk")
     buf = io.BytesIO()
     np.savez(buf, **grids)
     results.atomic_write_bytes(out / "landscape.npz", buf.getvalue())

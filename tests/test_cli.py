@@ -102,12 +102,13 @@ def test_hessian_study_end_to_end_on_smoke_preset(tmp_path):
     import json
 
     rec = json.loads((tmp_path / "out" / "hessian.json").read_text())
-    assert set(rec["results"]["models"]) == {"vit-ti", "vit-s"}
-    spectra = rec["results"]["models"]["vit-ti"]["spectra"]
+    # smoke models are shrunk, and say so in every label
+    assert set(rec["results"]["models"]) == {"vit-ti [smoke]", "vit-s [smoke]"}
+    spectra = rec["results"]["models"]["vit-ti [smoke]"]["spectra"]
     assert set(spectra) == {"epoch 0", "epoch 1"}
     assert len(spectra["epoch 1"]["eigenvalues"]) == 2
     assert rec["provenance"]["torch"] == torch.__version__ and rec["seed"] == 0
-    blocks = rec["results"]["models"]["vit-ti"]["per_block"]
+    blocks = rec["results"]["models"]["vit-ti [smoke]"]["per_block"]
     assert {b["kind"] for b in blocks} == {"embed", "msa", "mlp"}
     for ext in ("png", "pdf"):
         assert (tmp_path / "out" / f"hessian.{ext}").stat().st_size > 1000
@@ -123,7 +124,7 @@ def test_attention_study_compares_class_token_and_gap_in_one_run(tmp_path):
             "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
     rec = json.loads((tmp_path / "out" / "attention.json").read_text())["results"]
-    assert set(rec) == {"vit-ti", "vit-ti (gap)"}
+    assert set(rec) == {"vit-ti [smoke]", "vit-ti (gap) [smoke]"}
     for v in rec.values():
         assert set(v["deletion_auc"]) == {"rollout", "integrated gradients", "occlusion",
                                           "random"}
@@ -157,7 +158,7 @@ def test_feature_studies_print_the_msa_vs_conv_summary(study, figure, tmp_path):
             "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path), "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "msa " in r.stdout and "(n=2)" in r.stdout
-    saved = json.loads((tmp_path / f"{study}.json").read_text())["results"]["vit-ti"]
+    saved = json.loads((tmp_path / f"{study}.json").read_text())["results"]["vit-ti [smoke]"]
     summary, intervals = saved["summary"], saved["intervals"]
     assert summary["n_msa"] == 2 and summary["n_conv_mlp"] == 2 and summary["n_subsample"] == 0
     iv = intervals["msa"]
@@ -175,8 +176,8 @@ def test_a_multi_model_study_keeps_the_first_models_results_when_the_second_fail
             "--k", "1", "--tol", "0.1", "--out", str(tmp_path / "h"), *common)
     assert r.returncode == 2 and "unknown timm model" in r.stderr
     saved = json.loads((tmp_path / "h" / "hessian.json").read_text())["results"]["models"]
-    assert list(saved) == ["vit-ti"]
-    assert len(saved["vit-ti"]["spectra"]["final"]["eigenvalues"]) == 1
+    assert list(saved) == ["vit-ti [smoke]"]
+    assert len(saved["vit-ti [smoke]"]["spectra"]["final"]["eigenvalues"]) == 1
     # a model the attention study cannot read is refused before anything is trained
     r = run("studies.attention", "--model", "vit-ti,resnet-18", "--out", str(tmp_path / "a"),
             *common[:-2], "--runs-dir", str(tmp_path / "runs2"))

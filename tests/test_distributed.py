@@ -154,7 +154,8 @@ def test_hessian_study_runs_under_torchrun_and_agrees_with_one_process(tmp_path)
 
     def eig(d):
         rec = json.loads((tmp_path / d / "hessian.json").read_text())
-        return np.array(rec["results"]["models"]["vit-ti"]["spectra"]["final"]["eigenvalues"])
+        spectra = rec["results"]["models"]["vit-ti [smoke]"]["spectra"]
+        return np.array(spectra["final"]["eigenvalues"])
 
     np.testing.assert_allclose(eig("two"), eig("one"), rtol=1e-4)
     assert json.loads((tmp_path / "two" / "hessian.json").read_text())["config"]["world_size"] == 2
