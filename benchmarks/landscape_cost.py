@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from models import create_model
-from vitprobe import data as vdata
-from vitprobe import landscape
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import record  # noqa: E402
+
+from models import create_model  # noqa: E402
+from vitprobe import data as vdata  # noqa: E402
+from vitprobe import landscape  # noqa: E402
 
 
 def main() -> None:
@@ -35,6 +40,7 @@ def main() -> None:
     y = test.targets[:a.images]
     batch = (x, y)
     print(f"cpu, {torch.get_num_threads()} threads, {a.steps}x{a.steps} grid, {a.images} images")
+    rows = []
     for name in a.models.split(","):
         kw = {"patch_size": 4} if name.startswith("vit") else {}
         torch.manual_seed(0)
@@ -54,6 +60,9 @@ def main() -> None:
         line = (f"{name:10s} forward {fwd:.3f} s  bound {bound:7.1f} s  ours {s.seconds:7.1f} s  "
                 f"ratio {s.seconds / bound:.3f}")
         print(line, flush=True)
+        row = {"model": name, "bound s": bound, "ours s": s.seconds,
+               "ours / bound": s.seconds / bound}
+        rows.append(row)
         line = " " * 10
         if a.no_peer:
             continue
@@ -71,11 +80,17 @@ def main() -> None:
                                                  distance=1.0, steps=a.steps, normalization=norm)
                 except Exception as e:  # the peer's own failure is a result too
                     line += f"   loss-landscapes[{norm}] crashed: {type(e).__name__}: {e}"
+                    row[f"loss-landscapes[{norm}]"] = f"crashed ({type(e).__name__})"
                     continue
                 peer = time.perf_counter() - t
                 line += f"   loss-landscapes[{norm}] {peer:7.1f} s  ratio {peer / bound:.3f}"
+                row.update({f"loss-landscapes[{norm}] s": peer,
+                            f"loss-landscapes[{norm}] / bound": peer / bound})
                 break
         print(line, flush=True)
+    record("landscape_cost", rows, vars(a),
+           "A loss surface's time over its lower bound (steps² no-grad forwards), ours and "
+           "loss-landscapes' in one run (goal <= 1.15 on CPU).")
 
 
 if __name__ == "__main__":

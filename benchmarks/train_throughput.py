@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved  # noqa: E402
+from common import interleaved, record  # noqa: E402
 
 from models import create_model  # noqa: E402
 from vitprobe.features import explicit_attention  # noqa: E402
@@ -85,6 +85,7 @@ def main() -> None:
     print(f"device cpu, {torch.get_num_threads()} threads, batch {a.batch_size}, "
           f"{a.steps} steps x {a.rounds} rounds (median), autocast {amp or 'off (float32)'}"
           f"{'' if a.bf16 or a.no_amp else ' as fit() picks it'}")
+    rows = []
     for name, (ours, peer, peer_name) in pairs.items():
         t = interleaved({"ours": train_steps(ours, x, y, a.steps, amp, policy=True),
                          "peer": train_steps(peer, x, y, a.steps, amp, policy=False)},
@@ -92,6 +93,11 @@ def main() -> None:
         ips = {k: a.steps * a.batch_size / v for k, v in t.items()}
         print(f"{name:10s} ours {ips['ours']:7.1f} img/s   {peer_name} {ips['peer']:7.1f} img/s"
               f"   ratio {ips['ours'] / ips['peer']:.3f}")
+        rows.append({"model": name, "peer": peer_name, "ours img/s": ips["ours"],
+                     "peer img/s": ips["peer"], "ratio": ips["ours"] / ips["peer"]})
+    record("train_throughput", rows, {**vars(a), "autocast": str(amp)},
+           "Training images/s, ours / the peer's same architecture, interleaved in one run "
+           "(goal >= 0.95).")
 
 
 if __name__ == "__main__":
