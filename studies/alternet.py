@@ -23,7 +23,13 @@ from vitprobe import data as vdata
 from vitprobe.features import attention_modules
 
 from . import cli
-from .cache import RunSpec, final_test_accuracy, trained_model
+from .cache import RunSpec, final_test_accuracy, read_results, trained_model
+
+
+def read_summary(folder: Path) -> dict[str, float]:
+    """Per model label, the test accuracy (a fraction) of an alternet study of fixed models."""
+    return {m["label"]: float(m["accuracy"])
+            for m in read_results(Path(folder) / "alternet.json")["models"]}
 
 
 def search(evaluate: Callable[[tuple[int, ...]], float], layers: tuple[int, ...],

@@ -29,6 +29,21 @@ log = logging.getLogger("studies.cache")
 SMOKE_MARK = " [smoke]"
 
 
+def unmarked(obj):
+    """``obj`` with the smoke preset's mark taken off every label (keys and strings), so
+    readers find the same names at every preset."""
+    if isinstance(obj, dict):
+        return {unmarked(k): unmarked(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [unmarked(v) for v in obj]
+    return obj.replace(SMOKE_MARK, "") if isinstance(obj, str) else obj
+
+
+def read_results(path: Path) -> dict | list:
+    """The ``results`` of a study's result file, labels without the smoke mark."""
+    return unmarked(results.load_json(path)["results"])
+
+
 def slug(label: str) -> str:
     """A label as a file-name part: ``vit-ti (gap)`` -> ``vit-ti-gap`` (the smoke mark left
     out: file names stay the same at every preset)."""

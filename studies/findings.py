@@ -1,6 +1,6 @@
-"""The findings table F1-F10 (Park & Kim 2022), read off the result files of
-``studies.reproduce``'s steps: per finding, the paper's claim, our statistic with its 95 %
-interval, and a three-valued verdict (``vitprobe.stats``):
+"""The findings table F1-F10 (Park & Kim 2022), read off the typed summaries of
+``studies.reproduce``'s steps (each study's ``read_summary``): per finding, the paper's
+claim, our statistic with its 95 % interval, and a three-valued verdict (``vitprobe.stats``):
 
 - holds: the interval lies on the paper's side of the boundary;
 - contradicted: it lies on the other side;
@@ -24,7 +24,12 @@ from vitprobe import fourier, results, stats, summary
 from vitprobe.spectra import ape, nep
 from vitprobe.stats import Interval
 
-from .cache import SMOKE_MARK
+from . import alternet as alternet_study
+from . import fourier as fourier_study
+from . import hessian as hessian_study
+from . import robustness as robustness_study
+from . import subsets as subsets_study
+from . import variance as variance_study
 
 CLAIMS = {
     "F1": "ViT's Hessian spectrum has more negative eigenvalues than ResNet's",
@@ -110,21 +115,13 @@ def finding(fid: str, parts: list[Part], note: str = "", combine=stats.all_of) -
 
 
 # ------------------------------------------------------------------------------- inputs
-def _unmarked(obj):
-    """``obj`` with the smoke preset's mark taken off every label (keys and strings), so the
-    findings read the same names at every preset."""
-    if isinstance(obj, dict):
-        return {_unmarked(k): _unmarked(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_unmarked(v) for v in obj]
-    return obj.replace(SMOKE_MARK, "") if isinstance(obj, str) else obj
-
-
-def _load(out: Path, step: str, name: str | None = None):
-    path = out / step / f"{name or step.split('-s')[0]}.json"
-    if not (out / step / "done.json").is_file():
+def _finished(out: Path, step: str, name: str | None = None) -> Path:
+    """The result folder of a finished step (its ``done.json`` written)."""
+    folder = out / step
+    if not (folder / "done.json").is_file():
+        path = folder / f"{name or step.split('-s')[0]}.json"
         raise FileNotFoundError(2, "study not finished", str(path))
-    return _unmarked(results.load_json(path)["results"])
+    return folder
 
 
 def seed_steps(out: Path, step: str) -> list[str]:
@@ -137,8 +134,7 @@ def spectra_by_seed(out: Path) -> dict[str, list[np.ndarray]]:
     """Per model label, one (mini-batches, k) eigenvalue array per training seed."""
     found: dict[str, list[np.ndarray]] = {}
     for step in seed_steps(out, "hessian"):
-        for label, m in _load(out, step)["models"].items():
-            e = np.asarray(m["spectra"]["final"]["eigenvalues"], dtype=float)
+        for label, e in hessian_study.read_summary(_finished(out, step)).eigenvalues.items():
             found.setdefault(label, []).append(e)
     return found
 
@@ -192,55 +188,42 @@ def spectra_findings(out: Path) -> list[Finding]:
 def subset_findings(out: Path) -> list[Finding]:
     """F3 (vit-ti's NEP on the smallest fraction vs the full set) and F5 (the contrast of
     ViT's and ResNet's training NLL as data shrinks), every fraction at equal steps."""
-    rows = _load(out, "subsets")
-
-    def by_model(label):
-        return sorted((r for r in rows if r["model"] == label), key=lambda r: r["fraction"])
-
-    vit, res = by_model("vit-ti"), by_model("resnet-18")
+    runs = subsets_study.read_summary(_finished(out, "subsets"))
+    vit, res = runs["vit-ti"], runs["resnet-18"]
     small, full = vit[0], vit[-1]
-    f3 = Part(f"NEP vit-ti at {small['fraction']:g} − at {full['fraction']:g} of the data",
-              nep_difference(np.asarray(small["spectrum"]["eigenvalues"]),
-                             np.asarray(full["spectrum"]["eigenvalues"])), "above")
-
-    def rise(rs):  # training NLL on the smallest fraction minus on the full set
-        return (np.asarray(rs[0]["train_nll_per_image"]),
-                np.asarray(rs[-1]["train_nll_per_image"]))
-
-    (vs, vf), (rs_, rf) = rise(vit), rise(res)
+    f3 = Part(f"NEP vit-ti at {small.fraction:g} − at {full.fraction:g} of the data",
+              nep_difference(small.eigenvalues, full.eigenvalues), "above")
+    # ΔNLL: training NLL on the smallest fraction minus on the full set, ViT's minus ResNet's
     f5 = Part("ΔNLL vit-ti − ΔNLL resnet-18 (ΔNLL: training NLL on the smallest fraction − "
               "on the full set)",
               stats.bootstrap(lambda a, b, c, d: (a.mean() - b.mean()) - (c.mean() - d.mean()),
-                              vs, vf, rs_, rf), "above")
+                              vit[0].train_nll_per_image, vit[-1].train_nll_per_image,
+                              res[0].train_nll_per_image, res[-1].train_nll_per_image), "above")
     note = "; ".join(
-        f"{label}: NLL {rs[0]['train_nll']:.3f}→{rs[-1]['train_nll']:.3f}, test error "
-        f"{100 * (1 - rs[0]['test_acc']):.1f}→{100 * (1 - rs[-1]['test_acc']):.1f} % "
-        f"(fraction {rs[0]['fraction']:g}→{rs[-1]['fraction']:g}, "
-        f"{rs[0].get('steps')} vs {rs[-1].get('steps')} steps)"
+        f"{label}: NLL {rs[0].train_nll:.3f}→{rs[-1].train_nll:.3f}, test error "
+        f"{100 * (1 - rs[0].test_acc):.1f}→{100 * (1 - rs[-1].test_acc):.1f} % "
+        f"(fraction {rs[0].fraction:g}→{rs[-1].fraction:g}, "
+        f"{rs[0].steps} vs {rs[-1].steps} steps)"
         for label, rs in (("vit-ti", vit), ("resnet-18", res)))
     return [finding("F3", [f3], "NEP by fraction: " + ", ".join(
-                f"{r['fraction']:g}: {r['nep']:.3f}" for r in vit if "nep" in r)),
+                f"{r.fraction:g}: {nep(r.eigenvalues):.3f}" for r in vit
+                if r.eigenvalues is not None)),
             finding("F5", [f5], note)]
-
-
-def _kinds_matrix(taps: list[dict], field_name: str) -> tuple[list[str], np.ndarray]:
-    return [t["kind"] for t in taps], summary.per_image_matrix(taps, field_name)
 
 
 def fourier_finding(out: Path) -> Finding:
     """F6: mean change of the highest-frequency ΔlogAmplitude across MSA taps (< 0), MLP taps
     of the ViT (> 0) and ordinary conv blocks of the ResNet (> 0; stride-2 blocks apart)."""
-    four = _load(out, "fourier")
-    vk, vm = _kinds_matrix(four["vit-ti"]["taps"], "highest_per_image")
-    rk, rm = _kinds_matrix(four["resnet-18"]["taps"], "highest_per_image")
+    four = fourier_study.read_summary(_finished(out, "fourier"))
+    vk, vm = four["vit-ti"].kinds, four["vit-ti"].per_image
+    rk, rm = four["resnet-18"].kinds, four["resnet-18"].per_image
     parts = [Part("vit-ti MSA ΔlogAmp change", summary.change_interval(vm, vk, "msa"), "below"),
              Part("vit-ti MLP ΔlogAmp change", summary.change_interval(vm, vk, "mlp"), "above"),
              Part("resnet-18 conv-block ΔlogAmp change", summary.change_interval(rm, rk, "conv"),
                   "above")]
     sub = summary.change_interval(rm, rk, "subsample")
-    freqs = sorted({round(t["highest_frequency"] / math.pi, 2)
-                    for t in four["resnet-18"]["taps"]})
-    vf = sorted({round(t["highest_frequency"] / math.pi, 2) for t in four["vit-ti"]["taps"]})
+    freqs = sorted({round(f / math.pi, 2) for f in four["resnet-18"].highest_frequency})
+    vf = sorted({round(f / math.pi, 2) for f in four["vit-ti"].highest_frequency})
     note = (f"resnet-18 subsampling blocks (reported apart) {sub.format('+.3g')}; highest "
             f"frequency read: vit-ti {', '.join(f'{f:g}π' for f in vf)}; resnet-18 "
             f"{', '.join(f'{f:g}π' for f in freqs)} (maps under 7×7 stop lower)")
@@ -251,10 +234,10 @@ def variance_finding(out: Path) -> Finding:
     """F8: mean log-ratio of feature-map variance across MSA taps (< 0: vit-ti and
     alternet-18), MLP taps (> 0), and per ResNet stage log(var at its last block / the
     stage's largest other) (> 0: the peak at the stage end)."""
-    var = _load(out, "variance")
-    vk, vm = _kinds_matrix(var["vit-ti"]["taps"], "per_image")
-    ak, am = _kinds_matrix(var["alternet-18"]["taps"], "per_image")
-    rk, rm = _kinds_matrix(var["resnet-18"]["taps"], "per_image")
+    var = variance_study.read_summary(_finished(out, "variance"))
+    vk, vm = var["vit-ti"].kinds, var["vit-ti"].per_image
+    ak, am = var["alternet-18"].kinds, var["alternet-18"].per_image
+    rk, rm = var["resnet-18"].kinds, var["resnet-18"].per_image
     parts = [Part("vit-ti MSA log variance ratio",
                   summary.change_interval(vm, vk, "msa", log_ratio=True), "below"),
              Part("vit-ti MLP log variance ratio",
@@ -273,9 +256,9 @@ def robustness_finding(out: Path, num_classes: int = 10) -> Finding:
     """F7: at each noise level, how much more high- than low-frequency noise hurts resnet-18
     than vit-ti (``fourier.robustness_contrast``, > 0); noise levels that saturate either
     model are reported but do not vote; the verdict must agree across the others."""
-    rob = _load(out, "robustness")
+    rob = robustness_study.read_summary(_finished(out, "robustness"))
     parts, skipped = [], []
-    for v, r in zip(rob["vit-ti"]["by_eps"], rob["resnet-18"]["by_eps"]):
+    for v, r in zip(rob["vit-ti"], rob["resnet-18"]):
         if fourier.saturated(v, num_classes) or fourier.saturated(r, num_classes):
             skipped.append(f"{v['eps']:g}")
             continue
@@ -331,8 +314,8 @@ def accuracies_by_seed(out: Path) -> dict[str, list[float]]:
     """Per model label, its test accuracy (points) in each finished alternet step (seed)."""
     accs: dict[str, list[float]] = {}
     for step in seed_steps(out, "alternet"):
-        for m in _load(out, step)["models"]:
-            accs.setdefault(m["label"], []).append(100 * m["accuracy"])
+        for label, acc in alternet_study.read_summary(_finished(out, step)).items():
+            accs.setdefault(label, []).append(100 * acc)
     return accs
 
 

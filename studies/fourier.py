@@ -12,7 +12,12 @@ from pathlib import Path
 from vitprobe import fourier, plots, results
 
 from . import cli
-from .probes import feature_parser, models_and_images, profile_models
+from .probes import TapProfile, feature_parser, models_and_images, profile_models, read_profiles
+
+
+def read_summary(folder: Path) -> dict[str, TapProfile]:
+    """Per model label, the highest-frequency ΔlogAmplitude per image and tap."""
+    return read_profiles(Path(folder) / "fourier.json", "highest_per_image")
 
 
 def main(argv: list[str] | None = None) -> int:

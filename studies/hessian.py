@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,23 @@ from vitprobe.board import Board
 from vitprobe.features import block_parameter_groups
 
 from . import cli
-from .cache import RunSpec, load_checkpoint, slug, trained_model
+from .cache import RunSpec, load_checkpoint, read_results, slug, trained_model
 from .protocols import spectrum_loader
+
+
+@dataclass(frozen=True)
+class SpectraSummary:
+    """What a hessian study measured: per model label, the final model's spectrum, one row
+    of top-k eigenvalues per mini-batch."""
+
+    eigenvalues: dict[str, np.ndarray]
+
+
+def read_summary(folder: Path) -> SpectraSummary:
+    """The summary of the hessian study whose results are in ``folder``."""
+    models = read_results(Path(folder) / "hessian.json")["models"]
+    return SpectraSummary({label: np.asarray(m["spectra"]["final"]["eigenvalues"], dtype=float)
+                           for label, m in models.items()})
 
 
 def parser() -> cli.ArgumentParser:

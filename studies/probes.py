@@ -3,12 +3,41 @@ of clean test images."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 import torch
 
 from vitprobe import data as vdata
 
 from . import cli
-from .cache import RunSpec, trained_model
+from .cache import RunSpec, read_results, trained_model
+
+
+@dataclass(frozen=True)
+class TapProfile:
+    """A feature study's measure along one model's taps: each tap's kind ("embed", "msa",
+    "mlp", "conv", "subsample", ...), the per-image values (images, taps) and, for the
+    Fourier study, the highest frequency each tap's map resolves (radians)."""
+
+    kinds: list[str]
+    per_image: np.ndarray
+    highest_frequency: list[float] | None = None
+
+
+def read_profiles(path: Path, per_image: str) -> dict[str, TapProfile]:
+    """Per model label, the ``TapProfile`` of a fourier or variance result file, its per-image
+    values from the taps' ``per_image`` field."""
+    from vitprobe.summary import per_image_matrix
+
+    out = {}
+    for label, rec in read_results(path).items():
+        taps = rec["taps"]
+        freqs = [t["highest_frequency"] for t in taps] if "highest_frequency" in taps[0] else None
+        out[label] = TapProfile([t["kind"] for t in taps], per_image_matrix(taps, per_image),
+                                freqs)
+    return out
 
 
 def feature_parser(prog: str, doc: str) -> cli.ArgumentParser:

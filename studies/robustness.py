@@ -15,7 +15,15 @@ import numpy as np
 from vitprobe import fourier, plots, results
 
 from . import cli
+from .cache import read_results
 from .probes import feature_parser, models_and_images
+
+
+def read_summary(folder: Path) -> dict[str, list[dict]]:
+    """Per model label, one ``fourier.noise_robustness`` record per noise level (ascending
+    eps: frequencies, per-image correctness clean and under noise, accuracies)."""
+    return {label: sorted(rec["by_eps"], key=lambda r: r["eps"])
+            for label, rec in read_results(Path(folder) / "robustness.json").items()}
 
 
 def main(argv: list[str] | None = None) -> int:

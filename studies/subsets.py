@@ -9,7 +9,7 @@ python -m studies.subsets --model vit-ti,resnet-18 --fractions 0.02,0.06,0.25,1.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,39 @@ import numpy as np
 from vitprobe import plots, results
 
 from . import cli
-from .cache import RunSpec, final_test_accuracy, trained_model
+from .cache import RunSpec, final_test_accuracy, read_results, trained_model
 from .protocols import landscape_data, nll_per_image, preset_spectrum
+
+
+@dataclass(frozen=True)
+class FractionRun:
+    """One model trained on one fraction of the training set (for the full set's number of
+    steps): its training NLL per augmented training image, test accuracy (a fraction),
+    optimiser steps, and its Hessian spectrum where the study took one."""
+
+    model: str
+    fraction: float
+    train_nll_per_image: np.ndarray
+    test_acc: float
+    steps: int | None
+    eigenvalues: np.ndarray | None = None
+
+    @property
+    def train_nll(self) -> float:
+        return float(self.train_nll_per_image.mean())
+
+
+def read_summary(folder: Path) -> dict[str, list[FractionRun]]:
+    """Per model label, its runs by ascending data fraction."""
+    out: dict[str, list[FractionRun]] = {}
+    for r in read_results(Path(folder) / "subsets.json"):
+        spectrum = r.get("spectrum")
+        out.setdefault(r["model"], []).append(FractionRun(
+            r["model"], float(r["fraction"]),
+            np.asarray(r["train_nll_per_image"], dtype=float), float(r["test_acc"]),
+            r.get("steps"),
+            None if spectrum is None else np.asarray(spectrum["eigenvalues"], dtype=float)))
+    return {k: sorted(v, key=lambda run: run.fraction) for k, v in out.items()}
 
 
 def parse_fractions(text: str) -> list[float]:

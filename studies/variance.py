@@ -11,7 +11,12 @@ from pathlib import Path
 from vitprobe import plots, results, variance
 
 from . import cli
-from .probes import feature_parser, models_and_images, profile_models
+from .probes import TapProfile, feature_parser, models_and_images, profile_models, read_profiles
+
+
+def read_summary(folder: Path) -> dict[str, TapProfile]:
+    """Per model label, the feature-map variance per image and tap."""
+    return read_profiles(Path(folder) / "variance.json", "per_image")
 
 
 def main(argv: list[str] | None = None) -> int:
