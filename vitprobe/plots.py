@@ -167,9 +167,13 @@ def depth_figure(series: dict[str, list], value: str, ylabel: str, path: str | P
         ax.plot(depth, vals, "o-", ms=3, color=PALETTE[i % len(PALETTE)])
         if log:
             ax.set_yscale("log")
+        # a log range under a decade labels its minor ticks ("2×10⁰"): small type, and
+        # tight_layout below keeps them off the next panel
+        ax.tick_params(which="both", labelsize=7)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("normalised depth (MSA shaded)")
     axes[0][0].set_ylabel(ylabel)
+    fig.tight_layout()
     return save(fig, path)
 
 
