@@ -44,6 +44,18 @@ def read_results(path: Path) -> dict | list:
     return unmarked(results.load_json(path)["results"])
 
 
+def with_pooling(label: str, model: nn.Module) -> str:
+    """``label`` naming a token model's pooling even where it is the default, for figure
+    titles: ``vit-ti`` -> ``vit-ti (cls)``; labels that name one already, and models
+    without a ``pool``, are left as they are."""
+    pool = getattr(model, "pool", None)
+    if not isinstance(pool, str) or f"({pool})" in label:
+        return label
+    base, mark = (label[:-len(SMOKE_MARK)], SMOKE_MARK) if label.endswith(SMOKE_MARK) else \
+        (label, "")
+    return f"{base} ({pool}){mark}"
+
+
 def slug(label: str) -> str:
     """A label as a file-name part: ``vit-ti (gap)`` -> ``vit-ti-gap`` (the smoke mark left
     out: file names stay the same at every preset)."""

@@ -15,7 +15,7 @@ import numpy as np
 from vitprobe import landscape, plots, results
 
 from . import cli
-from .cache import RunSpec, slug, trained_model
+from .cache import RunSpec, slug, trained_model, with_pooling
 from .protocols import LandscapeOptions, landscape_data, model_landscape
 
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     options = LandscapeOptions(args.steps, args.span, None if args.norm == "none" else args.norm,
                                args.l2_coef, args.recalibrate_bn, progress=not args.quiet)
-    record, surfaces = {}, {}
+    record, surfaces, titles = {}, {}, {}
     for name in cli.model_names(args):
         spec = RunSpec.from_args(args, name, device)
         label = spec.label
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         res = model_landscape(model, batches, options, args.seed,
                               out / f"landscape_{slug(label)}.partial.npz", group)
         surfaces[label] = res
+        titles[label] = with_pooling(label, model)
         s = res["surface"]
         if rank != 0:
             continue
@@ -96,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     buf = io.BytesIO()
     np.savez(buf, **grids)
     results.atomic_write_bytes(out / "landscape.npz", buf.getvalue())
-    fig = plots.landscape_figure(surfaces, out / "landscape", title=f"loss landscape ({what})")
+    fig = plots.landscape_figure({titles[k]: v for k, v in surfaces.items()}, out / "landscape",
+                                 title=f"loss landscape ({what})")
     print(f"results: {path}\nfigure: {fig[0]} (+ .pdf)")
     if args.trajectory:
-        tf = plots.trajectory_figure({k: v["trajectory"] for k, v in surfaces.items()},
+        tf = plots.trajectory_figure({titles[k]: v["trajectory"] for k, v in surfaces.items()},
                                      out / "trajectory")
         print(f"trajectory: {tf[0]} (+ .pdf)")
     return 0

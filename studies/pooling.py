@@ -16,7 +16,7 @@ from models.vit import POOLS
 from vitprobe import plots, results
 
 from . import cli
-from .cache import RunSpec, final_test_accuracy, trained_model
+from .cache import RunSpec, final_test_accuracy, trained_model, with_pooling
 from .protocols import (
     LandscapeOptions,
     landscape_data,
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                                out / f"pooling_{pool}.partial.npz")
         s = preset_spectrum(spec, model, args.num_batches, args.seed, not args.quiet)
         acc = final_test_accuracy(info)
-        label = spec.label
+        label = with_pooling(spec.label, model)
         surfaces[label], spectra[label] = land, s.eigenvalues
         rows.append({"pool": pool, "test_acc": acc, "train_nll": nll, "nep": s.nep(),
                      "ape": s.ape(), "landscape_centre": float(

@@ -255,3 +255,17 @@ def test_a_bad_second_model_name_is_refused_before_the_first_is_trained(tmp_path
             "synthetic", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "unknown model 'vit-xx'; allowed: alternet-18" in r.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_figure_titles_name_the_default_pooling_of_token_models():
+    from models import create_model
+    from studies.cache import with_pooling
+
+    vit = create_model("vit-ti", num_classes=4, in_chans=1, img_size=28, patch_size=7, depth=1)
+    cnn = create_model("resnet-18", num_classes=4, in_chans=1, img_size=28)
+    assert with_pooling("vit-ti", vit) == "vit-ti (cls)"
+    assert with_pooling("vit-ti [smoke]", vit) == "vit-ti (cls) [smoke]"
+    gap = create_model("vit-ti", num_classes=4, in_chans=1, img_size=28, patch_size=7, depth=1,
+                       pool="gap")
+    assert with_pooling("vit-ti (gap)", gap) == "vit-ti (gap)"
+    assert with_pooling("resnet-18", cnn) == "resnet-18"
