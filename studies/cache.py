@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -235,9 +236,14 @@ def loaders(spec: RunSpec) -> tuple[vdata.Loader, vdata.Loader]:
     rank, world = distributed()
     if r.batch_size % world:
         raise ValueError(f"batch size {r.batch_size} is not divisible by {world} ranks")
+    # on a GPU, worker processes prepare the batches ahead (RandAugment is per-image PIL
+    # work); on a CPU they would only take cores from the training step
+    workers = 0 if torch.device(spec.device).type == "cpu" else \
+        min(8, max(1, (os.cpu_count() or 2) // world - 1))
     train_loader = vdata.Loader(train, r.batch_size, shuffle=True, augment=r.augment,
                                 seed=spec.seed, drop_last=len(train) > r.batch_size,
-                                device=spec.device, rank=rank, world_size=world)
+                                device=spec.device, rank=rank, world_size=world,
+                                workers=workers)
     test_loader = vdata.Loader(test, r.eval_batch_size, device=spec.device, rank=rank,
                                world_size=world)
     return train_loader, test_loader

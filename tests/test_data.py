@@ -148,6 +148,25 @@ def test_loader_is_deterministic_and_resumes_mid_epoch():
     assert sum(len(y) for _, y in full) == len(d)
 
 
+@pytest.mark.parametrize("augment", [
+    vdata.Augment(2, True),
+    vdata.Augment(1, True, randaugment="rand-m9-n2-mstd0.5", mixup=0.8, cutmix=1.0,
+                  label_smoothing=0.1)])
+def test_worker_processes_give_the_same_batches_and_resume_the_same(augment):
+    # RandAugment, crops, flips in two DataLoader workers, mixup after: bit for bit the
+    # batches of the main process, from the start and from a mid-epoch step
+    d = vdata.load("synthetic", "train").subset(slice(0, 200))
+    main = vdata.Loader(d, 32, shuffle=True, augment=augment, seed=5)
+    workers = vdata.Loader(d, 32, shuffle=True, augment=augment, seed=5, workers=2)
+    for start in (0, 3):
+        a, b = list(main.iterate(1, start)), list(workers.iterate(1, start))
+        assert len(a) == len(b) == len(main) - start
+        for (xa, ya), (xb, yb) in zip(a, b):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    with pytest.raises(ValueError, match="workers must be >= 0"):
+        vdata.Loader(d, 32, workers=-1)
+
+
 def test_random_crop_flip_moves_pixels_exactly():
     x = torch.arange(16.0).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
     out = vdata.random_crop_flip(x, 1, True, torch.Generator().manual_seed(0))

@@ -311,8 +311,11 @@ class RandAugmentImages(torch.utils.data.Dataset):
         from timm.data.auto_augment import rand_augment_transform
 
         self.images = images
+        # the fill of rotations and shears: the CIFAR mean, one value per channel (a
+        # three-value fill breaks PIL on one-channel images)
+        fill = (124, 116, 104)[:images.shape[1]]
         self.transform = rand_augment_transform(config, {"translate_const": 10,
-                                                         "img_mean": (124, 116, 104)})
+                                                         "img_mean": fill})
 
     def __len__(self) -> int:
         return len(self.images)
@@ -340,19 +343,45 @@ class Augment:
     label_smoothing: float = 0.0
 
 
+class _Steps(torch.utils.data.Dataset):
+    """One epoch's batches from ``start`` on, each prepared on the CPU by index: what the
+    ``torch.utils.data.DataLoader`` workers of a ``Loader`` compute."""
+
+    def __init__(self, loader: Loader, epoch: int, start: int) -> None:
+        self.loader, self.epoch, self.start = loader, epoch, start
+        self.order = loader.order(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader) - self.start
+
+    def __getitem__(self, i: int):
+        if not 0 <= i < len(self):
+            raise IndexError(i)  # also ends plain iteration over the steps
+        step = self.start + i
+        b = self.loader.batch_size
+        return self.loader.cpu_batch(self.order[step * b:(step + 1) * b], self.epoch, step)
+
+
 class Loader:
     """Seeded mini-batches of normalised float images: epoch ``e`` visits a permutation drawn
     from (seed, e), and batch ``s`` of it is augmented with a generator drawn from
     (seed, e, s). So ``iterate(epoch, start=s)`` after a restart yields exactly the batches an
     uninterrupted run would have seen (the resume guarantee of ``train.fit``).
+
+    ``workers`` > 0 prepares the batches (RandAugment, crops, flips) in that many
+    ``torch.utils.data.DataLoader`` worker processes, ahead of the training step, as a GPU
+    needs; each batch still depends only on (seed, e, s), so they are the same batches.
     """
 
     def __init__(self, data: ImageData, batch_size: int, shuffle: bool = False,
                  augment: Augment | None = None, seed: int = 0, drop_last: bool = False,
                  device: str | torch.device = "cpu", rank: int = 0,
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, workers: int = 0) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0; got {workers}")
+        self.workers = workers
         if len(data) == 0:
             raise ValueError("the data set is empty")
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
@@ -386,32 +415,52 @@ class Loader:
 
     def iterate(self, epoch: int = 0,
                 start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self.order(epoch)
-        for step in range(start, len(self)):
-            idx = order[step * self.batch_size:(step + 1) * self.batch_size]
-            yield self.batch(idx, epoch, step)
+        if self.workers and len(self) > start:
+            pin = self.device.type == "cuda"
+            batches = torch.utils.data.DataLoader(
+                _Steps(self, epoch, start), batch_size=None, num_workers=self.workers,
+                pin_memory=pin, prefetch_factor=2)
+        else:
+            batches = _Steps(self, epoch, start)
+        for cpu in batches:
+            yield self.finish(*cpu)
 
     def __iter__(self):
         return self.iterate(0)
 
-    def batch(self, idx: torch.Tensor, epoch: int, step: int):
+    def cpu_batch(self, idx: torch.Tensor, epoch: int, step: int):
+        """Batch ``step`` of ``epoch`` (its indices ``idx``) augmented on the CPU: images,
+        targets and the seed of its mixup draw, all from the generator of (seed, epoch,
+        step), in a fixed order."""
         g = _step_generator(self.seed, epoch, step)
         if self._randaug is not None:
             import random
 
-            random.seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+            # timm's RandAugment draws from both global generators: seed both per batch
+            seed = int(torch.randint(0, 2**31, (1,), generator=g))
+            random.seed(seed)
+            np.random.seed(seed)
             images = torch.stack([self._randaug[int(i)] for i in idx])
         else:
             images = self.data.images[idx]
         a = self.augment
         if a.crop_padding or a.flip:
             images = random_crop_flip(images, a.crop_padding, a.flip, g)
+        mix_seed = (int(torch.randint(0, 2**31, (1,), generator=g))
+                    if self._mixup is not None else -1)
+        return images, self.data.targets[idx], mix_seed
+
+    def finish(self, images: torch.Tensor, targets: torch.Tensor, mix_seed: int):
+        """A CPU batch on the device: normalised, this rank's slice, mixed."""
         x = self.data.normalize(images.to(self.device, non_blocking=True))
-        y = self.data.targets[idx].to(self.device, non_blocking=True)
+        y = targets.to(self.device, non_blocking=True)
         if self.world_size > 1:
             x, y = x[self.rank::self.world_size], y[self.rank::self.world_size]
         if self._mixup is not None and len(y) % 2 == 0:
             # timm's Mixup draws from numpy's global generator: seed it per batch.
-            np.random.seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+            np.random.seed(mix_seed)
             x, y = self._mixup(x, y)
         return x, y
+
+    def batch(self, idx: torch.Tensor, epoch: int, step: int):
+        return self.finish(*self.cpu_batch(idx, epoch, step))
