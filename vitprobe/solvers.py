@@ -230,10 +230,11 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     The inner products are float64 whatever the model's dtype (float32 inner products over
     millions of parameters stall the residuals near 1e-3). The basis is float64 and W stays in
     the model's dtype: (8 + the model dtype's size) ``ncv`` bytes per parameter, 12 ncv for
-    float32. ``low_memory``: the basis is stored in float32 (rounding it costs ~1e-7 of
-    orthogonality, far below any useful tolerance; the products are still accumulated in
-    float64, column chunk by column chunk) and W is not kept: 4 ``ncv`` bytes per parameter,
-    and certifying costs one HVP per wanted pair, repeated if a pair fails it. Each HVP is
+    float32. ``low_memory``: the basis is stored in float32 (rounding each stored vector costs
+    ~1e-7 of orthogonality, which a second Gram-Schmidt pass at every step keeps from
+    accumulating; the products are still accumulated in float64, column chunk by column
+    chunk) and W is not kept: 4 ``ncv`` bytes per parameter, and certifying costs one HVP per
+    wanted pair, repeated if a pair fails it. Each HVP is
     written straight into its row of W, and restarts and certification work column chunk by
     column chunk: on CPU, parameter-sized temporaries cost more in fresh pages than in
     arithmetic.
