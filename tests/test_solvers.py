@@ -77,6 +77,20 @@ def test_restarted_lanczos_at_a_tight_tolerance_finds_no_ghost_copies():
     assert r.converged.all()
 
 
+@pytest.mark.parametrize("low_memory", [False, True])
+def test_a_reused_workspace_gives_the_same_pairs_and_keeps_its_buffers(low_memory):
+    A = DenseOperator(matrix_with(SPECTRA["indefinite"], seed=5))
+    ws = solvers.Workspace()
+    alone = solvers.eigsh(A, 4, tol=1e-8, low_memory=low_memory)
+    first = solvers.eigsh(A, 4, tol=1e-8, low_memory=low_memory, workspace=ws)
+    ptrs = {k: t.data_ptr() for k, t in ws._buffers.items()}
+    second = solvers.eigsh(A, 4, tol=1e-8, low_memory=low_memory, workspace=ws)
+    for r in (first, second):
+        np.testing.assert_array_equal(r.eigenvalues, alone.eigenvalues)
+        assert r.num_hvps == alone.num_hvps
+    assert ptrs == {k: t.data_ptr() for k, t in ws._buffers.items()}  # nothing reallocated
+
+
 def test_low_memory_is_an_option_of_the_lanczos_method_only():
     with pytest.raises(ValueError, match="low_memory is an option of method='lanczos'"):
         solvers.eigsh(DenseOperator(matrix_with(SPECTRA["separated"])), 3, method="arpack",

@@ -33,6 +33,7 @@ from .solvers import (
     Density,
     EigenResult,
     TraceResult,
+    Workspace,
     eigsh,
     hutchpp_trace,
     lanczos_tridiagonal,
@@ -316,7 +317,7 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, *, tol:
                     seed: int = 0, which: str = "LM", method: str = "lanczos",
                     max_hvps: int = 1000, ncv: int | None = None,
                     return_eigenvectors: bool = False, low_memory: bool = False,
-                    mode: str = "eval",
+                    workspace: Workspace | None = None, mode: str = "eval",
                     params: Sequence[str] | None = None, weight_decay: float = 0.0,
                     backend: str = "reverse", group=None) -> EigenResult:
     """The k extreme eigenvalues of the loss Hessian, each certified by its residual
@@ -325,7 +326,7 @@ def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, *, tol:
                   backend=backend, group=group) as H:
         return eigsh(H, k, tol=tol, seed=seed, which=which, method=method,
                      max_matvecs=max_hvps, ncv=ncv, return_eigenvectors=return_eigenvectors,
-                     low_memory=low_memory)
+                     low_memory=low_memory, workspace=workspace)
 
 
 def trace(model: nn.Module, loss_fn: LossFn, data, num_probes: int = 64, *, seed: int = 0,

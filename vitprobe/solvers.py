@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 __all__ = ["DenseOperator", "Density", "EigenResult", "SymmetricOperator", "TraceResult",
-           "eigsh", "hutchpp_trace", "lanczos_tridiagonal", "slq"]
+           "Workspace", "eigsh", "hutchpp_trace", "lanczos_tridiagonal", "slq"]
 
 
 class SymmetricOperator(Protocol):
@@ -213,9 +213,31 @@ def _certify_by_products(H: SymmetricOperator, Ys: torch.Tensor, theta: np.ndarr
     return res, U if vectors else None
 
 
+class Workspace:
+    """Buffers a solver may reuse from one call to the next (``eigsh(..., workspace=ws)``):
+    on a CPU, the first write to fresh pages of a parameter-sized basis costs a good part of
+    a call's own work, and the paper's spectrum calls the solver once per mini-batch. Holds
+    memory until it is dropped."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple, torch.Tensor] = {}
+
+    def empty(self, name: str, shape: tuple[int, ...], device, dtype) -> torch.Tensor:
+        key = (name, tuple(shape), torch.device(device), dtype)
+        if key not in self._buffers:
+            self._buffers = {k: v for k, v in self._buffers.items() if k[0] != name}
+            self._buffers[key] = torch.empty(shape, device=device, dtype=dtype)
+        return self._buffers[key]
+
+
+def _empty(ws: Workspace | None, name: str, shape: tuple[int, ...], device, dtype):
+    return torch.empty(shape, device=device, dtype=dtype) if ws is None else \
+        ws.empty(name, shape, device, dtype)
+
+
 def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: int,
                    max_hvps: int, ncv: int | None, vectors: bool = True,
-                   low_memory: bool = False):
+                   low_memory: bool = False, workspace: Workspace | None = None):
     """Thick-restart Lanczos (Wu & Simon 2000; the Krylov-Schur form of Stewart 2001) with full
     reorthogonalisation.
 
@@ -243,12 +265,14 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     f64 = torch.float64
     g = torch.Generator().manual_seed(seed)
     # rows are basis vectors: V[:m] stays contiguous, no copy per step
-    V = torch.empty(ncv, H.n, device=H.device, dtype=torch.float32 if low_memory else f64)
-    W = None if low_memory else torch.empty(ncv, H.n, device=H.device, dtype=H.dtype)
-    w = torch.empty(H.n, device=H.device, dtype=H.dtype) if low_memory else None
+    ws = workspace
+    V = _empty(ws, "V", (ncv, H.n), H.device, torch.float32 if low_memory else f64)
+    W = None if low_memory else _empty(ws, "W", (ncv, H.n), H.device, H.dtype)
+    w = _empty(ws, "w", (H.n,), H.device, H.dtype) if low_memory else None
     T = np.zeros((0, 0))
-    r = torch.randn(H.n, generator=g, dtype=f64).to(H.device)  # workspace, reused
-    x = None if H.dtype == V.dtype else torch.empty(H.n, device=H.device, dtype=H.dtype)
+    r = _empty(ws, "r", (H.n,), H.device, f64)  # the residual, reused every step
+    r.copy_(torch.randn(H.n, generator=g, dtype=f64))
+    x = None if H.dtype == V.dtype else _empty(ws, "x", (H.n,), H.device, H.dtype)
     V[0] = r / r.norm()
     m = 0
     tiny = np.finfo(float).tiny
@@ -337,7 +361,7 @@ def _power_deflated(H: SymmetricOperator, k: int, tol: float, seed: int, max_ite
 def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
           which: str = "LM", method: str = "lanczos", max_matvecs: int = 1000,
           ncv: int | None = None, return_eigenvectors: bool = False,
-          low_memory: bool = False) -> EigenResult:
+          low_memory: bool = False, workspace: Workspace | None = None) -> EigenResult:
     """The k extreme eigenpairs of the symmetric operator ``A``, each certified by its
     residual.
 
@@ -347,7 +371,8 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
     ``tol``, no extra HVPs to certify; memory 12 ``ncv`` + 4 bytes per parameter of a
     float32 model, 16 ``ncv`` of a float64 one, ncv=20 by default; ``low_memory=True``: a
     float32 basis and no kept products, 4 ``ncv`` bytes per parameter and k HVPs more to
-    certify, for models whose basis would not fit otherwise), "arpack" (implicitly
+    certify, for models whose basis would not fit otherwise; ``workspace``: a ``Workspace``
+    whose buffers are reused by the next call), "arpack" (implicitly
     restarted Lanczos, scipy's ARPACK, k more HVPs to certify; 8 ``ncv`` bytes per parameter)
     or "power" (PyHessian's deflated power iteration, for parity; LM only). Lanczos needs
     about half of ARPACK's HVPs at tol 1e-3 (``benchmarks/hessian_vs_pyhessian.py``).
@@ -377,7 +402,8 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
         res = _residuals(H, vals, vecs)
     else:
         vals, vecs, res = _thick_lanczos(H, k, which, tol, seed, start + max_hvps, ncv,
-                                         vectors=return_eigenvectors, low_memory=low_memory)
+                                         vectors=return_eigenvectors, low_memory=low_memory,
+                                         workspace=workspace)
     order = _order(vals, "LM" if method == "power" else which)
     vals, res = vals[order], res[order]
     if vecs is not None:

@@ -67,10 +67,13 @@ def spectrum(model: nn.Module, loss_fn: LossFn, loader: Iterable, num_batches: i
     of ``num_batches`` mini-batches drawn from ``loader`` (their protocol: batch 16 of
     augmented training data, loss + l2 with ``weight_decay`` as the l2 coefficient)."""
     from .hessian import top_eigenvalues
+    from .solvers import Workspace
 
     if num_batches < 1:
         raise ValueError(f"num_batches must be >= 1; got {num_batches}")
     vals, res, conv, hvps, bs = [], [], [], 0, 0
+    # one solver workspace for every mini-batch: its basis is paged in once, not per batch
+    kwargs.setdefault("workspace", Workspace())
     t0 = time.perf_counter()
     it = iter(loader)
     for i in tqdm(range(num_batches), desc="Hessian spectra", disable=not progress):
