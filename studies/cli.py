@@ -303,3 +303,7 @@ def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None =
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit("studies.cli is a library module, not a command; see: vitprobe --help")

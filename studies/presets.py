@@ -66,3 +66,7 @@ def architecture_overrides(preset: str, model: str, img_size: int) -> dict:
     if model.startswith("vit-"):
         return {"patch_size": 4 if img_size == 28 else 2}
     return {}
+
+
+if __name__ == "__main__":
+    raise SystemExit("studies.presets is a library module, not a command; see: vitprobe --help")

@@ -104,3 +104,7 @@ def model_landscape(model, batches, options: LandscapeOptions, seed: int, resume
     s1 = landscape.surface(model, F.cross_entropy, batches, (d1,), 2 * o.steps - 1, o.span,
                            l2_coef=o.l2_coef, bn_data=bn, group=group)
     return {"surface": s2, "slice": s1}
+
+
+if __name__ == "__main__":
+    raise SystemExit("studies.protocols is a library module, not a command; see: vitprobe --help")

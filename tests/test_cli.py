@@ -212,7 +212,7 @@ def test_help_shows_the_whole_description_every_default_and_the_run_time():
     for default in ("(default: quick)", "(default: 11)", "(default: 0.05)", "(default: runs)"):
         assert default in out, default
     assert "run time on a 2-core CPU: --preset smoke" in out
-    for internal in ("cache", "probes", "findings"):
+    for internal in ("cache", "probes", "findings", "cli", "presets", "protocols"):
         r = run(f"studies.{internal}", "--help")
         assert r.returncode == 1 and "is a library module, not a command" in r.stderr
 
