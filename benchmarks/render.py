@@ -26,6 +26,13 @@ def latest_runs(folder: Path) -> list[dict]:
     return sorted(newest.values(), key=lambda r: (r["benchmark"], r["machine"]["cpu"]))
 
 
+def _commit(commit: str | None) -> str:
+    """A short commit, still saying when the tree had uncommitted changes."""
+    if not commit:
+        return "unknown"
+    return commit[:10] + (" (with uncommitted changes)" if commit.endswith("-dirty") else "")
+
+
 def _cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -43,7 +50,7 @@ def render(runs: list[dict]) -> str:
         where = m["gpu"] or f"{m['cpu']}, {m['torch_threads']} threads"
         lines += [f"## {run['benchmark']}", "",
                   f"`{prov['command']}` — {where}; torch {prov['torch']}, commit "
-                  f"{(prov.get('git_commit') or 'unknown')[:10]}, {prov['created']}", ""]
+                  f"{_commit(prov.get('git_commit'))}, {prov['created']}", ""]
         if run.get("summary"):
             lines += [run["summary"], ""]
         rows = run["rows"]
