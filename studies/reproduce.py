@@ -196,18 +196,18 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset:
              f"The numbers behind each figure are in `{out}/<study>/*.json` (config, seed, "
              "versions, git commit). The `quick` preset trains CNNs for one epoch and ViTs "
              "for two on Fashion-MNIST, not the paper's 300 CIFAR-100 epochs: read the "
-             "magnitudes as this scale's, not the paper's.", "",
-             "| figure | what it shows | command |", "|---|---|---|"]
+             "magnitudes as this scale's, not the paper's.", ""]
+    rows = []
     for step in steps:
         for png, what in step.figures:
             src = out / step.name / png
             if src.is_file():
                 shutil.copyfile(src, figures_dir / png)
-                lines.append(f"| ![{png}]({png}) `{png}` | {what} | "
-                             f"`{step.command(common_display)}` |")
-    for png, what, command in EXTRA_FIGURES:
-        if (figures_dir / png).is_file():
-            lines.append(f"| ![{png}]({png}) `{png}` | {what} | `{command}` |")
+                rows.append((png, what, step.command(common_display)))
+    rows += [(png, what, command) for png, what, command in EXTRA_FIGURES
+             if (figures_dir / png).is_file()]
+    lines.append(results.markdown_table(["figure", "what it shows", "command"], (
+        [f"![{png}]({png}) `{png}`", what, f"`{command}`"] for png, what, command in rows)))
     total = sum(seconds.values()) / 60
     missing = [st.name for st in steps if st.name not in seconds]
     lines += ["", "## Findings (Park & Kim 2022, F1-F10)", ""]
