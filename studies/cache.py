@@ -26,6 +26,9 @@ from . import presets
 
 log = logging.getLogger("studies.cache")
 
+# test evaluations of a run trained on a data fraction for the full set's number of steps
+EQUAL_STEPS_EVALUATIONS = 8
+
 # what a label ends with when its model is the smoke preset's shrunk one
 SMOKE_MARK = " [smoke]"
 
@@ -305,6 +308,8 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
             fit(model, train_loader, test_loader,
                 TrainConfig(spec.recipe(), seed=spec.seed, device=spec.device,
                             progress=spec.progress,
+                            # a small fraction at equal steps: tens of short epochs
+                            evaluations=EQUAL_STEPS_EVALUATIONS if spec.equal_steps else None,
                             tensorboard=str(Path(spec.tensorboard) / spec.data / spec.run_name)
                             if spec.tensorboard else None), run_dir, criterion=criterion)
         except BaseException:

@@ -347,6 +347,23 @@ def test_a_fractional_epoch_count_ends_part_way_through_the_last_pass():
         assert torch.equal(got, want)
 
 
+def test_fewer_test_evaluations_leave_the_weights_unchanged():
+    """evaluations=2 over 5 epochs: the test set at epochs 3 and 5 only (ceil(5/2) = 3, and
+    the last), and bit for bit the weights of a run evaluated after every epoch."""
+    runs = {}
+    for k in (None, 2):
+        torch.manual_seed(0)
+        model = small_vit()
+        train, test = synthetic_loaders()
+        train.data = train.data.subset(slice(0, 64))
+        metrics = fit(model, train, test, TrainConfig(Recipe(epochs=5, batch_size=32, lr=1e-3),
+                                                      progress=False, evaluations=k))
+        runs[k] = (model.state_dict(), [m["epoch"] for m in metrics if "test_acc" in m])
+    assert runs[None][1] == [1, 2, 3, 4, 5] and runs[2][1] == [3, 5]
+    for name, t in runs[None][0].items():
+        assert torch.equal(t, runs[2][0][name]), name
+
+
 def test_measuring_the_bf16_speedup_leaves_the_global_rng_alone():
     from vitprobe import train
 

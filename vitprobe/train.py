@@ -148,6 +148,11 @@ class TrainConfig:
     save_every_steps: int | None = None
     keep_epoch_checkpoints: bool = True
     progress: bool = True
+    # test-set evaluations: after every epoch (None), or at most this many, evenly spaced,
+    # the last epoch always; a small data fraction trained for the full set's steps runs tens
+    # of short epochs, each of which would otherwise evaluate the whole test set. The weights
+    # are the same either way (evaluation draws no random numbers and updates nothing).
+    evaluations: int | None = None
 
 
 def distillation_loss(cls_logits: torch.Tensor, dist_logits: torch.Tensor,
@@ -560,6 +565,13 @@ class _Training:
                 break
         bar.close()
 
+    def _evaluates(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (0-based) ends with a test evaluation."""
+        n, k = self.num_epochs, self.config.evaluations
+        if k is None or k >= n or epoch + 1 == n:
+            return True
+        return k > 1 and (epoch + 1) % math.ceil(n / k) == 0
+
     def end_epoch(self) -> None:
         """The epoch's record (evaluated on the test set), its checkpoints and logs."""
         r, epoch = self.recipe, self.epoch
@@ -569,7 +581,7 @@ class _Training:
                                  if self.epoch_start == 0 else None),
                   "epoch_seconds": time.monotonic() - self.t_epoch,
                   "autocast": _dtype_name(self.amp_dtype), "train_sizes": sorted(self.sizes)}
-        if self.test_loader is not None:
+        if self.test_loader is not None and self._evaluates(epoch):
             ev = evaluate(self.model, self.test_loader, amp=self.amp_dtype)
             record.update(test_loss=ev["loss"], test_acc=ev["acc"])
         self.metrics.append(record)
