@@ -256,10 +256,10 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     ~1e-7 of orthogonality, which a second Gram-Schmidt pass at every step keeps from
     accumulating; the products are still accumulated in float64, column chunk by column
     chunk) and W is not kept: 4 ``ncv`` bytes per parameter, and certifying costs one HVP per
-    wanted pair, repeated if a pair fails it. Each HVP is
-    written straight into its row of W, and restarts and certification work column chunk by
-    column chunk: on CPU, parameter-sized temporaries cost more in fresh pages than in
-    arithmetic.
+    wanted pair, repeated if a pair fails it. Each HVP is written straight into its row of W,
+    and restarts and certification work column chunk by column chunk: on CPU, parameter-sized
+    temporaries cost more in fresh pages than in arithmetic (a ``Workspace`` keeps the pages
+    from one call to the next).
     """
     ncv = min(H.n, max(ncv or 20, 2 * k + 1))
     f64 = torch.float64
