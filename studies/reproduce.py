@@ -216,7 +216,9 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset:
                   f"{len(seconds)} of {len(steps)} studies finished; not run: "
                   f"{', '.join(missing)}. Findings that need them are listed as not measured; "
                   f"rerunning the command resumes from the cache.", ""]
-    lines += [f"Preset `{preset}`, {total:.0f} min of compute in all (trainings included); "
+    lines += [f"Preset `{preset}`, {total:.0f} min of wall time in the processes that finished "
+              f"the studies (trainings included; a study killed part way and resumed counts "
+              f"only its last process's minutes); "
               f"verdicts from 95 % intervals: **holds** (the interval lies on the paper's "
               f"side), **contradicted** (on the other side), **unresolved** (it covers the "
               f"boundary).", "", table, "",
