@@ -115,11 +115,11 @@ def finding(fid: str, parts: list[Part], note: str = "", combine=stats.all_of) -
 
 
 # ------------------------------------------------------------------------------- inputs
-def _finished(out: Path, step: str, name: str | None = None) -> Path:
+def _finished(out: Path, step: str) -> Path:
     """The result folder of a finished step (its ``done.json`` written)."""
     folder = out / step
     if not (folder / "done.json").is_file():
-        path = folder / f"{name or step.split('-s')[0]}.json"
+        path = folder / f"{step.split('-s')[0]}.json"
         raise FileNotFoundError(2, "study not finished", str(path))
     return folder
 

@@ -63,10 +63,9 @@ def landscape_data(spec: RunSpec, num_images: int, clean_test: bool) -> list:
 
 
 def mean_loss(model, batches: list) -> float:
-    """The NLL of ``model`` (as it is: call ``.eval()`` first) averaged over ``batches``."""
-    with torch.no_grad():
-        losses = [F.cross_entropy(model(x), y).item() for x, y in batches]
-    return float(np.average(losses, weights=[len(y) for _, y in batches]))
+    """The NLL of ``model`` (as it is: call ``.eval()`` first) averaged over the images of
+    ``batches``."""
+    return float(nll_per_image(model, batches).mean())
 
 
 def nll_per_image(model: torch.nn.Module, batches: list) -> np.ndarray:
