@@ -21,6 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import record  # noqa: E402
 
 from studies import cache  # noqa: E402
 from vitprobe import results  # noqa: E402
@@ -95,9 +97,6 @@ def main() -> None:
     print(f"{a.model}: test accuracy {100 * acc:.2f} % after {minutes:.1f} min of training "
           f"({plan['epochs']} epochs); goal >= 90 %: {'met' if acc >= 0.9 else 'NOT met'}")
     print(f"figure: {files[0]}")
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import record
-
     record("cct_quick", [{"model": a.model, "epochs": plan["epochs"],
                           "train minutes": minutes, "test accuracy %": 100 * acc,
                           "goal 90 % met": acc >= 0.9}], vars(a),

@@ -16,6 +16,9 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import record  # noqa: E402
+
 WORKER = textwrap.dedent("""
     import json, os, sys, time, torch, torch.distributed as dist, torch.nn.functional as F
     torch.set_num_threads(1)
@@ -68,9 +71,6 @@ def main() -> None:
     print(f"{a.model}, {a.images} images, {a.hvps} HVPs, one thread per process")
     print(f"1 process: {a.hvps / t1:.2f} HVP/s   2 processes: {a.hvps / t2:.2f} HVP/s   "
           f"speed-up {t1 / t2:.2f}x")
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import record
-
     record("distributed_scaling", [{"model": a.model, "images": a.images,
                                     "1 process HVP/s": a.hvps / t1,
                                     "2 processes HVP/s": a.hvps / t2, "speed-up": t1 / t2}],
