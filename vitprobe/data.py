@@ -461,6 +461,3 @@ class Loader:
             np.random.seed(mix_seed)
             x, y = self._mixup(x, y)
         return x, y
-
-    def batch(self, idx: torch.Tensor, epoch: int, step: int):
-        return self.finish(*self.cpu_batch(idx, epoch, step))
