@@ -230,11 +230,6 @@ class Workspace:
         return self._buffers[key]
 
 
-def _empty(ws: Workspace | None, name: str, shape: tuple[int, ...], device, dtype):
-    return torch.empty(shape, device=device, dtype=dtype) if ws is None else \
-        ws.empty(name, shape, device, dtype)
-
-
 def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: int,
                    max_hvps: int, ncv: int | None, vectors: bool = True,
                    low_memory: bool = False, workspace: Workspace | None = None):
@@ -265,14 +260,14 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     f64 = torch.float64
     g = torch.Generator().manual_seed(seed)
     # rows are basis vectors: V[:m] stays contiguous, no copy per step
-    ws = workspace
-    V = _empty(ws, "V", (ncv, H.n), H.device, torch.float32 if low_memory else f64)
-    W = None if low_memory else _empty(ws, "W", (ncv, H.n), H.device, H.dtype)
-    w = _empty(ws, "w", (H.n,), H.device, H.dtype) if low_memory else None
+    ws = Workspace() if workspace is None else workspace  # a fresh one: fresh buffers
+    V = ws.empty("V", (ncv, H.n), H.device, torch.float32 if low_memory else f64)
+    W = None if low_memory else ws.empty("W", (ncv, H.n), H.device, H.dtype)
+    w = ws.empty("w", (H.n,), H.device, H.dtype) if low_memory else None
     T = np.zeros((0, 0))
-    r = _empty(ws, "r", (H.n,), H.device, f64)  # the residual, reused every step
+    r = ws.empty("r", (H.n,), H.device, f64)  # the residual, reused every step
     r.copy_(torch.randn(H.n, generator=g, dtype=f64))
-    x = None if H.dtype == V.dtype else _empty(ws, "x", (H.n,), H.device, H.dtype)
+    x = None if H.dtype == V.dtype else ws.empty("x", (H.n,), H.device, H.dtype)
     V[0] = r / r.norm()
     m = 0
     tiny = np.finfo(float).tiny
