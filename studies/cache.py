@@ -20,7 +20,7 @@ from models import create_model
 from models.layers import resample_position_embeddings
 from vitprobe import data as vdata
 from vitprobe import results
-from vitprobe.train import Distillation, TrainConfig, distributed, fit
+from vitprobe.train import SCHEDULE, Distillation, TrainConfig, distributed, fit
 
 from . import presets
 
@@ -220,13 +220,14 @@ def architecture(model: nn.Module) -> str:
 
 def run_config(spec: RunSpec, model: nn.Module | None = None) -> dict:
     """What a cached run records and must match to be reused: recipe, architecture (its
-    arguments and its fingerprint), training data (set, fraction, the files' content), init.
+    arguments and its fingerprint), training data (set, fraction, the files' content), init,
+    and how the schedule and crops/flips are computed.
     The spec itself (seed, preset, pool, overrides) is recorded too, and names the folder."""
     return {"spec": spec, "recipe": spec.recipe(), "model_kwargs": spec.model_kwargs(),
             "architecture": architecture(model if model is not None else build(spec)),
             "data": {**vdata.content_identity(spec.data, spec.data_dir),
                      "fraction": spec.data_fraction, "equal_steps": spec.equal_steps},
-            "init": INIT}
+            "init": INIT, "training": {"schedule": SCHEDULE, "crop_flip": vdata.CROP_FLIP}}
 
 
 def loaders(spec: RunSpec) -> tuple[vdata.Loader, vdata.Loader]:
@@ -348,7 +349,8 @@ def _check_cached_recipe(run_dir: Path, config: dict) -> None:
                       ("model_kwargs", "architecture (the preset changed?)"),
                       ("architecture", "architecture (the model's code changed)"),
                       ("data", "training data (another data set, fraction or files)"),
-                      ("init", "initialisation (not seeded by its seed)")):
+                      ("init", "initialisation (not seeded by its seed)"),
+                      ("training", "LR schedule or crop/flip (vitprobe's code changed)")):
         if saved.get(key) != want.get(key):
             raise ValueError(f"the cached run {run_dir} was made with another {what}: delete "
                              f"it or pass another --runs-dir")

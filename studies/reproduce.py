@@ -173,7 +173,10 @@ def run_steps(steps: list[Step], common: list[str], out: Path) -> dict[str, floa
         if code:
             raise RuntimeError(f"studies.{step.study} exited with {code}")
         seconds[step.name] = time.perf_counter() - t
-        results.save_json(marker, {"argv": argv, "seconds": seconds[step.name]})
+        prov = results.provenance()
+        results.save_json(marker, {"argv": argv, "seconds": seconds[step.name],
+                                   "ran_on": {k: prov[k] for k in ("device", "torch",
+                                                                   "git_commit")}})
     return seconds
 
 
@@ -197,6 +200,11 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset:
              "versions, git commit). The `quick` preset trains CNNs for one epoch and ViTs "
              "for two on Fashion-MNIST, not the paper's 300 CIFAR-100 epochs: read the "
              "magnitudes as this scale's, not the paper's.", ""]
+    ran_on = sorted({"{device}, torch {torch}, commit {git_commit}".format(**m["ran_on"])
+                     for st in steps if (out / st.name / "done.json").is_file()
+                     and "ran_on" in (m := results.load_json(out / st.name / "done.json"))})
+    if ran_on:
+        lines += ["The studies ran on: " + "; ".join(f"{w}" for w in ran_on) + ".", ""]
     rows = []
     for step in steps:
         for png, what in step.figures:

@@ -167,15 +167,25 @@ def test_worker_processes_give_the_same_batches_and_resume_the_same(augment):
         vdata.Loader(d, 32, workers=-1)
 
 
-def test_random_crop_flip_moves_pixels_exactly():
-    x = torch.arange(16.0).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
-    out = vdata.random_crop_flip(x, 1, True, torch.Generator().manual_seed(0))
+def test_crop_flip_moves_pixels_exactly_and_depends_on_the_seed_alone():
+    x = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
+    t = vdata.crop_flip((4, 4), 1, True)
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    out = vdata.crop_flip_batch(x, t, seed=0)
+    assert torch.equal(torch.rand(3), before)  # the caller's random state is untouched
+    assert torch.equal(out, vdata.crop_flip_batch(x, t, seed=0))
+    assert not torch.equal(out, vdata.crop_flip_batch(x, t, seed=1))
     padded = torch.nn.functional.pad(x[0, 0], (1, 1, 1, 1))
     crops = {tuple(padded[i:i + 4, j:j + 4].flatten().tolist()) for i in range(3)
              for j in range(3)}
     crops |= {tuple(torch.tensor(c).view(4, 4).flip(-1).flatten().tolist()) for c in crops}
+    assert out.dtype == torch.uint8 and out.shape == x.shape
     assert all(tuple(o.flatten().tolist()) in crops for o in out)
-    assert len({tuple(o.flatten().tolist()) for o in out}) > 4
+    # 64 independent draws among 18 crops x flips: many distinct ones, flipped and not
+    assert len({tuple(o.flatten().tolist()) for o in out}) > 8
+    assert vdata.crop_flip((4, 4), 0, False) is None
 
 
 def test_normalisation_uses_the_data_sets_mean_and_std():

@@ -363,3 +363,26 @@ def test_non_finite_inputs_or_weights_are_refused_with_a_clear_error():
         hessian.top_eigenvalues(broken, F.cross_entropy, (x, y), k=2)
     with pytest.raises(ValueError, match="the loss on the data is inf"):
         hessian.trace(model, lambda out, t: F.cross_entropy(out, t) * float("inf"), (x, y))
+
+
+def test_probes_run_in_ieee_float32_and_restore_the_tf32_settings():
+    """cuDNN's TF32 default would put ~1e-3 relative noise into every HVP on a GPU; inside a
+    probe both float32 settings read IEEE, and whatever the user had is back after."""
+    from vitprobe.features import _fp32_flags, probe_mode
+
+    flags = _fp32_flags()
+    assert len(flags) == 2
+    off = "ieee" if flags[0][1] == "fp32_precision" else False
+    on = "tf32" if off == "ieee" else True
+    saved = [getattr(o, n) for o, n in flags]
+    try:
+        for o, n in flags:
+            setattr(o, n, on)
+        with pytest.raises(RuntimeError, match="boom"), \
+                probe_mode(torch.nn.Linear(2, 2), "eval"):
+            assert [getattr(o, n) for o, n in flags] == [off, off]
+            raise RuntimeError("boom")
+        assert [getattr(o, n) for o, n in flags] == [on, on]
+    finally:
+        for (o, n), v in zip(flags, saved):
+            setattr(o, n, v)

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from studies import alternet, reproduce
 
@@ -69,6 +70,10 @@ def test_reproduce_smoke_end_to_end_and_a_rerun_reuses_the_cache(tmp_path, monke
     readme = (figs / "README.md").read_text()
     assert all(png in readme for png in expected) and "| F10 |" in readme
     assert readme.count("pipeline check — no verdicts") == 10
+    # where the studies ran, read off their done-markers
+    ran_on = json.loads((out / "hessian" / "done.json").read_text())["ran_on"]
+    assert ran_on["device"].startswith("CPU (") and ran_on["torch"] == torch.__version__
+    assert f"The studies ran on: {ran_on['device']}, torch {torch.__version__}" in readme
     # the landscape grids for other tools: ParaView's VTK and an NPZ of coordinates and loss
     import numpy as np
 

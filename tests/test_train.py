@@ -12,16 +12,35 @@ import torch
 
 from vitprobe import results
 from vitprobe.data import Augment, Loader, load
-from vitprobe.train import Recipe, TrainConfig, TrainingDiverged, evaluate, fit, lr_at
+from vitprobe.train import Recipe, TrainConfig, TrainingDiverged, evaluate, fit, lr_scheduler
+
+
+def schedule(recipe, total, warmup):
+    """The learning rate ``fit`` trains update t at, t = 0..total-1 (and one past the end)."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=recipe.lr)
+    sched = lr_scheduler(opt, recipe, total, warmup)
+    rates = []
+    for t in range(total + 1):
+        sched.step_update(t)
+        rates.append(opt.param_groups[0]["lr"])
+    return rates
 
 
 def test_lr_schedule_warmup_then_cosine_by_hand():
-    assert lr_at(0, 100, 10, 1.0, 0.0) == pytest.approx(0.1)
-    assert lr_at(9, 100, 10, 1.0, 0.0) == pytest.approx(1.0)
-    assert lr_at(10, 100, 10, 1.0, 0.0) == pytest.approx(1.0)
-    assert lr_at(55, 100, 10, 1.0, 0.0) == pytest.approx(0.5)
-    assert lr_at(100, 100, 10, 1.0, 0.1) == pytest.approx(0.1)
-    assert lr_at(32, 100, 10, 2.0, 0.0) == pytest.approx(1 + math.cos(math.pi * 22 / 90))
+    # 10 warm-up steps from 0.01 to 1 (step 0.099 each), then half a cosine over 90 steps
+    r = Recipe(epochs=1, batch_size=1, lr=1.0, warmup_lr=0.01, min_lr=0.1)
+    lr = schedule(r, 100, 10)
+    assert lr[0] == pytest.approx(0.01) and lr[9] == pytest.approx(0.01 + 9 * 0.099)
+    assert lr[10] == pytest.approx(1.0)
+    assert lr[55] == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 45 / 90)))
+    assert lr[32] == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 22 / 90)))
+    assert lr[99] == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 89 / 90)))
+    assert lr[100] == pytest.approx(0.1)  # past the end: min_lr
+    assert all(a < b for a, b in zip(lr[:10], lr[1:11]))  # rising
+    assert all(a > b for a, b in zip(lr[10:100], lr[11:101]))  # then falling
+    # no warm-up: the cosine starts at lr on the first update
+    assert schedule(Recipe(epochs=1, batch_size=1, lr=2.0, min_lr=0.0), 4, 0) == \
+        pytest.approx([2.0, 1 + math.cos(math.pi / 4), 1.0, 1 - math.cos(math.pi / 4), 0.0])
 
 
 def small_vit(**kw):
@@ -243,7 +262,7 @@ def test_a_specs_initial_weights_depend_on_its_seed_alone():
     assert w in a and not torch.equal(a[w], other[w])
 
 
-def test_a_cached_run_of_another_recipe_or_unseeded_init_is_refused(tmp_path):
+def test_a_cached_run_of_another_recipe_init_or_training_code_is_refused(tmp_path):
     from dataclasses import replace
 
     from studies.cache import RunSpec, _check_cached_recipe, architecture, build, run_config
@@ -252,10 +271,10 @@ def test_a_cached_run_of_another_recipe_or_unseeded_init_is_refused(tmp_path):
     config = run_config(spec)
     results.save_result(tmp_path / "config.json", {}, config, 0)
     _check_cached_recipe(tmp_path, config)  # the same config is reused
-    for changed, what in ((replace(spec.recipe(), epochs=7), "recipe"),
-                          (None, "initialisation")):
-        saved = dict(config, recipe=changed) if changed else \
-            {k: v for k, v in config.items() if k != "init"}  # a run cached before seeding
+    older = {k: v for k, v in config.items() if k != "training"}  # before timm/torchvision
+    for saved, what in ((dict(config, recipe=replace(spec.recipe(), epochs=7)), "recipe"),
+                        ({k: v for k, v in config.items() if k != "init"}, "initialisation"),
+                        (older, "LR schedule or crop/flip")):
         results.save_result(tmp_path / "config.json", {}, saved, 0)
         with pytest.raises(ValueError, match=f"made with another {what}"):
             _check_cached_recipe(tmp_path, config)
@@ -340,8 +359,8 @@ def test_a_fractional_epoch_count_ends_part_way_through_the_last_pass():
                   on_step=steps.append)
     assert steps == list(range(1, 25)) and len(seen) == 24
     assert [m["epoch"] for m in metrics] == [1, 2] and [m["step"] for m in metrics] == [16, 24]
-    assert metrics[-1]["lr"] == pytest.approx(lr_at(23, 24, 0, 1e-3, 0.0)) and \
-        lr_at(24, 24, 0, 1e-3, 0.0) == 0.0
+    # the last update's rate: half a cosine over 24 steps, at step 23
+    assert metrics[-1]["lr"] == pytest.approx(5e-4 * (1 + math.cos(math.pi * 23 / 24)))
     expected = [x for x, _ in train.iterate(1)][:8]
     for got, want in zip(seen[16:], expected, strict=True):
         assert torch.equal(got, want)

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "synthetic")
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -287,21 +286,27 @@ def _step_generator(seed: int, epoch: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
 
 
-def random_crop_flip(images: torch.Tensor, padding: int, flip: bool,
-                     generator: torch.Generator) -> torch.Tensor:
-    """Per-sample random crop (zero padding) and horizontal flip of a uint8/float batch."""
-    B, C, H, W = images.shape
-    if padding:
-        padded = F.pad(images, (padding,) * 4).permute(0, 2, 3, 1)  # B, H', W', C
-        dy = torch.randint(0, 2 * padding + 1, (B, 1, 1), generator=generator)
-        dx = torch.randint(0, 2 * padding + 1, (B, 1, 1), generator=generator)
-        rows = dy + torch.arange(H).view(1, H, 1)
-        cols = dx + torch.arange(W).view(1, 1, W)
-        images = padded[torch.arange(B).view(B, 1, 1), rows, cols].permute(0, 3, 1, 2)
-    if flip:
-        mask = (torch.rand(B, generator=generator) < 0.5).view(B, 1, 1, 1)
-        images = torch.where(mask, images.flip(-1), images)
-    return images.contiguous()
+# how the loader crops and flips; part of a cached run's identity (``train.SCHEDULE``'s twin)
+CROP_FLIP = "torchvision.transforms.v2 RandomCrop + RandomHorizontalFlip per image, " \
+            "global RNG seeded per batch"
+
+
+def crop_flip(img_size: tuple[int, int], padding: int, flip: bool):
+    """torchvision's per-image random crop (zero padding) and horizontal flip, or None."""
+    from torchvision.transforms import v2
+
+    steps = ([v2.RandomCrop(img_size, padding=padding)] if padding else []) + \
+        ([v2.RandomHorizontalFlip()] if flip else [])
+    return v2.Compose(steps) if steps else None
+
+
+def crop_flip_batch(images: torch.Tensor, transform, seed: int) -> torch.Tensor:
+    """``transform`` applied to each image of a (B, C, H, W) batch on its own draw. torchvision
+    draws from the global generator: it is seeded with ``seed`` here and restored after, so
+    the batch depends on ``seed`` alone and the caller's random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return torch.stack([transform(x) for x in images])
 
 
 class RandAugmentImages(torch.utils.data.Dataset):
@@ -392,6 +397,8 @@ class Loader:
         self.rank, self.world_size = rank, world_size
         self._randaug = (RandAugmentImages(data.images, self.augment.randaugment)
                          if self.augment.randaugment else None)
+        self._crop_flip = crop_flip(tuple(data.images.shape[-2:]), self.augment.crop_padding,
+                                    self.augment.flip)
         self._mixup = None
         if self.augment.mixup > 0 or self.augment.cutmix > 0:
             from timm.data import Mixup
@@ -443,9 +450,9 @@ class Loader:
             images = torch.stack([self._randaug[int(i)] for i in idx])
         else:
             images = self.data.images[idx]
-        a = self.augment
-        if a.crop_padding or a.flip:
-            images = random_crop_flip(images, a.crop_padding, a.flip, g)
+        if self._crop_flip is not None:
+            seed = int(torch.randint(0, 2**31, (1,), generator=g))
+            images = crop_flip_batch(images, self._crop_flip, seed)
         mix_seed = (int(torch.randint(0, 2**31, (1,), generator=g))
                     if self._mixup is not None else -1)
         return images, self.data.targets[idx], mix_seed

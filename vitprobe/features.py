@@ -1,6 +1,7 @@
 """The adapter between probes and models: where a model's blocks are, what kind each is,
 how its tokens map to a 2-D grid, and the context managers that give a model back untouched
-(``eval_mode``, ``explicit_attention``, ``probe_mode``: flags restored even on error).
+(``eval_mode``, ``explicit_attention``, ``full_precision``, ``probe_mode``: flags restored
+even on error).
 
 Our models implement ``probe_taps()`` (a list of ``(name, kind, module, port)``); timm's
 ViT/DeiT/CaiT/ResNet/PiT/Swin and torchvision's ResNet are understood by inspection.
@@ -75,15 +76,42 @@ def explicit_attention(model: nn.Module) -> Iterator[list[nn.Module]]:
             m.fused_attn = flag
 
 
+def _fp32_flags() -> list[tuple[object, str]]:
+    """The (backend, attribute) pairs that let CUDA run float32 products in TF32: the
+    ``fp32_precision`` settings where torch has them (mixing them with the older
+    ``allow_tf32`` flags is an error there), else ``allow_tf32``."""
+    b = torch.backends
+    if hasattr(b.cuda.matmul, "fp32_precision") and hasattr(b.cudnn, "conv"):
+        return [(b.cuda.matmul, "fp32_precision"), (b.cudnn.conv, "fp32_precision")]
+    return [(b.cuda.matmul, "allow_tf32"), (b.cudnn, "allow_tf32")]
+
+
+@contextlib.contextmanager
+def full_precision() -> Iterator[None]:
+    """float32 matrix products and convolutions in IEEE float32 inside, not TF32 (cuDNN's
+    convolutions default to TF32 on Ampere and later GPUs, whose 10-bit mantissa would put
+    ~1e-3 relative noise into every Hessian-vector product); the settings restored after."""
+    flags = _fp32_flags()
+    saved = [getattr(obj, name) for obj, name in flags]
+    try:
+        for obj, name in flags:
+            setattr(obj, name, "ieee" if name == "fp32_precision" else False)
+        yield
+    finally:
+        for (obj, name), value in zip(flags, saved):
+            setattr(obj, name, value)
+
+
 @contextlib.contextmanager
 def probe_mode(model: nn.Module, mode: str) -> Iterator[None]:
-    """Put ``model`` in the probe's mode; restore every module's ``training`` flag after.
+    """Put ``model`` in the probe's mode, in full float32 precision (``full_precision``);
+    restore every module's ``training`` flag and the precision settings after.
 
     ``"train"`` switches only normalisation layers to batch statistics.
     """
     if mode not in ("eval", "train"):
         raise ValueError(f"mode must be 'eval' or 'train'; got {mode!r}")
-    with eval_mode(model):
+    with eval_mode(model), full_precision():
         if mode == "train":
             for m in model.modules():
                 if isinstance(m, nn.modules.batchnorm._NormBase | nn.GroupNorm):

@@ -110,6 +110,9 @@ def provenance() -> dict:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "device": (torch.cuda.get_device_name() if torch.cuda.is_available()
+                   else f"CPU ({platform.processor() or platform.machine()}, "
+                        f"{torch.get_num_threads()} threads)"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": " ".join(sys.argv),
     }

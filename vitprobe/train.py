@@ -1,4 +1,4 @@
-"""The training loop: AdamW, linear warm-up then cosine decay, label smoothing / mixup,
+"""The training loop: AdamW, timm's linear warm-up then cosine decay, label smoothing / mixup,
 gradient clipping, AMP and channels-last on CUDA, per-epoch test evaluation, and a run folder
 that survives a kill.
 
@@ -104,6 +104,7 @@ class Recipe:
     lr: float
     weight_decay: float = 0.05
     warmup_epochs: float = 0.0
+    warmup_lr: float = 1e-6  # the warm-up's first learning rate (timm's warmup_lr_init)
     min_lr: float = 1e-6
     grad_clip: float | None = None
     drop_path_rate: float = 0.0
@@ -194,12 +195,21 @@ class Distillation:
                                  self.alpha, self.tau)
 
 
-def lr_at(step: int, total: int, warmup: int, base: float, min_lr: float) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to ``min_lr`` at ``total``."""
-    if warmup > 0 and step < warmup:
-        return base * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return min_lr + 0.5 * (base - min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+# how ``fit`` schedules the learning rate and crops/flips; runs cached under another one are
+# not reused (``studies.cache.run_config`` records it)
+SCHEDULE = "timm CosineLRScheduler per step, warmup_prefix, warmup_lr_init=Recipe.warmup_lr"
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, r: Recipe, total: int, warmup: int):
+    """timm's ``CosineLRScheduler`` stepped per optimiser update: a linear warm-up over
+    ``warmup`` steps from ``r.warmup_lr`` (update ``t`` < ``warmup`` trains at
+    ``warmup_lr + t·(lr − warmup_lr)/warmup``), then half a cosine from ``r.lr`` to
+    ``r.min_lr`` over the remaining ``total − warmup`` steps."""
+    from timm.scheduler import CosineLRScheduler
+
+    return CosineLRScheduler(optimizer, t_initial=max(1, total - warmup), lr_min=r.min_lr,
+                             warmup_t=warmup, warmup_lr_init=r.warmup_lr, warmup_prefix=True,
+                             t_in_epochs=False)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -423,6 +433,7 @@ class _Training:
         self.total = round(r.epochs * self.steps_per_epoch)
         self.num_epochs = math.ceil(self.total / self.steps_per_epoch)
         self.warmup = round(r.warmup_epochs * self.steps_per_epoch)
+        self.scheduler = lr_scheduler(self.optimizer, r, self.total, self.warmup)
         self.step, self.metrics = 0, []
         self.last_size = None
         self.t_start = self.last_save = time.monotonic()
@@ -503,8 +514,7 @@ class _Training:
         """One step on (x, y): learning rate, loss, backward, clipping, update — refusing
         any non-finite loss, gradient or weight (nothing non-finite is ever saved)."""
         r, model = self.recipe, self.model
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr_at(self.step, self.total, self.warmup, r.lr, r.min_lr)
+        self.scheduler.step_update(self.step)
         loss = self._loss(x, y)
         loss_value = loss.item()
         if self.world > 1:  # every rank must see the same verdict, or one would hang
@@ -574,9 +584,10 @@ class _Training:
 
     def end_epoch(self) -> None:
         """The epoch's record (evaluated on the test set), its checkpoints and logs."""
-        r, epoch = self.recipe, self.epoch
+        epoch = self.epoch
+        self.scheduler.step_update(max(0, self.step - 1))  # the last update's rate
         record = {"epoch": epoch + 1, "step": self.step,
-                  "lr": lr_at(self.step - 1, self.total, self.warmup, r.lr, r.min_lr),
+                  "lr": self.optimizer.param_groups[0]["lr"],
                   "train_loss": (self.loss_sum / max(1, self.n_seen)
                                  if self.epoch_start == 0 else None),
                   "epoch_seconds": time.monotonic() - self.t_epoch,
