@@ -14,6 +14,7 @@
    peak resident memory is read when it ends; its time, HVPs and each pair's residual.
 
 python benchmarks/hessian_scale.py [--models vit-ti,resnet-18] [--skip-vit-b] [--ncv 20]
+                                   [--device cuda]
 """
 
 from __future__ import annotations
@@ -68,18 +69,19 @@ class TimedOperator:
         return self._timed(self.H.matmat, V)
 
 
-def problem(name: str, trained: bool):
+def problem(name: str, trained: bool, device: str = "cpu"):
     """The model (the quick preset's, trained or at its initialisation) and one batch of 16."""
-    spec = RunSpec(model=name, data="fashion-mnist", preset="quick", progress=False)
+    spec = RunSpec(model=name, data="fashion-mnist", preset="quick", progress=False,
+                   device=device)
     model = trained_model(spec)[0] if trained else build(spec)
     return model.eval(), tuple(next(spectrum_loader(spec, 16, clean=False).iterate(0)))
 
 
 def solve(name: str, low_memory: bool, ncv: int | None, tol: float,
-          calls: int = 1) -> list[dict]:
+          calls: int = 1, device: str = "cpu") -> list[dict]:
     """``calls`` solves of the same problem through one ``solvers.Workspace``: the first pages
     its buffers in, the later ones reuse them (as the paper's spectrum does per mini-batch)."""
-    model, batch = problem(name, trained=name != "vit-b")
+    model, batch = problem(name, trained=name != "vit-b", device=device)
     rows, ws = [], solvers.Workspace()
     with hessian.operator(model, F.cross_entropy, batch) as H:
         for call in range(calls):
@@ -113,6 +115,7 @@ def main() -> None:
     p.add_argument("--skip-vit-b", action="store_true")
     p.add_argument("--ncv", type=int, default=None, help="basis size (default: the solver's)")
     p.add_argument("--tol", type=float, default=1e-3)
+    p.add_argument("--device", default="cpu", help="where the models and the solver run")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
@@ -122,7 +125,7 @@ def main() -> None:
     rows = []
     for name in a.models.split(","):
         for low in (False, True):
-            for row in solve(name, low, a.ncv, a.tol, calls=2):
+            for row in solve(name, low, a.ncv, a.tol, calls=2, device=a.device):
                 rows.append(row)
                 print(f"{name:10s} {row['basis']} basis, {row['call']:16s}: "
                       f"{row['seconds']:6.1f} s for {row['hvps']} HVPs ({row['hvp_seconds']:.1f} "

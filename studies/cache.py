@@ -281,10 +281,12 @@ def load_checkpoint(model: nn.Module, path: str | Path, name: str) -> nn.Module:
 
 
 def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Module, dict]:
-    """The trained model for ``spec``: from ``checkpoint``, else the cache, else train it."""
+    """The trained model for ``spec`` in eval mode on ``spec.device``: from ``checkpoint``,
+    else the cache, else train it."""
     model = build(spec)
     if checkpoint:
-        return load_checkpoint(model, checkpoint, spec.model).eval(), {"checkpoint": checkpoint}
+        model = load_checkpoint(model, checkpoint, spec.model)
+        return model.to(spec.device).eval(), {"checkpoint": checkpoint}
     run_dir = spec.run_dir
     final = run_dir / "model.safetensors"
     config = run_config(spec, model)
@@ -322,8 +324,10 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
             import torch.distributed as dist
 
             dist.barrier()  # rank 0 writes model.safetensors; the others read it
+    # on spec.device whether it was trained now (fit moved it) or read from the cache
     load_checkpoint(model, final, spec.model)
-    return model.eval(), {"run_dir": str(run_dir), "metrics": run_metrics(run_dir)}
+    return model.to(spec.device).eval(), {"run_dir": str(run_dir),
+                                          "metrics": run_metrics(run_dir)}
 
 
 def _remove_if_nothing_to_resume(run_dir: Path) -> None:
