@@ -8,7 +8,9 @@
    The time inside the operator's products is measured around each one; overhead = the
    solve's wall time / that time (1.00 = the solver costs nothing beyond its HVPs). Two
    calls each: the first pages the solver's buffers in, the second reuses them through a
-   ``solvers.Workspace``, as ``spectra.spectrum`` does from one mini-batch to the next.
+   ``solvers.Workspace``, as ``spectra.spectrum`` does from one mini-batch to the next. The
+   solver's own time is split into Gram-Schmidt (``_project`` + ``_subtract_``), restarts
+   (``_combine_rows_``), certification (``_ritz_residual_norms``) and the rest.
 2. Scale: vit-b (86 M parameters, patch 4, 28 px, batch 16; at its initialisation, as
    training it on a CPU is out of reach) with ``low_memory=True``, in a child process whose
    peak resident memory is read when it ends; its time, HVPs and each pair's residual.
@@ -69,31 +71,60 @@ class TimedOperator:
         return self._timed(self.H.matmat, V)
 
 
-def problem(name: str, trained: bool, device: str = "cpu"):
+# the solver's helpers whose time the overhead rows report apart
+SECTIONS = {"gram_schmidt": ("_project", "_subtract_"), "restarts": ("_combine_rows_",),
+            "certify": ("_ritz_residual_norms", "_certify_by_products")}
+
+
+def timed_sections(hvp_seconds) -> dict[str, float]:
+    """Wrap the solver's helpers so that each adds its wall time, less the time of the HVPs
+    it makes (``hvp_seconds()``: the HVP time so far), to the returned dict."""
+    spent = dict.fromkeys(SECTIONS, 0.0)
+    for section, names in SECTIONS.items():
+        for name in names:
+            fn = getattr(solvers, name)
+
+            def wrapper(*a, _fn=fn, _section=section, **kw):
+                t, h = time.perf_counter(), hvp_seconds()
+                out = _fn(*a, **kw)
+                spent[_section] += time.perf_counter() - t - (hvp_seconds() - h)
+                return out
+
+            setattr(solvers, name, wrapper)
+    return spent
+
+
+def problem(name: str, trained: bool, device: str = "cpu", runs_dir: str = "runs"):
     """The model (the quick preset's, trained or at its initialisation) and one batch of 16."""
     spec = RunSpec(model=name, data="fashion-mnist", preset="quick", progress=False,
-                   device=device)
+                   device=device, runs_dir=runs_dir)
     model = trained_model(spec)[0] if trained else build(spec)
     return model.eval(), tuple(next(spectrum_loader(spec, 16, clean=False).iterate(0)))
 
 
 def solve(name: str, low_memory: bool, ncv: int | None, tol: float,
-          calls: int = 1, device: str = "cpu") -> list[dict]:
+          calls: int = 1, device: str = "cpu", runs_dir: str = "runs") -> list[dict]:
     """``calls`` solves of the same problem through one ``solvers.Workspace``: the first pages
     its buffers in, the later ones reuse them (as the paper's spectrum does per mini-batch)."""
-    model, batch = problem(name, trained=name != "vit-b", device=device)
+    model, batch = problem(name, trained=name != "vit-b", device=device, runs_dir=runs_dir)
+    clock = {"T": None}
     rows, ws = [], solvers.Workspace()
+    spent = timed_sections(lambda: clock["T"].seconds)
     with hessian.operator(model, F.cross_entropy, batch) as H:
         for call in range(calls):
-            T = TimedOperator(H, verbose=name == "vit-b")
+            T = clock["T"] = TimedOperator(H, verbose=name == "vit-b")
+            spent.update(dict.fromkeys(spent, 0.0))
             t = time.perf_counter()
             r = solvers.eigsh(T, 5, tol=tol, low_memory=low_memory, ncv=ncv, workspace=ws)
             wall = time.perf_counter() - t
+            sections = {f"{k}_seconds": v for k, v in spent.items()}
+            sections["rest_seconds"] = wall - T.seconds - sum(spent.values())
             rows.append({"model": name, "parameters": H.n,
                          "basis": "float32" if low_memory else "float64",
                          "call": "first" if call == 0 else "workspace reused",
                          "hvps": r.num_hvps, "seconds": wall, "hvp_seconds": T.seconds,
-                         "overhead": wall / T.seconds, "max_residual": float(r.residuals.max()),
+                         "overhead": wall / T.seconds, **sections,
+                         "max_residual": float(r.residuals.max()),
                          "converged": bool(r.converged.all()),
                          "eigenvalues": [round(float(e), 4) for e in r.eigenvalues]})
     return rows
@@ -116,6 +147,7 @@ def main() -> None:
     p.add_argument("--ncv", type=int, default=None, help="basis size (default: the solver's)")
     p.add_argument("--tol", type=float, default=1e-3)
     p.add_argument("--device", default="cpu", help="where the models and the solver run")
+    p.add_argument("--runs-dir", default="runs", help="the training cache of the models")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
@@ -125,11 +157,15 @@ def main() -> None:
     rows = []
     for name in a.models.split(","):
         for low in (False, True):
-            for row in solve(name, low, a.ncv, a.tol, calls=2, device=a.device):
+            for row in solve(name, low, a.ncv, a.tol, calls=2, device=a.device,
+                             runs_dir=a.runs_dir):
                 rows.append(row)
                 print(f"{name:10s} {row['basis']} basis, {row['call']:16s}: "
                       f"{row['seconds']:6.1f} s for {row['hvps']} HVPs ({row['hvp_seconds']:.1f} "
-                      f"s inside them): overhead {row['overhead']:.3f}x, max residual "
+                      f"s inside them): overhead {row['overhead']:.3f}x (Gram-Schmidt "
+                      f"{row['gram_schmidt_seconds']:.2f} s, restarts "
+                      f"{row['restarts_seconds']:.2f} s, certify {row['certify_seconds']:.2f} s, "
+                      f"rest {row['rest_seconds']:.2f} s), max residual "
                       f"{row['max_residual']:.1e}")
     def worst(basis, call):
         return max(r["overhead"] for r in rows if r["basis"] == basis and r["call"] == call)
