@@ -165,29 +165,41 @@ def _ritz_residual_norms(Ys: torch.Tensor, theta: np.ndarray, V: torch.Tensor, W
 
 def _combine_rows_(A: torch.Tensor, Y: torch.Tensor, chunk: int = _COLUMN_CHUNK) -> None:
     """A[:len(Y)] = Y @ A in place, column chunk by column chunk (no copy of A), computed in
-    Y's dtype."""
+    A's dtype (each entry a sum of len(A) terms: a float32 A loses nothing more than its
+    storage already does)."""
+    Y = Y.to(A.dtype)
     for s in range(0, A.shape[1], chunk):
-        A[:len(Y), s:s + chunk] = Y @ A[:, s:s + chunk].to(Y.dtype)
+        A[:len(Y), s:s + chunk] = Y @ A[:, s:s + chunk]
 
 
-def _project(Vm: torch.Tensor, r: torch.Tensor, chunk: int = _COLUMN_CHUNK) -> torch.Tensor:
-    """Vm r accumulated in r's dtype (float64), by column chunks when Vm is stored narrower."""
+# entries per float32 partial product of a narrower-stored basis, summed in float64 after
+_DOT_BLOCK = 1 << 16
+
+
+def _project(Vm: torch.Tensor, r: torch.Tensor, chunk: int = _DOT_BLOCK) -> torch.Tensor:
+    """Vm r in r's dtype (float64). A basis stored narrower (float32) is multiplied in its own
+    dtype block by block, with r's block rounded to it, and the blocks' partial products are
+    summed in float64: the basis is read once at its own width, and the float32 rounding
+    error stays that of a ``chunk``-long dot product (~1e-7 of |v||r| for 2^16 entries, not
+    the ~1e-4 a single float32 product over 10^8 entries reaches)."""
     if Vm.dtype == r.dtype:
         return Vm @ r
     c = torch.zeros(len(Vm), device=r.device, dtype=r.dtype)
     for s in range(0, Vm.shape[1], chunk):
-        c.addmv_(Vm[:, s:s + chunk].to(r.dtype), r[s:s + chunk])
+        c += (Vm[:, s:s + chunk] @ r[s:s + chunk].to(Vm.dtype)).to(r.dtype)
     return c
 
 
 def _subtract_(r: torch.Tensor, Vm: torch.Tensor, c: torch.Tensor,
-               chunk: int = _COLUMN_CHUNK) -> None:
-    """r -= Vm^T c in r's dtype."""
+               chunk: int = _DOT_BLOCK) -> None:
+    """r -= Vm^T c; for a narrower basis, Vm^T c in its dtype block by block (each entry a
+    sum of len(c) terms), then subtracted in r's dtype."""
     if Vm.dtype == r.dtype:
         r.addmv_(Vm.T, c, alpha=-1.0)
         return
+    cn = c.to(Vm.dtype)
     for s in range(0, Vm.shape[1], chunk):
-        r[s:s + chunk].addmv_(Vm[:, s:s + chunk].T.to(r.dtype), c, alpha=-1.0)
+        r[s:s + chunk] -= Vm[:, s:s + chunk].T @ cn
 
 
 def _certify_by_products(H: SymmetricOperator, Ys: torch.Tensor, theta: np.ndarray,
@@ -201,8 +213,9 @@ def _certify_by_products(H: SymmetricOperator, Ys: torch.Tensor, theta: np.ndarr
     res = np.empty(len(Ys))
     for i, y in enumerate(Ys):
         u = U[i if vectors else 0]
+        y = y.to(Vm.dtype)  # u is stored in the basis' dtype: combine in it
         for s in range(0, Vm.shape[1], _COLUMN_CHUNK):
-            u[s:s + _COLUMN_CHUNK] = y @ Vm[:, s:s + _COLUMN_CHUNK].to(Ys.dtype)
+            u[s:s + _COLUMN_CHUNK] = y @ Vm[:, s:s + _COLUMN_CHUNK]
         H.matvec(u if x is None else x.copy_(u), out=hu)
         num = den = 0.0
         for s in range(0, Vm.shape[1], _COLUMN_CHUNK):  # in float64, no parameter-sized copy
@@ -249,8 +262,8 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     the model's dtype: (8 + the model dtype's size) ``ncv`` bytes per parameter, 12 ncv for
     float32. ``low_memory``: the basis is stored in float32 (rounding each stored vector costs
     ~1e-7 of orthogonality, which a second Gram-Schmidt pass at every step keeps from
-    accumulating; the products are still accumulated in float64, column chunk by column
-    chunk) and W is not kept: 4 ``ncv`` bytes per parameter, and certifying costs one HVP per
+    accumulating; the inner products are float32 over blocks of 2^16 entries, summed in
+    float64, so the basis is read at its own width) and W is not kept: 4 ``ncv`` bytes per parameter, and certifying costs one HVP per
     wanted pair, repeated if a pair fails it. Each HVP is written straight into its row of W,
     and restarts and certification work column chunk by column chunk: on CPU, parameter-sized
     temporaries cost more in fresh pages than in arithmetic (a ``Workspace`` keeps the pages
@@ -321,7 +334,7 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
             m = len(keep)
             _combine_rows_(V, Yk)
             if W is not None:
-                _combine_rows_(W, Yk.to(H.dtype))
+                _combine_rows_(W, Yk)
             T = np.diag(theta[keep])  # V^T H V of Ritz vectors; r's couplings come next step
         torch.div(r, beta, out=V[m])
 
