@@ -16,8 +16,7 @@
    peak resident memory is read when it ends; its time, HVPs and each pair's residual.
 
 python benchmarks/hessian_scale.py [--models vit-ti,resnet-18 | --models ""] [--skip-vit-b]
-                                   [--ncv 20]
-                                   [--device cuda]
+                                   [--ncv 20] [--device cuda] [--runs-dir runs]
 """
 
 from __future__ import annotations
