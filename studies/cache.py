@@ -349,12 +349,12 @@ def _check_cached_recipe(run_dir: Path, config: dict) -> None:
         return
     saved = results.load_json(path).get("config", {})
     want = json.loads(results.to_json(config))  # the same JSON types as the saved file
-    for key, what in (("recipe", "recipe (the preset changed?)"),
+    for key, what in (("training", "LR schedule or crop/flip (by an older vitprobe?)"),
+                      ("recipe", "recipe (the preset changed?)"),
                       ("model_kwargs", "architecture (the preset changed?)"),
                       ("architecture", "architecture (the model's code changed)"),
                       ("data", "training data (another data set, fraction or files)"),
-                      ("init", "initialisation (not seeded by its seed)"),
-                      ("training", "LR schedule or crop/flip (vitprobe's code changed)")):
+                      ("init", "initialisation (not seeded by its seed)")):
         if saved.get(key) != want.get(key):
             raise ValueError(f"the cached run {run_dir} was made with another {what}: delete "
                              f"it or pass another --runs-dir")
