@@ -204,7 +204,7 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset:
                      for st in steps if (out / st.name / "done.json").is_file()
                      and "ran_on" in (m := results.load_json(out / st.name / "done.json"))})
     if ran_on:
-        lines += ["The studies ran on: " + "; ".join(f"{w}" for w in ran_on) + ".", ""]
+        lines += ["The studies ran on: " + "; ".join(ran_on) + ".", ""]
     rows = []
     for step in steps:
         for png, what in step.figures:

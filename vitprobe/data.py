@@ -286,7 +286,7 @@ def _step_generator(seed: int, epoch: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
 
 
-# how the loader crops and flips; part of a cached run's identity (``train.SCHEDULE``'s twin)
+# how the loader crops and flips; part of a cached run's identity, with ``train.SCHEDULE``
 CROP_FLIP = "torchvision.transforms.v2 RandomCrop + RandomHorizontalFlip per image, " \
             "global RNG seeded per batch"
 

@@ -257,17 +257,17 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     needs k more). When the basis reaches ``ncv`` vectors it restarts on the wanted Ritz vectors
     plus as many more and goes on with r, which is orthogonal to them.
 
-    The inner products are float64 whatever the model's dtype (float32 inner products over
-    millions of parameters stall the residuals near 1e-3). The basis is float64 and W stays in
-    the model's dtype: (8 + the model dtype's size) ``ncv`` bytes per parameter, 12 ncv for
-    float32. ``low_memory``: the basis is stored in float32 (rounding each stored vector costs
-    ~1e-7 of orthogonality, which a second Gram-Schmidt pass at every step keeps from
-    accumulating; the inner products are float32 over blocks of 2^16 entries, summed in
-    float64, so the basis is read at its own width) and W is not kept: 4 ``ncv`` bytes per parameter, and certifying costs one HVP per
-    wanted pair, repeated if a pair fails it. Each HVP is written straight into its row of W,
-    and restarts and certification work column chunk by column chunk: on CPU, parameter-sized
-    temporaries cost more in fresh pages than in arithmetic (a ``Workspace`` keeps the pages
-    from one call to the next).
+    The inner products are summed in float64 whatever the model's dtype (a float32 sum over
+    millions of parameters stalls the residuals near 1e-3). The basis is float64 and W stays
+    in the model's dtype: (8 + the model dtype's size) ``ncv`` bytes per parameter, 12 ncv
+    for float32. ``low_memory``: the basis is stored in float32 (rounding each stored vector
+    costs ~1e-7 of orthogonality, which a second Gram-Schmidt pass at every step keeps from
+    accumulating; its inner products are float32 over blocks of 2^16 entries, the blocks
+    summed in float64, so the basis is read at its own width) and W is not kept: 4 ``ncv``
+    bytes per parameter, and certifying costs one HVP per wanted pair, repeated if a pair
+    fails it. Each HVP is written straight into its row of W, and restarts and certification
+    work column chunk by column chunk: on CPU, parameter-sized temporaries cost more in fresh
+    pages than in arithmetic (a ``Workspace`` keeps the pages from one call to the next).
     """
     ncv = min(H.n, max(ncv or 20, 2 * k + 1))
     f64 = torch.float64

@@ -195,8 +195,8 @@ class Distillation:
                                  self.alpha, self.tau)
 
 
-# how ``fit`` schedules the learning rate and crops/flips; runs cached under another one are
-# not reused (``studies.cache.run_config`` records it)
+# how ``fit`` schedules the learning rate; runs cached under another schedule are not reused
+# (``studies.cache.run_config`` records it, with ``data.CROP_FLIP``)
 SCHEDULE = "timm CosineLRScheduler per step, warmup_prefix, warmup_lr_init=Recipe.warmup_lr"
 
 
