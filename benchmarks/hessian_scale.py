@@ -22,11 +22,13 @@ python benchmarks/hessian_scale.py [--models vit-ti,resnet-18 | --models ""] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -76,22 +78,30 @@ SECTIONS = {"gram_schmidt": ("_project", "_subtract_"), "restarts": ("_combine_r
             "certify": ("_ritz_residual_norms", "_certify_by_products")}
 
 
-def timed_sections(hvp_seconds) -> dict[str, float]:
-    """Wrap the solver's helpers so that each adds its wall time, less the time of the HVPs
-    it makes (``hvp_seconds()``: the HVP time so far), to the returned dict."""
+@contextlib.contextmanager
+def timed_sections(hvp_seconds) -> Iterator[dict[str, float]]:
+    """Inside, the solver's helpers add their wall time, less the time of the HVPs they make
+    (``hvp_seconds()``: the HVP time so far), to the yielded dict; put back on exit, so that
+    one solve after another does not wrap the wrappers."""
     spent = dict.fromkeys(SECTIONS, 0.0)
-    for section, names in SECTIONS.items():
-        for name in names:
-            fn = getattr(solvers, name)
+    originals = {name: getattr(solvers, name) for names in SECTIONS.values() for name in names}
 
-            def wrapper(*a, _fn=fn, _section=section, **kw):
-                t, h = time.perf_counter(), hvp_seconds()
-                out = _fn(*a, **kw)
-                spent[_section] += time.perf_counter() - t - (hvp_seconds() - h)
-                return out
+    def timed(fn, section):
+        def wrapper(*a, **kw):
+            t, h = time.perf_counter(), hvp_seconds()
+            out = fn(*a, **kw)
+            spent[section] += time.perf_counter() - t - (hvp_seconds() - h)
+            return out
+        return wrapper
 
-            setattr(solvers, name, wrapper)
-    return spent
+    try:
+        for section, names in SECTIONS.items():
+            for name in names:
+                setattr(solvers, name, timed(originals[name], section))
+        yield spent
+    finally:
+        for name, fn in originals.items():
+            setattr(solvers, name, fn)
 
 
 def problem(name: str, trained: bool, device: str = "cpu", runs_dir: str = "runs"):
@@ -109,8 +119,8 @@ def solve(name: str, low_memory: bool, ncv: int | None, tol: float,
     model, batch = problem(name, trained=name != "vit-b", device=device, runs_dir=runs_dir)
     clock = {"T": None}
     rows, ws = [], solvers.Workspace()
-    spent = timed_sections(lambda: clock["T"].seconds)
-    with hessian.operator(model, F.cross_entropy, batch) as H:
+    with timed_sections(lambda: clock["T"].seconds) as spent, \
+            hessian.operator(model, F.cross_entropy, batch) as H:
         for call in range(calls):
             T = clock["T"] = TimedOperator(H, verbose=name == "vit-b")
             spent.update(dict.fromkeys(spent, 0.0))
