@@ -200,11 +200,18 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset:
              "versions, git commit). The `quick` preset trains CNNs for one epoch and ViTs "
              "for two on Fashion-MNIST, not the paper's 300 CIFAR-100 epochs: read the "
              "magnitudes as this scale's, not the paper's.", ""]
-    ran_on = sorted({"{device}, torch {torch}, commit {git_commit}".format(**m["ran_on"])
-                     for st in steps if (out / st.name / "done.json").is_file()
-                     and "ran_on" in (m := results.load_json(out / st.name / "done.json"))})
+    ran_on: dict[str, dict[str, list[str]]] = {}  # device and torch -> commit -> studies
+    for st in steps:
+        if (out / st.name / "done.json").is_file() and \
+                "ran_on" in (m := results.load_json(out / st.name / "done.json")):
+            where = "{device}, torch {torch}".format(**m["ran_on"])
+            commit = str(m["ran_on"]["git_commit"])[:12]
+            ran_on.setdefault(where, {}).setdefault(commit, []).append(st.name)
     if ran_on:
-        lines += ["The studies ran on: " + "; ".join(ran_on) + ".", ""]
+        lines += ["The studies ran on: " + "; ".join(
+            f"{where}, " + ", ".join(f"commit {c} ({', '.join(names)})"
+                                     for c, names in commits.items())
+            for where, commits in ran_on.items()) + ".", ""]
     rows = []
     for step in steps:
         for png, what in step.figures:

@@ -74,6 +74,8 @@ def test_reproduce_smoke_end_to_end_and_a_rerun_reuses_the_cache(tmp_path, monke
     ran_on = json.loads((out / "hessian" / "done.json").read_text())["ran_on"]
     assert ran_on["device"].startswith("CPU (") and ran_on["torch"] == torch.__version__
     assert f"The studies ran on: {ran_on['device']}, torch {torch.__version__}" in readme
+    # one entry per commit, naming the studies it ran (every study here ran at one commit)
+    assert f"commit {ran_on['git_commit'][:12]} (hessian, alternet, " in readme
     # the landscape grids for other tools: ParaView's VTK and an NPZ of coordinates and loss
     import numpy as np
 
