@@ -1,0 +1,100 @@
+"""Can a Lanczos solver stay within 1.10x of its own HVPs on this machine? The time one HVP
+takes (the quick preset's trained model, a batch of 16, as ``hessian_scale.py`` uses) sets
+the budget: 10 % of it per Krylov vector. Against it, side by side in one run, the cost per
+vector of classical Gram-Schmidt (project on a float64 basis of ``--rows`` parameter-sized
+rows, then subtract) for blocks of 1, 2, 4 and 8 vectors at once (a block Krylov method's
+batched HVP gives one block per step), as one BLAS call and split over column chunks, and of
+one plain pass over a float64 vector (a norm), which every step needs several of.
+
+    python benchmarks/gram_schmidt_budget.py [--models vit-ti,resnet-18] [--rows 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import record  # noqa: E402
+from hessian_scale import problem  # noqa: E402
+
+# ruff: noqa: B023  (closures are timed inside the loop iteration that defines them)
+from vitprobe import hessian  # noqa: E402
+
+CHUNK = 1 << 16  # columns per slice of the chunked variant
+
+
+def median_seconds(fn, rounds: int = 5) -> float:
+    fn()
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def gram_schmidt(V: torch.Tensor, R: torch.Tensor, chunked: bool) -> None:
+    """R -= (V^T (V R^T))^T: one classical Gram-Schmidt pass of the rows of R against V."""
+    if not chunked:
+        R.addmm_((V @ R.T).T, V, alpha=-1.0)
+        return
+    C = torch.zeros(len(V), len(R), dtype=V.dtype)
+    for s in range(0, V.shape[1], CHUNK):
+        C.addmm_(V[:, s:s + CHUNK], R[:, s:s + CHUNK].T)
+    for s in range(0, V.shape[1], CHUNK):
+        R[:, s:s + CHUNK].addmm_(C.T, V[:, s:s + CHUNK], alpha=-1.0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="vit-ti,resnet-18")
+    p.add_argument("--rows", type=int, default=12, help="basis rows each vector is projected on")
+    p.add_argument("--runs-dir", default="runs", help="the training cache of the models")
+    a = p.parse_args()
+    print(f"{torch.get_num_threads()} threads; basis of {a.rows} float64 rows")
+    rows = []
+    for name in a.models.split(","):
+        model, batch = problem(name, trained=True, runs_dir=a.runs_dir)
+        with hessian.operator(model, F.cross_entropy, batch) as H:
+            v = torch.randn(H.n, dtype=H.dtype)
+            hvp = median_seconds(lambda: H.matvec(v))
+            n = H.n
+        budget = 0.10 * hvp
+        V = torch.randn(a.rows, n, dtype=torch.float64)
+        x = torch.randn(n, dtype=torch.float64)
+        norm = median_seconds(lambda: x.norm(), rounds=10)
+        print(f"{name}: {n / 1e6:.2f} M parameters, HVP {hvp * 1e3:.0f} ms, budget at 1.10x "
+              f"{budget * 1e3:.0f} ms per vector; one float64 norm pass {norm * 1e3:.1f} ms")
+        for block in (1, 2, 4, 8):
+            R = torch.randn(block, n, dtype=torch.float64)
+            for chunked in (False, True):
+                per_vector = median_seconds(lambda: gram_schmidt(V, R, chunked)) / block
+                rows.append({"model": name, "parameters": n, "hvp_seconds": hvp,
+                             "basis_rows": a.rows, "block": block,
+                             "variant": "column chunks" if chunked else "one BLAS call",
+                             "gram_schmidt_ms_per_vector": per_vector * 1e3,
+                             "budget_ms_per_vector": budget * 1e3,
+                             "share_of_budget": per_vector / budget,
+                             "norm_pass_ms": norm * 1e3})
+                print(f"  block {block}, {rows[-1]['variant']:13s}: Gram-Schmidt "
+                      f"{per_vector * 1e3:6.1f} ms per vector = "
+                      f"{per_vector / budget:.2f} of the budget")
+
+    def best(model):
+        return min(r["share_of_budget"] for r in rows if r["model"] == model)
+
+    record("gram_schmidt_budget", rows, vars(a),
+           summary="Gram-Schmidt per Krylov vector at its best block size and variant, as a "
+                   "share of 1.10x's budget: " + ", ".join(
+                       f"{m} {best(m):.2f}" for m in dict.fromkeys(r["model"] for r in rows)))
+
+
+if __name__ == "__main__":
+    main()
