@@ -40,16 +40,26 @@ def median_seconds(fn, rounds: int = 5) -> float:
     return statistics.median(times)
 
 
+def gram_schmidt_coefficients(V: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """V R^T (rows x block), summed over column chunks."""
+    C = torch.zeros(len(V), len(R), dtype=V.dtype)
+    for s in range(0, V.shape[1], CHUNK):
+        C.addmm_(V[:, s:s + CHUNK], R[:, s:s + CHUNK].T)
+    return C
+
+
+def subtract_(R: torch.Tensor, V: torch.Tensor, C: torch.Tensor) -> None:
+    """R -= C^T V in place, over column chunks."""
+    for s in range(0, V.shape[1], CHUNK):
+        R[:, s:s + CHUNK].addmm_(C.T, V[:, s:s + CHUNK], alpha=-1.0)
+
+
 def gram_schmidt(V: torch.Tensor, R: torch.Tensor, chunked: bool) -> None:
     """R -= (V^T (V R^T))^T: one classical Gram-Schmidt pass of the rows of R against V."""
     if not chunked:
         R.addmm_((V @ R.T).T, V, alpha=-1.0)
         return
-    C = torch.zeros(len(V), len(R), dtype=V.dtype)
-    for s in range(0, V.shape[1], CHUNK):
-        C.addmm_(V[:, s:s + CHUNK], R[:, s:s + CHUNK].T)
-    for s in range(0, V.shape[1], CHUNK):
-        R[:, s:s + CHUNK].addmm_(C.T, V[:, s:s + CHUNK], alpha=-1.0)
+    subtract_(R, V, gram_schmidt_coefficients(V, R))
 
 
 def main() -> None:
