@@ -157,27 +157,35 @@ def plan(preset: str) -> list[Step]:
     return steps[:cut] + repeats + steps[cut:]
 
 
-def run_steps(steps: list[Step], common: list[str], out: Path) -> dict[str, float]:
-    """Run every step whose done-marker is missing or was written for other arguments."""
-    seconds = {}
+def run_steps(steps: list[Step], common: list[str], out: Path) -> None:
+    """Run every step whose done-marker is missing or was written for other arguments; the
+    marker records its arguments, minutes and where it ran (``done_markers``)."""
     for i, step in enumerate(steps, 1):
         argv = step.argv(common, out)
         marker = out / step.name / "done.json"
         if marker.is_file() and results.load_json(marker).get("argv") == argv:
             log.info("[%d/%d] %s: done before, reused", i, len(steps), step.name)
-            seconds[step.name] = results.load_json(marker).get("seconds", 0.0)
             continue
         print(f"[{i}/{len(steps)}] python -m studies.{step.study} {' '.join(argv)}", flush=True)
         t = time.perf_counter()
         code = import_module(f"studies.{step.study}").main(argv)
         if code:
             raise RuntimeError(f"studies.{step.study} exited with {code}")
-        seconds[step.name] = time.perf_counter() - t
         prov = results.provenance()
-        results.save_json(marker, {"argv": argv, "seconds": seconds[step.name],
+        results.save_json(marker, {"argv": argv, "seconds": time.perf_counter() - t,
                                    "ran_on": {k: prov[k] for k in ("device", "torch",
                                                                    "git_commit")}})
-    return seconds
+
+
+def done_markers(steps: list[Step], out: Path) -> dict[str, dict]:
+    """The done-marker of each finished step, by step name."""
+    return {st.name: results.load_json(marker) for st in steps
+            if (marker := out / st.name / "done.json").is_file()}
+
+
+def study_seconds(markers: dict[str, dict]) -> dict[str, float]:
+    """Each finished study's wall time, read off its done-marker."""
+    return {name: m.get("seconds", 0.0) for name, m in markers.items()}
 
 
 # Figures made by other commands that the gallery lists when they are there.
@@ -188,9 +196,10 @@ EXTRA_FIGURES = (
 
 
 def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset: str,
-            common_display: str, seconds: dict[str, float]) -> Path:
+            common_display: str, markers: dict[str, dict]) -> Path:
     """Copy every PNG to ``figures_dir`` and write its README: figure, what it shows, the
-    command that regenerates it, and the findings table."""
+    command that regenerates it, where and how long the studies ran (their ``markers``), and
+    the findings table."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     lines = ["# Figures gallery", "",
              f"Every figure and number here comes from one command (preset `{preset}`; it "
@@ -201,12 +210,11 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset:
              "for two on Fashion-MNIST, not the paper's 300 CIFAR-100 epochs: read the "
              "magnitudes as this scale's, not the paper's.", ""]
     ran_on: dict[str, dict[str, list[str]]] = {}  # device and torch -> commit -> studies
-    for st in steps:
-        if (out / st.name / "done.json").is_file() and \
-                "ran_on" in (m := results.load_json(out / st.name / "done.json")):
+    for name, m in markers.items():
+        if "ran_on" in m:
             where = "{device}, torch {torch}".format(**m["ran_on"])
             commit = str(m["ran_on"]["git_commit"])[:12]
-            ran_on.setdefault(where, {}).setdefault(commit, []).append(st.name)
+            ran_on.setdefault(where, {}).setdefault(commit, []).append(name)
     if ran_on:
         lines += ["The studies ran on: " + "; ".join(
             f"{where}, " + ", ".join(f"commit {c} ({', '.join(names)})"
@@ -223,6 +231,7 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset:
              if (figures_dir / png).is_file()]
     lines.append(results.markdown_table(["figure", "what it shows", "command"], (
         [f"![{png}]({png}) `{png}`", what, f"`{command}`"] for png, what, command in rows)))
+    seconds = study_seconds(markers)
     total = sum(seconds.values()) / 60
     missing = [st.name for st in steps if st.name not in seconds]
     lines += ["", "## Findings (Park & Kim 2022, F1-F10)", ""]
@@ -277,11 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     shown = f" --preset {args.preset}" + (f" --data {data}" if data != "fashion-mnist" else "")
     steps = plan(args.preset)
     t = time.perf_counter()
-    if args.report_only:
-        seconds = {st.name: results.load_json(out / st.name / "done.json")["seconds"]
-                   for st in steps if (out / st.name / "done.json").is_file()}
-    else:
-        seconds = run_steps(steps, common, out)
+    if not args.report_only:
+        run_steps(steps, common, out)
+    markers = done_markers(steps, out)
+    seconds = study_seconds(markers)
     findings.accuracy_figure(out, out / "alternet" / "alternet_seeds")
     rows = findings.findings(out)
     verdicts = args.preset != "smoke"  # smoke models are too small to say anything
@@ -291,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 "verdicts": verdicts,
                                                 "study_seconds": seconds},
                         {**vars(args), "data": data}, args.seed)
-    readme = gallery(steps, text, figures_dir, out, args.preset, shown, seconds)
+    readme = gallery(steps, text, figures_dir, out, args.preset, shown, markers)
     print(text)
     if verdicts:
         counts = {v: sum(r.verdict == v for r in rows) for v in stats.VERDICTS}
