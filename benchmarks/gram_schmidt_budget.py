@@ -12,32 +12,20 @@ one plain pass over a float64 vector (a norm), which every step needs several of
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import record  # noqa: E402
+from common import interleaved, record  # noqa: E402
 from hessian_scale import problem  # noqa: E402
 
 # ruff: noqa: B023  (closures are timed inside the loop iteration that defines them)
 from vitprobe import hessian  # noqa: E402
 
 CHUNK = 1 << 16  # columns per slice of the chunked variant
-
-
-def median_seconds(fn, rounds: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def gram_schmidt_coefficients(V: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
@@ -74,18 +62,19 @@ def main() -> None:
         model, batch = problem(name, trained=True, runs_dir=a.runs_dir)
         with hessian.operator(model, F.cross_entropy, batch) as H:
             v = torch.randn(H.n, dtype=H.dtype)
-            hvp = median_seconds(lambda: H.matvec(v))
+            hvp = interleaved({"hvp": lambda: H.matvec(v)}, rounds=5)["hvp"]
             n = H.n
         budget = 0.10 * hvp
         V = torch.randn(a.rows, n, dtype=torch.float64)
         x = torch.randn(n, dtype=torch.float64)
-        norm = median_seconds(lambda: x.norm(), rounds=10)
+        norm = interleaved({"norm": lambda: x.norm()}, rounds=10)["norm"]
         print(f"{name}: {n / 1e6:.2f} M parameters, HVP {hvp * 1e3:.0f} ms, budget at 1.10x "
               f"{budget * 1e3:.0f} ms per vector; one float64 norm pass {norm * 1e3:.1f} ms")
         for block in (1, 2, 4, 8):
             R = torch.randn(block, n, dtype=torch.float64)
             for chunked in (False, True):
-                per_vector = median_seconds(lambda: gram_schmidt(V, R, chunked)) / block
+                per_vector = interleaved({"gs": lambda: gram_schmidt(V, R, chunked)},
+                                         rounds=5)["gs"] / block
                 rows.append({"model": name, "parameters": n, "hvp_seconds": hvp,
                              "basis_rows": a.rows, "block": block,
                              "variant": "column chunks" if chunked else "one BLAS call",
