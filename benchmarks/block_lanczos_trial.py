@@ -68,7 +68,7 @@ def block_lanczos(H, k: int, b: int, ncv: int, tol: float, seed: int = 0,
         done = H.num_hvps >= max_hvps
         if done or (m >= 2 * k + 1 and (estimate <= tol).all()):
             Ys = torch.as_tensor(Y[:, sel].T.copy())
-            res = solvers._ritz_residual_norms(Ys, theta[sel], V[:m], W[:m]) / scale
+            res = solvers._ritz_residual_norms(Ys, theta[sel], V[:m], W[:m])[0] / scale
             if done or (res <= tol).all():
                 return theta[sel], res
         if m + b > ncv:

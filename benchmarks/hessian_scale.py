@@ -3,13 +3,14 @@
 
 1. Overhead: ``solvers.eigsh`` top-5 (largest magnitude, tol 1e-3 as in the paper's spectra)
    on the quick preset's trained vit-ti and resnet-18 (from the training cache, trained first
-   if missing) and a batch of 16 augmented Fashion-MNIST images, with the default basis
-   (float64, products kept) and with ``low_memory=True`` (float32 basis, no kept products).
+   if missing) and a batch of 16 augmented Fashion-MNIST images, with the default solver
+   (basis in the model's float32, products kept) and with ``low_memory=True`` (float32
+   basis, no kept products).
    The time inside the operator's products is measured around each one; overhead = the
    solve's wall time / that time (1.00 = the solver costs nothing beyond its HVPs). Two
    calls each: the first pages the solver's buffers in, the second reuses them through a
    ``solvers.Workspace``, as ``spectra.spectrum`` does from one mini-batch to the next. The
-   solver's own time is split into Gram-Schmidt (``_project`` + ``_subtract_``), restarts
+   solver's own time is split into Gram-Schmidt (``_orthogonalise``), restarts
    (``_combine_rows_``), certification (``_ritz_residual_norms``) and the rest.
 2. Scale: vit-b (86 M parameters, patch 4, 28 px, batch 16; at its initialisation, as
    training it on a CPU is out of reach) with ``low_memory=True``, in a child process whose
@@ -74,7 +75,7 @@ class TimedOperator:
 
 
 # the solver's helpers whose time the overhead rows report apart
-SECTIONS = {"gram_schmidt": ("_project", "_subtract_"), "restarts": ("_combine_rows_",),
+SECTIONS = {"gram_schmidt": ("_orthogonalise",), "restarts": ("_combine_rows_",),
             "certify": ("_ritz_residual_norms", "_certify_by_products")}
 
 
@@ -130,7 +131,7 @@ def solve(name: str, low_memory: bool, ncv: int | None, tol: float,
             sections = {f"{k}_seconds": v for k, v in spent.items()}
             sections["rest_seconds"] = wall - T.seconds - sum(spent.values())
             rows.append({"model": name, "parameters": H.n,
-                         "basis": "float32" if low_memory else "float64",
+                         "mode": "low_memory" if low_memory else "default",
                          "call": "first" if call == 0 else "workspace reused",
                          "hvps": r.num_hvps, "seconds": wall, "hvp_seconds": T.seconds,
                          "overhead": wall / T.seconds, **sections,
@@ -171,22 +172,22 @@ def main() -> None:
             for row in solve(name, low, a.ncv, a.tol, calls=2, device=a.device,
                              runs_dir=a.runs_dir):
                 rows.append(row)
-                print(f"{name:10s} {row['basis']} basis, {row['call']:16s}: "
+                print(f"{name:10s} {row['mode']:10s}, {row['call']:16s}: "
                       f"{row['seconds']:6.1f} s for {row['hvps']} HVPs ({row['hvp_seconds']:.1f} "
                       f"s inside them): overhead {row['overhead']:.3f}x (Gram-Schmidt "
                       f"{row['gram_schmidt_seconds']:.2f} s, restarts "
                       f"{row['restarts_seconds']:.2f} s, certify {row['certify_seconds']:.2f} s, "
                       f"rest {row['rest_seconds']:.2f} s), max residual "
                       f"{row['max_residual']:.1e}")
-    def worst(basis, call):
-        return max(r["overhead"] for r in rows if r["basis"] == basis and r["call"] == call)
+    def worst(mode, call):
+        return max(r["overhead"] for r in rows if r["mode"] == mode and r["call"] == call)
 
     if models:
         record("eigsh_overhead", rows, vars(a),
-               summary=f"eigsh's time over its own HVPs' at most {worst('float64', 'first'):.2f}x "
-                       f"on a first call, {worst('float64', 'workspace reused'):.2f}x with its "
-                       f"workspace reused as the spectrum does (default basis; low_memory "
-                       f"{worst('float32', 'workspace reused'):.2f}x) on {a.models}")
+               summary=f"eigsh's time over its own HVPs' at most {worst('default', 'first'):.2f}x "
+                       f"on a first call, {worst('default', 'workspace reused'):.2f}x with its "
+                       f"workspace reused as the spectrum does (default solver; low_memory "
+                       f"{worst('low_memory', 'workspace reused'):.2f}x) on {a.models}")
     if not a.skip_vit_b:
         row = child("vit-b", a.ncv, a.tol)
         print(f"vit-b ({row['parameters'] / 1e6:.1f} M parameters), float32 basis: peak "

@@ -130,8 +130,9 @@ def test_ritz_residuals_and_restart_rotation_in_column_chunks_equal_the_whole_fo
     theta = np.array([2.0, -1.5, 0.25])
     want = ((Ys @ W.double()) - (Ys @ V) * torch.as_tensor(theta)[:, None]).norm(dim=1)
     for chunk in (7, 1000, 4096):  # uneven chunks, one exact chunk, a chunk wider than n
-        got = solvers._ritz_residual_norms(Ys, theta, V, W, chunk=chunk)
+        got, gram = solvers._ritz_residual_norms(Ys, theta, V, W, chunk=chunk)
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(gram, (Ys @ V @ V.T @ Ys.T).numpy(), rtol=1e-10)
         A = V.clone()  # the thick restart's in-place rotation of the basis
         solvers._combine_rows_(A, Ys, chunk=chunk)
         np.testing.assert_allclose(A[:3].numpy(), (Ys @ V).numpy(), rtol=1e-12)

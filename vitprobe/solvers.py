@@ -7,7 +7,7 @@ check every solver on matrices with known spectra). As curvlinops separates its 
 from its estimators:
 
 * ``eigsh`` — the k extreme eigenpairs, each certified by its residual: thick-restart
-  Lanczos (Wu & Simon 2000; Stewart 2001) with full reorthogonalisation in float64,
+  Lanczos (Wu & Simon 2000; Stewart 2001) with full reorthogonalisation in the model's dtype,
   ARPACK (``scipy.sparse.linalg.eigsh``), or PyHessian's deflated power iteration (parity).
 * ``hutchpp_trace`` — Hutch++ (Meyer, Musco, Musco & Woodruff 2021) or Hutchinson, with a
   standard error and optional stopping on a confidence interval.
@@ -144,23 +144,26 @@ class _Budget(Exception):
     pass
 
 
-# columns per slice when the solver combines parameter-sized rows (2 MiB of float64 per row)
+# columns per slice when the solver combines parameter-sized rows
 _COLUMN_CHUNK = 1 << 18
 
 
 def _ritz_residual_norms(Ys: torch.Tensor, theta: np.ndarray, V: torch.Tensor, W: torch.Tensor,
-                         chunk: int = _COLUMN_CHUNK) -> np.ndarray:
-    """||y^T W - theta y^T V|| for each row y of Ys (W = H V row by row), column chunk by
-    column chunk: no (k, n) temporaries, whose fresh pages cost more than the arithmetic on
-    CPU for models of millions of parameters."""
-    Yw = Ys.to(W.dtype)
-    th = torch.as_tensor(theta, device=V.device, dtype=V.dtype)[:, None]
-    sq = torch.zeros(len(Ys), device=V.device, dtype=V.dtype)
+                         chunk: int = _COLUMN_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """For each row y of Ys, ||y^T W - theta y^T V|| (W = H V row by row), and the Gram
+    matrix of the Ritz vectors y^T V (their norms and mutual cosines), summed in float64
+    column chunk by column chunk: no (k, n) temporaries, whose fresh pages cost more than the
+    arithmetic on CPU for models of millions of parameters."""
+    Yv, Yw = Ys.to(V.dtype), Ys.to(W.dtype)
+    th = torch.as_tensor(theta, device=V.device, dtype=torch.float64)[:, None]
+    sq = torch.zeros(len(Ys), device=V.device, dtype=torch.float64)
+    gram = torch.zeros(len(Ys), len(Ys), device=V.device, dtype=torch.float64)
     for s in range(0, V.shape[1], chunk):
-        r = (Yw @ W[:, s:s + chunk]).to(V.dtype)
-        r.sub_((Ys @ V[:, s:s + chunk]).mul_(th))
+        u = (Yv @ V[:, s:s + chunk]).double()
+        r = (Yw @ W[:, s:s + chunk]).double().sub_(u * th)
         sq += r.square().sum(1)
-    return sq.sqrt().cpu().numpy()
+        gram += u @ u.T
+    return sq.sqrt().cpu().numpy(), gram.cpu().numpy()
 
 
 def _combine_rows_(A: torch.Tensor, Y: torch.Tensor, chunk: int = _COLUMN_CHUNK) -> None:
@@ -172,34 +175,38 @@ def _combine_rows_(A: torch.Tensor, Y: torch.Tensor, chunk: int = _COLUMN_CHUNK)
         A[:len(Y), s:s + chunk] = Y @ A[:, s:s + chunk]
 
 
-# entries per float32 partial product of a narrower-stored basis, summed in float64 after
+# entries per float32 partial product, summed in float64 after
 _DOT_BLOCK = 1 << 16
 
 
 def _project(Vm: torch.Tensor, r: torch.Tensor, chunk: int = _DOT_BLOCK) -> torch.Tensor:
-    """Vm r in r's dtype (float64). A basis stored narrower (float32) is multiplied in its own
-    dtype block by block, with r's block rounded to it, and the blocks' partial products are
-    summed in float64: the basis is read once at its own width, and the float32 rounding
-    error stays that of a ``chunk``-long dot product (~1e-7 of |v||r| for 2^16 entries, not
-    the ~1e-4 a single float32 product over 10^8 entries reaches)."""
-    if Vm.dtype == r.dtype:
+    """Vm r in float64. A float64 pair: one product. A float32 basis (r's blocks rounded to
+    it): products of blocks of ``chunk`` entries in float32, their sums added in float64.
+    A single float32 product over millions of entries that share a sign is off by ~1e-5 of
+    |v||r| (a float32 norm by ~1e-4), which stalls the residuals near 1e-3; blocks of 2^16
+    keep it near 1e-7, and the basis is still read once at its own width."""
+    if Vm.dtype == r.dtype == torch.float64:
         return Vm @ r
-    c = torch.zeros(len(Vm), device=r.device, dtype=r.dtype)
+    c = torch.zeros(len(Vm), device=r.device, dtype=torch.float64)
     for s in range(0, Vm.shape[1], chunk):
-        c += (Vm[:, s:s + chunk] @ r[s:s + chunk].to(Vm.dtype)).to(r.dtype)
+        c += (Vm[:, s:s + chunk] @ r[s:s + chunk].to(Vm.dtype)).double()
     return c
 
 
 def _subtract_(r: torch.Tensor, Vm: torch.Tensor, c: torch.Tensor,
                chunk: int = _DOT_BLOCK) -> None:
-    """r -= Vm^T c; for a narrower basis, Vm^T c in its dtype block by block (each entry a
-    sum of len(c) terms), then subtracted in r's dtype."""
+    """r -= Vm^T c; for a basis narrower than r, Vm^T c in its dtype block by block (each
+    entry a sum of len(c) terms), then subtracted in r's dtype."""
     if Vm.dtype == r.dtype:
-        r.addmv_(Vm.T, c, alpha=-1.0)
+        r.addmv_(Vm.T, c.to(r.dtype), alpha=-1.0)
         return
     cn = c.to(Vm.dtype)
     for s in range(0, Vm.shape[1], chunk):
         r[s:s + chunk] -= Vm[:, s:s + chunk].T @ cn
+
+
+def _norm(r: torch.Tensor) -> float:
+    return math.sqrt(_project(r[None], r).item())
 
 
 def _certify_by_products(H: SymmetricOperator, Ys: torch.Tensor, theta: np.ndarray,
@@ -243,68 +250,92 @@ class Workspace:
         return self._buffers[key]
 
 
+def _orthogonalise(r: torch.Tensor, hv: torch.Tensor, Vm: torch.Tensor, two_passes: bool
+                   ) -> tuple[np.ndarray, float]:
+    """r = hv less its components on the whole basis Vm (classical Gram-Schmidt); returns
+    the components removed (T's new column) and beta = ||r||. A second pass where the first
+    cancelled most of hv ("twice is enough", Kahan-Parlett; the DGKS criterion), or always
+    with ``two_passes``. With one dtype throughout, r = hv - Vm^T c is written in one pass,
+    without copying hv first."""
+    src = hv if hv.dtype == r.dtype == Vm.dtype else r.copy_(hv)
+    c = _project(Vm, src)
+    if src is r:
+        _subtract_(r, Vm, c)
+    else:
+        torch.addmv(src, Vm.T, c.to(r.dtype), alpha=-1.0, out=r)
+    beta = _norm(r)
+    if two_passes or beta < 1e-2 * math.hypot(c.norm().item(), beta):
+        c2 = _project(Vm, r)
+        _subtract_(r, Vm, c2)
+        c += c2
+        beta = _norm(r)
+    return c.cpu().numpy(), beta
+
+
+def _certified(H: SymmetricOperator, Y: np.ndarray, theta: np.ndarray, scale: np.ndarray,
+               Vm: torch.Tensor, W: torch.Tensor | None, vectors: bool):
+    """The Ritz pairs (theta, Vm Y) with their true residuals ||H u - theta u|| / ||u||:
+    from the kept products W, or one HVP each when there are none."""
+    Ys = torch.as_tensor(Y.T.copy(), device=H.device)
+    if W is None:
+        res, U = _certify_by_products(H, Ys, theta, Vm, vectors)
+        return theta, U.T.double().cpu().numpy() if vectors else None, res / scale
+    norms, gram = _ritz_residual_norms(Ys, theta, Vm, W[:len(Vm)])
+    length = np.sqrt(np.diag(gram))
+    U = None
+    if vectors:
+        U = (Ys.to(Vm.dtype) @ Vm).double() / torch.as_tensor(length, device=H.device)[:, None]
+        U = U.T.cpu().numpy()
+    return theta, U, norms / length / scale
+
+
 def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: int,
                    max_hvps: int, ncv: int | None, vectors: bool = True,
                    low_memory: bool = False, workspace: Workspace | None = None):
-    """Thick-restart Lanczos (Wu & Simon 2000; the Krylov-Schur form of Stewart 2001) with full
-    reorthogonalisation.
+    """Thick-restart Lanczos (Wu & Simon 2000; the Krylov-Schur form of Stewart 2001) with
+    full reorthogonalisation (``_orthogonalise``).
 
-    Every step projects H on the whole basis (T = V^T H V, not only its tridiagonal), so after
-    any restart H V = V T + r e_m^T holds and each Ritz pair's residual is |beta y_m|: read off at
-    every step for free, the solver stops at the first step where all k wanted pairs are below
-    ``tol`` (ARPACK only looks at restart boundaries). The pairs are then certified with their
-    true residuals ||W y - theta V y||, W = H V being kept, so certifying costs no HVP (ARPACK's
-    needs k more). When the basis reaches ``ncv`` vectors it restarts on the wanted Ritz vectors
-    plus as many more and goes on with r, which is orthogonal to them.
+    T holds every component a step removed, so after any restart H V = V T + r e_m^T holds
+    and each Ritz pair's residual is |beta y_m|: read off at every step for free, the solver
+    stops at the first step where all k wanted pairs are below ``tol`` (ARPACK only looks at
+    restart boundaries). The pairs are then certified with their true residuals
+    ||W y - theta V y|| / ||V y||, W = H V being kept, so certifying costs no HVP (ARPACK's
+    needs k more). When the basis reaches ``ncv`` vectors it restarts on the wanted Ritz
+    vectors plus as many more and goes on with r.
 
-    The inner products are summed in float64 whatever the model's dtype (a float32 sum over
-    millions of parameters stalls the residuals near 1e-3). The basis is float64 and W stays
-    in the model's dtype: (8 + the model dtype's size) ``ncv`` bytes per parameter, 12 ncv
-    for float32. ``low_memory``: the basis is stored in float32 (rounding each stored vector
-    costs ~1e-7 of orthogonality, which a second Gram-Schmidt pass at every step keeps from
-    accumulating; its inner products are float32 over blocks of 2^16 entries, the blocks
-    summed in float64, so the basis is read at its own width) and W is not kept: 4 ``ncv``
-    bytes per parameter, and certifying costs one HVP per wanted pair, repeated if a pair
-    fails it. Each HVP is written straight into its row of W, and restarts and certification
-    work column chunk by column chunk: on CPU, parameter-sized temporaries cost more in fresh
+    The basis and W are stored in the model's dtype (float32 for float32, bfloat16 and
+    float16 models; ``low_memory``: float32 always), 8 ``ncv`` bytes per parameter of a
+    float32 model; every inner product and norm is summed in float64 (``_project``). A
+    float32 basis is orthogonal to a few parts in 10^4 (float32's sqrt(eps) is 3.5e-4: semi-
+    orthogonality, enough for Ritz values good to O(eps ||H||), Simon 1984), and the
+    residuals are certified from the kept products whatever the basis.
+    ``low_memory``: W is not kept, 4 ``ncv`` bytes per parameter; two Gram-Schmidt passes
+    every step, and certifying costs one HVP per wanted pair, repeated if a pair fails it.
+    Each HVP is written straight into its row of W, and restarts and certification work
+    column chunk by column chunk: on CPU, parameter-sized temporaries cost more in fresh
     pages than in arithmetic (a ``Workspace`` keeps the pages from one call to the next).
     """
     ncv = min(H.n, max(ncv or 20, 2 * k + 1))
-    f64 = torch.float64
+    basis = torch.float64 if H.dtype == torch.float64 and not low_memory else torch.float32
     g = torch.Generator().manual_seed(seed)
     # rows are basis vectors: V[:m] stays contiguous, no copy per step
     ws = Workspace() if workspace is None else workspace  # a fresh one: fresh buffers
-    V = ws.empty("V", (ncv, H.n), H.device, torch.float32 if low_memory else f64)
+    V = ws.empty("V", (ncv, H.n), H.device, basis)
     W = None if low_memory else ws.empty("W", (ncv, H.n), H.device, H.dtype)
     w = ws.empty("w", (H.n,), H.device, H.dtype) if low_memory else None
+    # the residual, reused every step: in the operator's precision when wider than the basis
+    r = ws.empty("r", (H.n,), H.device, torch.promote_types(basis, H.dtype))
+    x = None if H.dtype == basis else ws.empty("x", (H.n,), H.device, H.dtype)
+    r.copy_(torch.randn(H.n, generator=g, dtype=torch.float64))
+    torch.div(r, _norm(r), out=V[0])
     T = np.zeros((0, 0))
-    r = ws.empty("r", (H.n,), H.device, f64)  # the residual, reused every step
-    r.copy_(torch.randn(H.n, generator=g, dtype=f64))
-    x = None if H.dtype == V.dtype else ws.empty("x", (H.n,), H.device, H.dtype)
-    V[0] = r / r.norm()
-    m = 0
-    tiny = np.finfo(float).tiny
+    m, tiny = 0, np.finfo(float).tiny
     while True:
         hv = H.matvec(x.copy_(V[m]) if x is not None else V[m], out=W[m] if W is not None else w)
         m += 1
-        Vm = V[:m]
-        r.copy_(hv)
-        norm_w = r.norm().item()
-        c = _project(Vm, r)
-        _subtract_(r, Vm, c)
-        beta = r.norm().item()
-        # One classical Gram-Schmidt pass loses eps * ||w|| / beta of orthogonality, eps
-        # being the basis' own (its rounding): a second pass ("twice is enough",
-        # Kahan-Parlett) only where that ratio is large (the DGKS criterion) for a float64
-        # basis, always for a float32 one
-        if beta < 1e-2 * norm_w or low_memory:
-            c2 = _project(Vm, r)
-            _subtract_(r, Vm, c2)
-            c += c2
-            beta = r.norm().item()
-        c = c.cpu().numpy()
+        col, beta = _orthogonalise(r, hv, V[:m], two_passes=low_memory)
         T = np.pad(T, ((0, 1), (0, 1)))
-        T[:, -1] = T[-1, :] = c
+        T[:, -1] = T[-1, :] = col
         theta, Y = np.linalg.eigh(T)
         order = _order(theta, which)
         sel = order[:k]
@@ -314,20 +345,14 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
         # A small residual certifies an eigenpair, not that no wanted one was missed: look
         # only once the Krylov space has 2k+1 vectors (ARPACK waits for ncv)
         if done or (m >= 2 * k + 1 and (estimate <= tol).all()):
-            Ys = torch.as_tensor(Y[:, sel].T.copy(), device=H.device)
-            if W is None:
-                res, U = _certify_by_products(H, Ys, theta[sel], Vm, vectors)
-                res = res / scale
-            else:
-                res = _ritz_residual_norms(Ys, theta[sel], Vm, W[:m]) / scale
-                U = Ys @ Vm if vectors else None
-            if done or (res <= tol).all():
-                return theta[sel], U.T.double().cpu().numpy() if vectors else None, res
+            out = _certified(H, Y[:, sel], theta[sel], scale, V[:m], W, vectors)
+            if done or (out[2] <= tol).all():
+                return out
         if beta <= 1e-12 * max(np.abs(theta).max(), tiny):  # invariant subspace: a new start
-            r.copy_(torch.randn(H.n, generator=g, dtype=f64))
+            r.copy_(torch.randn(H.n, generator=g, dtype=torch.float64))
             for _ in range(2):
-                _subtract_(r, Vm, _project(Vm, r))
-            beta = r.norm().item()
+                _subtract_(r, V[:m], _project(V[:m], r))
+            beta = _norm(r)
         if m == ncv:  # thick restart on the wanted Ritz vectors and as many more
             keep = order[:min(ncv - 1, max(k, ncv // 2))]
             Yk = torch.as_tensor(Y[:, keep].T.copy(), device=H.device)
@@ -373,20 +398,20 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
     """The k extreme eigenpairs of the symmetric operator ``A``, each certified by its
     residual.
 
-    which: "LM" largest magnitude (Park & Kim 2022's spectra), "LA" largest algebraic,
-    "SA" smallest algebraic. method: "lanczos" (thick-restart Lanczos keeping each basis
-    vector's HVP: residuals every step, stops at the first step where all k pairs reach
-    ``tol``, no extra HVPs to certify; memory 12 ``ncv`` + 4 bytes per parameter of a
-    float32 model, 16 ``ncv`` of a float64 one, ncv=20 by default; ``low_memory=True``: a
-    float32 basis and no kept products, 4 ``ncv`` bytes per parameter and k HVPs more to
-    certify, for models whose basis would not fit otherwise; ``workspace``: a ``Workspace``
-    whose buffers are reused by the next call), "arpack" (implicitly
-    restarted Lanczos, scipy's ARPACK, k more HVPs to certify; 8 ``ncv`` bytes per parameter)
-    or "power" (PyHessian's deflated power iteration, for parity; LM only). Lanczos needs
-    about half of ARPACK's HVPs at tol 1e-3 (``benchmarks/hessian_vs_pyhessian.py``).
-    A residual certifies an eigenpair, not that no wanted eigenvalue was missed: at loose
-    tolerances (1e-2) an eigenvalue whose Ritz value has not emerged yet can be skipped; at
-    1e-3 and below the tests find the exact top-k of dense Hessians.
+    which: "LM" largest magnitude (Park & Kim 2022's spectra), "LA" largest algebraic, "SA"
+    smallest algebraic. method: "lanczos" (thick-restart Lanczos keeping each basis vector's
+    HVP: residuals every step, stops at the first step where all k pairs reach ``tol``, no extra
+    HVPs to certify; memory 8 ``ncv`` bytes per parameter of a float32 model, 16 ``ncv`` of a
+    float64 one, ncv=20 by default; ``low_memory=True``: a float32 basis and no kept products, 4
+    ``ncv`` bytes per parameter and k HVPs more to certify, for models whose basis would not fit
+    otherwise; ``workspace``: a ``Workspace`` whose buffers are reused by the next call),
+    "arpack" (implicitly restarted Lanczos, scipy's ARPACK, k more HVPs to certify; 8 ``ncv``
+    bytes per parameter) or "power" (PyHessian's deflated power iteration, for parity; LM only).
+    Lanczos needs about half of ARPACK's HVPs at tol 1e-3
+    (``benchmarks/hessian_vs_pyhessian.py``). A residual certifies an eigenpair, not that no
+    wanted eigenvalue was missed: at loose tolerances (1e-2) an eigenvalue whose Ritz value has
+    not emerged yet can be skipped; at 1e-3 and below the tests find the exact top-k of dense
+    Hessians.
     """
     if which not in ("LM", "LA", "SA"):
         raise ValueError(f"which must be 'LM', 'LA' or 'SA'; got {which!r}")
