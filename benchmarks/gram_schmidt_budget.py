@@ -1,12 +1,14 @@
 """Can a Lanczos solver stay within 1.10x of its own HVPs on this machine? The time one HVP
 takes (the quick preset's trained model, a batch of 16, as ``hessian_scale.py`` uses) sets
 the budget: 10 % of it per Krylov vector. Against it, side by side in one run, the cost per
-vector of classical Gram-Schmidt (project on a float64 basis of ``--rows`` parameter-sized
-rows, then subtract) for blocks of 1, 2, 4 and 8 vectors at once (a block Krylov method's
-batched HVP gives one block per step), as one BLAS call and split over column chunks, and of
-one plain pass over a float64 vector (a norm), which every step needs several of.
+vector of classical Gram-Schmidt (project on a basis of ``--rows`` parameter-sized rows of
+``--dtype``, float32 being ``solvers.eigsh``'s basis for a float32 model, then subtract) for
+blocks of 1, 2, 4 and 8 vectors at once (a block Krylov method's batched HVP gives one block
+per step), as one BLAS call and split over column chunks, and of one plain pass over a vector
+of that dtype (a norm), which every step needs several of.
 
     python benchmarks/gram_schmidt_budget.py [--models vit-ti,resnet-18] [--rows 12]
+                                             [--dtype float32|float64]
 """
 
 from __future__ import annotations
@@ -54,9 +56,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="vit-ti,resnet-18")
     p.add_argument("--rows", type=int, default=12, help="basis rows each vector is projected on")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                   help="the basis' dtype")
     p.add_argument("--runs-dir", default="runs", help="the training cache of the models")
     a = p.parse_args()
-    print(f"{torch.get_num_threads()} threads; basis of {a.rows} float64 rows")
+    dtype = getattr(torch, a.dtype)
+    print(f"{torch.get_num_threads()} threads; basis of {a.rows} {a.dtype} rows")
     rows = []
     for name in a.models.split(","):
         model, batch = problem(name, trained=True, runs_dir=a.runs_dir)
@@ -65,18 +70,18 @@ def main() -> None:
             hvp = interleaved({"hvp": lambda: H.matvec(v)}, rounds=5)["hvp"]
             n = H.n
         budget = 0.10 * hvp
-        V = torch.randn(a.rows, n, dtype=torch.float64)
-        x = torch.randn(n, dtype=torch.float64)
+        V = torch.randn(a.rows, n, dtype=dtype)
+        x = torch.randn(n, dtype=dtype)
         norm = interleaved({"norm": lambda: x.norm()}, rounds=10)["norm"]
         print(f"{name}: {n / 1e6:.2f} M parameters, HVP {hvp * 1e3:.0f} ms, budget at 1.10x "
-              f"{budget * 1e3:.0f} ms per vector; one float64 norm pass {norm * 1e3:.1f} ms")
+              f"{budget * 1e3:.0f} ms per vector; one {a.dtype} norm pass {norm * 1e3:.1f} ms")
         for block in (1, 2, 4, 8):
-            R = torch.randn(block, n, dtype=torch.float64)
+            R = torch.randn(block, n, dtype=dtype)
             for chunked in (False, True):
                 per_vector = interleaved({"gs": lambda: gram_schmidt(V, R, chunked)},
                                          rounds=5)["gs"] / block
                 rows.append({"model": name, "parameters": n, "hvp_seconds": hvp,
-                             "basis_rows": a.rows, "block": block,
+                             "basis_rows": a.rows, "basis_dtype": a.dtype, "block": block,
                              "variant": "column chunks" if chunked else "one BLAS call",
                              "gram_schmidt_ms_per_vector": per_vector * 1e3,
                              "budget_ms_per_vector": budget * 1e3,
