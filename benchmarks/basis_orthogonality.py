@@ -1,0 +1,81 @@
+"""How orthogonal ``solvers.eigsh``'s float32 Lanczos basis stays, step by step, on the quick
+preset's trained models (top-5 by magnitude, tol 1e-3, a batch of 16, as
+``hessian_scale.py``). After each step's Gram-Schmidt, the new vector's largest cosine with
+the basis, max_i |v_i . r| / ||r||, is measured in float64 (column chunk by column chunk),
+next to ||H v|| / beta, the cancellation that the step's rounding is amplified by. float32's
+sqrt(eps) (3.5e-4) is the semi-orthogonality level below which the Ritz values are those of an
+orthonormal basis to O(eps ||H||) (Simon 1984).
+
+    python benchmarks/basis_orthogonality.py [--models vit-ti,resnet-18] [--runs-dir runs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import record  # noqa: E402
+from hessian_scale import problem  # noqa: E402
+
+from vitprobe import hessian, solvers  # noqa: E402
+
+CHUNK = 1 << 18
+
+
+def cosine(V: torch.Tensor, r: torch.Tensor) -> float:
+    """max_i |V_i . r| / ||r|| in float64, without a float64 copy of V."""
+    dots = torch.zeros(len(V), dtype=torch.float64)
+    for s in range(0, V.shape[1], CHUNK):
+        dots += V[:, s:s + CHUNK].double() @ r[s:s + CHUNK].double()
+    return (dots.abs().max() / r.double().norm()).item()
+
+
+def steps(name: str, runs_dir: str) -> tuple[list[dict], solvers.EigenResult]:
+    """One solve, with each step's orthogonality measured around ``_orthogonalise``."""
+    model, batch = problem(name, trained=True, runs_dir=runs_dir)
+    original, rows = solvers._orthogonalise, []
+
+    def measured(r, hv, Vm, two_passes):
+        col, beta = original(r, hv, Vm, two_passes)
+        rows.append({"model": name, "step": len(rows) + 1, "basis_rows": len(Vm),
+                     "cancellation": math.hypot(float((col ** 2).sum()) ** 0.5, beta) / beta,
+                     "cosine": cosine(Vm, r)})
+        return col, beta
+
+    solvers._orthogonalise = measured
+    try:
+        with hessian.operator(model, F.cross_entropy, batch) as H:
+            result = solvers.eigsh(H, 5, tol=1e-3)
+    finally:
+        solvers._orthogonalise = original
+    return rows, result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="vit-ti,resnet-18")
+    p.add_argument("--runs-dir", default="runs", help="the training cache of the models")
+    a = p.parse_args()
+    rows, worst = [], {}
+    for name in a.models.split(","):
+        got, result = steps(name, a.runs_dir)
+        rows += got
+        worst[name] = max(r["cosine"] for r in got)
+        for r in got:
+            print(f"{name:10s} step {r['step']:2d}, {r['basis_rows']:2d} rows: ||Hv||/beta "
+                  f"{r['cancellation']:6.1f}, largest cosine with the basis {r['cosine']:.1e}")
+        print(f"{name}: {result.num_hvps} HVPs, eigenvalues {result.eigenvalues.round(4)}, max "
+              f"residual {result.residuals.max():.1e}")
+    record("basis_orthogonality", rows, vars(a),
+           summary="largest cosine of a new Lanczos vector with the float32 basis: " + ", ".join(
+               f"{m} {c:.1e}" for m, c in worst.items()) + " (float32's sqrt(eps) 3.5e-4)")
+
+
+if __name__ == "__main__":
+    main()
