@@ -191,3 +191,25 @@ def test_a_float32_operator_gets_a_float32_basis_and_the_exact_top_k():
     true = (M @ V - V * torch.as_tensor(r.eigenvalues)).norm(dim=0) / V.norm(dim=0)
     np.testing.assert_allclose(r.residuals, true.numpy() / np.abs(r.eigenvalues), rtol=0.05,
                                atol=2e-6)  # float32 products: ~1e-7 of ||A|| / |lambda|
+
+
+def test_a_basis_that_lost_its_orthogonality_is_caught_and_the_solve_redone(monkeypatch):
+    # plain Lanczos (orthogonalising against the last two vectors only) lets the dominant
+    # eigenvector come back as a ghost copy while the slow fifth pair converges: the ghost
+    # pair is caught by the Ritz vectors' cosines and the solve redone with two passes
+    lam = np.concatenate([[100.0, 60.0, -40.0, 20.0, 1.05], np.linspace(-1, 1, 295)])
+    original, passes = solvers._orthogonalise, []
+
+    def without_reorthogonalisation(r, hv, Vm, two_passes):
+        passes.append(two_passes)
+        if two_passes:
+            return original(r, hv, Vm, two_passes)
+        col, beta = original(r, hv, Vm[-2:], two_passes)
+        return np.concatenate([np.zeros(len(Vm) - len(col)), col]), beta
+
+    monkeypatch.setattr(solvers, "_orthogonalise", without_reorthogonalisation)
+    A = DenseOperator(matrix_with(lam, seed=7))
+    r = solvers.eigsh(A, 5, tol=1e-8, ncv=60, max_matvecs=2000)
+    assert False in passes and True in passes  # the one-pass solve was redone
+    np.testing.assert_allclose(np.sort(r.eigenvalues), np.sort(top(lam, 5, "LM")), atol=1e-6)
+    assert r.converged.all() and r.num_hvps == A.num_hvps

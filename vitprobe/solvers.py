@@ -144,6 +144,11 @@ class _Budget(Exception):
     pass
 
 
+class _LostOrthogonality(Exception):
+    """Two of the wanted Ritz vectors came out far from orthogonal: a ghost copy of a
+    converged one, which a one-pass Gram-Schmidt basis that lost its orthogonality makes."""
+
+
 # columns per slice when the solver combines parameter-sized rows
 _COLUMN_CHUNK = 1 << 18
 
@@ -275,13 +280,17 @@ def _orthogonalise(r: torch.Tensor, hv: torch.Tensor, Vm: torch.Tensor, two_pass
 def _certified(H: SymmetricOperator, Y: np.ndarray, theta: np.ndarray, scale: np.ndarray,
                Vm: torch.Tensor, W: torch.Tensor | None, vectors: bool):
     """The Ritz pairs (theta, Vm Y) with their true residuals ||H u - theta u|| / ||u||:
-    from the kept products W, or one HVP each when there are none."""
+    from the kept products W, or one HVP each when there are none. Raises
+    ``_LostOrthogonality`` where two of the Ritz vectors have a cosine above 0.1 (a
+    semi-orthogonal basis keeps them within a few times sqrt(eps))."""
     Ys = torch.as_tensor(Y.T.copy(), device=H.device)
     if W is None:
         res, U = _certify_by_products(H, Ys, theta, Vm, vectors)
         return theta, U.T.double().cpu().numpy() if vectors else None, res / scale
     norms, gram = _ritz_residual_norms(Ys, theta, Vm, W[:len(Vm)])
     length = np.sqrt(np.diag(gram))
+    if (np.abs(gram / np.outer(length, length) - np.eye(len(gram))) > 0.1).any():
+        raise _LostOrthogonality
     U = None
     if vectors:
         U = (Ys.to(Vm.dtype) @ Vm).double() / torch.as_tensor(length, device=H.device)[:, None]
@@ -291,7 +300,8 @@ def _certified(H: SymmetricOperator, Y: np.ndarray, theta: np.ndarray, scale: np
 
 def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: int,
                    max_hvps: int, ncv: int | None, vectors: bool = True,
-                   low_memory: bool = False, workspace: Workspace | None = None):
+                   low_memory: bool = False, workspace: Workspace | None = None,
+                   two_passes: bool = False):
     """Thick-restart Lanczos (Wu & Simon 2000; the Krylov-Schur form of Stewart 2001) with
     full reorthogonalisation (``_orthogonalise``).
 
@@ -308,7 +318,9 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     float32 model; every inner product and norm is summed in float64 (``_project``). A
     float32 basis is orthogonal to a few parts in 10^4 (float32's sqrt(eps) is 3.5e-4: semi-
     orthogonality, enough for Ritz values good to O(eps ||H||), Simon 1984), and the
-    residuals are certified from the kept products whatever the basis.
+    residuals are certified from the kept products whatever the basis. Should two wanted
+    Ritz vectors still come out far from orthogonal (a ghost copy of a converged one),
+    ``eigsh`` solves again with ``two_passes`` of Gram-Schmidt at every step.
     ``low_memory``: W is not kept, 4 ``ncv`` bytes per parameter; two Gram-Schmidt passes
     every step, and certifying costs one HVP per wanted pair, repeated if a pair fails it.
     Each HVP is written straight into its row of W, and restarts and certification work
@@ -333,7 +345,7 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     while True:
         hv = H.matvec(x.copy_(V[m]) if x is not None else V[m], out=W[m] if W is not None else w)
         m += 1
-        col, beta = _orthogonalise(r, hv, V[:m], two_passes=low_memory)
+        col, beta = _orthogonalise(r, hv, V[:m], two_passes=two_passes or low_memory)
         T = np.pad(T, ((0, 1), (0, 1)))
         T[:, -1] = T[-1, :] = col
         theta, Y = np.linalg.eigh(T)
@@ -404,14 +416,15 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
     HVPs to certify; memory 8 ``ncv`` bytes per parameter of a float32 model, 16 ``ncv`` of a
     float64 one, ncv=20 by default; ``low_memory=True``: a float32 basis and no kept products, 4
     ``ncv`` bytes per parameter and k HVPs more to certify, for models whose basis would not fit
-    otherwise; ``workspace``: a ``Workspace`` whose buffers are reused by the next call),
-    "arpack" (implicitly restarted Lanczos, scipy's ARPACK, k more HVPs to certify; 8 ``ncv``
-    bytes per parameter) or "power" (PyHessian's deflated power iteration, for parity; LM only).
-    Lanczos needs about half of ARPACK's HVPs at tol 1e-3
-    (``benchmarks/hessian_vs_pyhessian.py``). A residual certifies an eigenpair, not that no
-    wanted eigenvalue was missed: at loose tolerances (1e-2) an eigenvalue whose Ritz value has
-    not emerged yet can be skipped; at 1e-3 and below the tests find the exact top-k of dense
-    Hessians.
+    otherwise; a solve whose wanted Ritz vectors come out far from orthogonal (a ghost copy) is
+    redone with two Gram-Schmidt passes per step and a new budget of ``max_matvecs``;
+    ``workspace``: a ``Workspace`` whose buffers are reused by the next call), "arpack"
+    (implicitly restarted Lanczos, scipy's ARPACK, k more HVPs to certify; 8 ``ncv`` bytes per
+    parameter) or "power" (PyHessian's deflated power iteration, for parity; LM only). Lanczos
+    needs about half of ARPACK's HVPs at tol 1e-3 (``benchmarks/hessian_vs_pyhessian.py``). A
+    residual certifies an eigenpair, not that no wanted eigenvalue was missed: at loose
+    tolerances (1e-2) an eigenvalue whose Ritz value has not emerged yet can be skipped; at 1e-3
+    and below the tests find the exact top-k of dense Hessians.
     """
     if which not in ("LM", "LA", "SA"):
         raise ValueError(f"which must be 'LM', 'LA' or 'SA'; got {which!r}")
@@ -434,9 +447,15 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
         vals, vecs = _lanczos_arpack(H, k, which, tol, seed, start + max_hvps, ncv)
         res = _residuals(H, vals, vecs)
     else:
-        vals, vecs, res = _thick_lanczos(H, k, which, tol, seed, start + max_hvps, ncv,
-                                         vectors=return_eigenvectors, low_memory=low_memory,
-                                         workspace=workspace)
+        def lanczos(two_passes: bool):
+            return _thick_lanczos(H, k, which, tol, seed, H.num_hvps + max_hvps, ncv,
+                                  vectors=return_eigenvectors, low_memory=low_memory,
+                                  workspace=workspace, two_passes=two_passes)
+
+        try:
+            vals, vecs, res = lanczos(two_passes=False)
+        except _LostOrthogonality:  # solved again, with two Gram-Schmidt passes every step
+            vals, vecs, res = lanczos(two_passes=True)
     order = _order(vals, "LM" if method == "power" else which)
     vals, res = vals[order], res[order]
     if vecs is not None:
