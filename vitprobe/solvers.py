@@ -189,7 +189,8 @@ def _project(Vm: torch.Tensor, r: torch.Tensor, chunk: int = _DOT_BLOCK) -> torc
     it): products of blocks of ``chunk`` entries in float32, their sums added in float64.
     A single float32 product over millions of entries that share a sign is off by ~1e-5 of
     |v||r| (a float32 norm by ~1e-4), which stalls the residuals near 1e-3; blocks of 2^16
-    keep it near 1e-7, and the basis is still read once at its own width."""
+    keep it to 1e-7-1e-6 (``benchmarks/basis_orthogonality.py`` shows what that leaves of
+    the basis' orthogonality), and the basis is still read once at its own width."""
     if Vm.dtype == r.dtype == torch.float64:
         return Vm @ r
     c = torch.zeros(len(Vm), device=r.device, dtype=torch.float64)
