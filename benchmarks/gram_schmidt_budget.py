@@ -4,8 +4,10 @@ the budget: 10 % of it per Krylov vector. Against it, side by side in one run, t
 vector of classical Gram-Schmidt (project on a basis of ``--rows`` parameter-sized rows of
 ``--dtype``, float32 being ``solvers.eigsh``'s basis for a float32 model, then subtract) for
 blocks of 1, 2, 4 and 8 vectors at once (a block Krylov method's batched HVP gives one block
-per step), as one BLAS call and split over column chunks, and of one plain pass over a vector
-of that dtype (a norm), which every step needs several of.
+per step), as one BLAS call and split over column chunks; for one vector also as the solver
+does it (``solvers._project`` and ``solvers._subtract``: one batched product over column
+blocks per pass); and of one plain pass over a vector of that dtype (a norm), which every
+step needs several of.
 
     python benchmarks/gram_schmidt_budget.py [--models vit-ti,resnet-18] [--rows 12]
                                              [--dtype float32|float64]
@@ -25,7 +27,7 @@ from common import interleaved, record  # noqa: E402
 from hessian_scale import problem  # noqa: E402
 
 # ruff: noqa: B023  (closures are timed inside the loop iteration that defines them)
-from vitprobe import hessian  # noqa: E402
+from vitprobe import hessian, solvers  # noqa: E402
 
 CHUNK = 1 << 16  # columns per slice of the chunked variant
 
@@ -44,9 +46,13 @@ def subtract_(R: torch.Tensor, V: torch.Tensor, C: torch.Tensor) -> None:
         R[:, s:s + CHUNK].addmm_(C.T, V[:, s:s + CHUNK], alpha=-1.0)
 
 
-def gram_schmidt(V: torch.Tensor, R: torch.Tensor, chunked: bool) -> None:
+def gram_schmidt(V: torch.Tensor, R: torch.Tensor, variant: str) -> None:
     """R -= (V^T (V R^T))^T: one classical Gram-Schmidt pass of the rows of R against V."""
-    if not chunked:
+    if variant == "solver's batched blocks":
+        for r in R:
+            solvers._subtract(r, r, V, solvers._project(V, r))
+        return
+    if variant == "one BLAS call":
         R.addmm_((V @ R.T).T, V, alpha=-1.0)
         return
     subtract_(R, V, gram_schmidt_coefficients(V, R))
@@ -77,17 +83,19 @@ def main() -> None:
               f"{budget * 1e3:.0f} ms per vector; one {a.dtype} norm pass {norm * 1e3:.1f} ms")
         for block in (1, 2, 4, 8):
             R = torch.randn(block, n, dtype=dtype)
-            for chunked in (False, True):
-                per_vector = interleaved({"gs": lambda: gram_schmidt(V, R, chunked)},
+            variants = ["one BLAS call", "column chunks"]
+            variants += ["solver's batched blocks"] if block == 1 else []
+            for variant in variants:
+                per_vector = interleaved({"gs": lambda: gram_schmidt(V, R, variant)},
                                          rounds=5)["gs"] / block
                 rows.append({"model": name, "parameters": n, "hvp_seconds": hvp,
                              "basis_rows": a.rows, "basis_dtype": a.dtype, "block": block,
-                             "variant": "column chunks" if chunked else "one BLAS call",
+                             "variant": variant,
                              "gram_schmidt_ms_per_vector": per_vector * 1e3,
                              "budget_ms_per_vector": budget * 1e3,
                              "share_of_budget": per_vector / budget,
                              "norm_pass_ms": norm * 1e3})
-                print(f"  block {block}, {rows[-1]['variant']:13s}: Gram-Schmidt "
+                print(f"  block {block}, {variant:23s}: Gram-Schmidt "
                       f"{per_vector * 1e3:6.1f} ms per vector = "
                       f"{per_vector / budget:.2f} of the budget")
 

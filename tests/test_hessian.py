@@ -122,19 +122,20 @@ def test_lanczos_matches_dense_hessian_and_its_residuals_are_the_true_ones(vit64
         assert_unchanged(model, snap)
 
 
-def test_ritz_residuals_and_restart_rotation_in_column_chunks_equal_the_whole_form():
+def test_ritz_residuals_and_restart_rotation_in_column_blocks_equal_the_whole_form():
     g = torch.Generator().manual_seed(0)
     V = torch.randn(6, 1000, generator=g, dtype=torch.float64)
     W = torch.randn(6, 1000, generator=g)  # float32, as the kept HVPs of a float32 model
     Ys = torch.randn(3, 6, generator=g, dtype=torch.float64)
     theta = np.array([2.0, -1.5, 0.25])
     want = ((Ys @ W.double()) - (Ys @ V) * torch.as_tensor(theta)[:, None]).norm(dim=1)
-    for chunk in (7, 1000, 4096):  # uneven chunks, one exact chunk, a chunk wider than n
-        got, gram = solvers._ritz_residual_norms(Ys, theta, V, W, chunk=chunk)
+    # uneven blocks and groups (a last group shorter, a tail), one exact block, one wider than n
+    for block, group in ((7, 16), (7, 5), (1000, 16), (4096, 16)):
+        got, gram = solvers._ritz_residual_norms(Ys, theta, V, W, block=block, group=group)
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
         np.testing.assert_allclose(gram, (Ys @ V @ V.T @ Ys.T).numpy(), rtol=1e-10)
         A = V.clone()  # the thick restart's in-place rotation of the basis
-        solvers._combine_rows_(A, Ys, chunk=chunk)
+        solvers._combine_rows_(A, Ys, block=block, group=group)
         np.testing.assert_allclose(A[:3].numpy(), (Ys @ V).numpy(), rtol=1e-12)
         np.testing.assert_array_equal(A[3:].numpy(), V[3:].numpy())
 

@@ -172,6 +172,31 @@ def test_hessian_operator_as_a_scipy_linear_operator():
     np.testing.assert_allclose(np.sort(ours), np.sort(theirs), rtol=1e-6)
 
 
+def test_gram_schmidt_products_in_column_blocks_equal_the_float64_ones():
+    # same-sign entries, which a single float32 product over 1e5 of them gets wrong by 1.7e-6:
+    # blocks of 999 (with a tail) to 1e-7; one exact block and one wider than n are single
+    # products; r = x - V^T c beside, in place and into a float64 residual over a float32 basis
+    g = torch.Generator().manual_seed(0)
+    for dtype, tight in ((torch.float32, 1e-7), (torch.float64, 1e-13)):
+        V = torch.rand(5, 100_000, generator=g, dtype=dtype)
+        x = torch.rand(100_000, generator=g, dtype=dtype)
+        c = torch.randn(5, generator=g, dtype=torch.float64)
+        want_c = V.double() @ x.double()
+        want_r = x.double() - V.double().T @ c
+        atol = 1e-6 if dtype == torch.float32 else 1e-12
+        for block in (999, 100_000, 1 << 17):
+            rtol = tight if block < 1000 or dtype == torch.float64 else 1e-5
+            got = solvers._project(V, x, block=block)
+            assert got.dtype == torch.float64
+            np.testing.assert_allclose(got.numpy(), want_c.numpy(), rtol=rtol)
+            out = torch.empty_like(x)
+            solvers._subtract(out, x, V, c, block=block)
+            np.testing.assert_allclose(out.double().numpy(), want_r.numpy(), rtol=0, atol=atol)
+            for y in (x.clone(), x.double().clone()):  # in place; a float64 residual
+                solvers._subtract(y, y, V, c, block=block)
+                np.testing.assert_allclose(y.double().numpy(), want_r.numpy(), rtol=0, atol=atol)
+
+
 def test_a_float32_operator_gets_a_float32_basis_and_the_exact_top_k():
     # the ViT case in float32: one dominant eigenvalue that converges early (the one whose
     # lost orthogonality would come back as a ghost copy), an indefinite top 5, 3000

@@ -152,63 +152,95 @@ class _LostOrthogonality(Exception):
 # columns per slice when the solver combines parameter-sized rows
 _COLUMN_CHUNK = 1 << 18
 
+# entries per partial product (a block of a basis row), partial sums added in float64
+_DOT_BLOCK = 1 << 14
+
+
+def _as_blocks(A: torch.Tensor, block: int) -> tuple[torch.Tensor, int]:
+    """Rows (m, n) as a batch (n // block, m, block) of their column blocks (a view: no
+    copy), and the number of columns it covers; the rest is a tail of fewer than ``block``."""
+    nb = A.shape[1] // block
+    return A[:, :nb * block].view(len(A), nb, block).transpose(0, 1), nb * block
+
 
 def _ritz_residual_norms(Ys: torch.Tensor, theta: np.ndarray, V: torch.Tensor, W: torch.Tensor,
-                         chunk: int = _COLUMN_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+                         block: int = _DOT_BLOCK, group: int = 16
+                         ) -> tuple[np.ndarray, np.ndarray]:
     """For each row y of Ys, ||y^T W - theta y^T V|| (W = H V row by row), and the Gram
-    matrix of the Ritz vectors y^T V (their norms and mutual cosines), summed in float64
-    column chunk by column chunk: no (k, n) temporaries, whose fresh pages cost more than the
-    arithmetic on CPU for models of millions of parameters."""
-    Yv, Yw = Ys.to(V.dtype), Ys.to(W.dtype)
-    th = torch.as_tensor(theta, device=V.device, dtype=torch.float64)[:, None]
+    matrix of the Ritz vectors y^T V (their norms and mutual cosines): batched products over
+    ``group`` column blocks of ``block`` entries at a time (as ``_project``), each block's sums
+    added in float64. No (k, n) temporaries, whose fresh pages cost more than the arithmetic
+    on CPU for models of millions of parameters."""
+    dt = torch.promote_types(V.dtype, W.dtype)
+    Y = Ys.to(dt)
+    tY = (torch.as_tensor(theta, device=Ys.device)[:, None] * Ys).to(dt)
     sq = torch.zeros(len(Ys), device=V.device, dtype=torch.float64)
     gram = torch.zeros(len(Ys), len(Ys), device=V.device, dtype=torch.float64)
-    for s in range(0, V.shape[1], chunk):
-        u = (Yv @ V[:, s:s + chunk]).double()
-        r = (Yw @ W[:, s:s + chunk]).double().sub_(u * th)
-        sq += r.square().sum(1)
-        gram += u @ u.T
+
+    def add(v: torch.Tensor, w: torch.Tensor) -> None:  # (G, m, b) blocks of V and W
+        y, ty = Y.expand(len(v), -1, -1), tY.expand(len(v), -1, -1)
+        v = v.to(dt)
+        u = torch.bmm(y, v)
+        r = torch.bmm(y, w.to(dt)).sub_(torch.bmm(ty, v))
+        sq.add_(r.square().sum((0, 2), dtype=torch.float64))
+        gram.add_(torch.bmm(u, u.transpose(1, 2)).sum(0, dtype=torch.float64))
+
+    Vb, cols = _as_blocks(V, block)
+    Wb = _as_blocks(W, block)[0]
+    for g in range(0, len(Vb), group):
+        add(Vb[g:g + group], Wb[g:g + group])
+    add(V[None, :, cols:], W[None, :, cols:])
     return sq.sqrt().cpu().numpy(), gram.cpu().numpy()
 
 
-def _combine_rows_(A: torch.Tensor, Y: torch.Tensor, chunk: int = _COLUMN_CHUNK) -> None:
-    """A[:len(Y)] = Y @ A in place, column chunk by column chunk (no copy of A), computed in
-    A's dtype (each entry a sum of len(A) terms: a float32 A loses nothing more than its
-    storage already does)."""
+def _combine_rows_(A: torch.Tensor, Y: torch.Tensor, block: int = _DOT_BLOCK,
+                   group: int = 8) -> None:
+    """A[:len(Y)] = Y @ A in place, ``group`` column blocks of ``block`` entries at a time
+    (a batched product into a small buffer, no copy of A), computed in A's dtype (each entry
+    a sum of len(A) terms: a float32 A loses nothing more than its storage already does)."""
     Y = Y.to(A.dtype)
-    for s in range(0, A.shape[1], chunk):
-        A[:len(Y), s:s + chunk] = Y @ A[:, s:s + chunk]
+    blocks, cols = _as_blocks(A, block)
+    rows = _as_blocks(A[:len(Y)], block)[0]
+    buf = torch.empty(min(group, len(blocks)), len(Y), block, device=A.device, dtype=A.dtype)
+    for g in range(0, len(blocks), group):
+        part = blocks[g:g + group]
+        torch.matmul(Y.expand(len(part), -1, -1), part, out=buf[:len(part)])
+        rows[g:g + group] = buf[:len(part)]
+    A[:len(Y), cols:] = Y @ A[:, cols:]
 
 
-# entries per float32 partial product, summed in float64 after
-_DOT_BLOCK = 1 << 16
-
-
-def _project(Vm: torch.Tensor, r: torch.Tensor, chunk: int = _DOT_BLOCK) -> torch.Tensor:
-    """Vm r in float64. A float64 pair: one product. A float32 basis (r's blocks rounded to
-    it): products of blocks of ``chunk`` entries in float32, their sums added in float64.
-    A single float32 product over millions of entries that share a sign is off by ~1e-5 of
-    |v||r| (a float32 norm by ~1e-4), which stalls the residuals near 1e-3; blocks of 2^16
-    keep it to 1e-7-1e-6 (``benchmarks/basis_orthogonality.py`` shows what that leaves of
-    the basis' orthogonality), and the basis is still read once at its own width."""
-    if Vm.dtype == r.dtype == torch.float64:
-        return Vm @ r
-    c = torch.zeros(len(Vm), device=r.device, dtype=torch.float64)
-    for s in range(0, Vm.shape[1], chunk):
-        c += (Vm[:, s:s + chunk] @ r[s:s + chunk].to(Vm.dtype)).double()
+def _project(Vm: torch.Tensor, r: torch.Tensor, block: int = _DOT_BLOCK) -> torch.Tensor:
+    """Vm r in float64: the products of ``block``-entry blocks (in Vm's dtype, r rounded to
+    it) are one batched matrix product, and their partial sums are added in float64. A
+    float32 product over millions of entries that share a sign is off by ~1e-5 of |v||r| (a
+    float32 norm by ~1e-4), which stalls the residuals near 1e-3; blocks of 2^14 keep it to
+    ~1e-7 (``benchmarks/basis_orthogonality.py`` shows what that leaves of the basis'
+    orthogonality). One batched product also reads the basis near the memory's bandwidth,
+    where a matrix-vector product over whole rows reads it at about half of that on CPU
+    (``benchmarks/gram_schmidt_budget.py``)."""
+    x = r if r.dtype == Vm.dtype else r.to(Vm.dtype)
+    blocks, cols = _as_blocks(Vm, block)
+    c = torch.bmm(x[:cols].view(len(blocks), 1, block), blocks.transpose(1, 2))
+    c = c.sum((0, 1), dtype=torch.float64)
+    if cols < len(x):
+        c += (Vm[:, cols:] @ x[cols:]).double()
     return c
 
 
-def _subtract_(r: torch.Tensor, Vm: torch.Tensor, c: torch.Tensor,
-               chunk: int = _DOT_BLOCK) -> None:
-    """r -= Vm^T c; for a basis narrower than r, Vm^T c in its dtype block by block (each
-    entry a sum of len(c) terms), then subtracted in r's dtype."""
-    if Vm.dtype == r.dtype:
-        r.addmv_(Vm.T, c.to(r.dtype), alpha=-1.0)
-        return
+def _subtract(out: torch.Tensor, x: torch.Tensor, Vm: torch.Tensor, c: torch.Tensor,
+              block: int = _DOT_BLOCK) -> None:
+    """out = x - Vm^T c (``out`` may be ``x``), block by block as ``_project``: Vm^T c in
+    Vm's dtype (each entry a sum of len(c) terms), then subtracted in out's dtype."""
     cn = c.to(Vm.dtype)
-    for s in range(0, Vm.shape[1], chunk):
-        r[s:s + chunk] -= Vm[:, s:s + chunk].T @ cn
+    blocks, cols = _as_blocks(Vm, block)
+    if out.dtype == Vm.dtype:
+        shape = (len(blocks), 1, block)
+        torch.baddbmm(x[:cols].view(shape), cn.expand(len(blocks), 1, -1), blocks, alpha=-1.0,
+                      out=out[:cols].view(shape))
+        torch.addmv(x[cols:], Vm[:, cols:].T, cn, alpha=-1.0, out=out[cols:])
+        return
+    for s in range(0, Vm.shape[1], block):  # a float64 residual over a float32 basis
+        torch.sub(x[s:s + block], Vm[:, s:s + block].T @ cn, out=out[s:s + block])
 
 
 def _norm(r: torch.Tensor) -> float:
@@ -256,23 +288,29 @@ class Workspace:
         return self._buffers[key]
 
 
+def _random_fill_(r: torch.Tensor, g: torch.Generator) -> None:
+    """r's entries drawn from N(0, 1) by the CPU generator g, in r's dtype (a float32 draw
+    costs a sixth of a float64 one)."""
+    if r.device.type == "cpu":
+        r.normal_(generator=g)
+    else:
+        r.copy_(torch.randn(r.shape, generator=g, dtype=r.dtype))
+
+
 def _orthogonalise(r: torch.Tensor, hv: torch.Tensor, Vm: torch.Tensor, two_passes: bool
                    ) -> tuple[np.ndarray, float]:
     """r = hv less its components on the whole basis Vm (classical Gram-Schmidt); returns
     the components removed (T's new column) and beta = ||r||. A second pass where the first
     cancelled most of hv ("twice is enough", Kahan-Parlett; the DGKS criterion), or always
-    with ``two_passes``. With one dtype throughout, r = hv - Vm^T c is written in one pass,
+    with ``two_passes``. Where hv has r's dtype, r = hv - Vm^T c is written in one pass,
     without copying hv first."""
-    src = hv if hv.dtype == r.dtype == Vm.dtype else r.copy_(hv)
-    c = _project(Vm, src)
-    if src is r:
-        _subtract_(r, Vm, c)
-    else:
-        torch.addmv(src, Vm.T, c.to(r.dtype), alpha=-1.0, out=r)
+    x = hv if hv.dtype == r.dtype else r.copy_(hv)
+    c = _project(Vm, x)
+    _subtract(r, x, Vm, c)
     beta = _norm(r)
     if two_passes or beta < 1e-2 * math.hypot(c.norm().item(), beta):
         c2 = _project(Vm, r)
-        _subtract_(r, Vm, c2)
+        _subtract(r, r, Vm, c2)
         c += c2
         beta = _norm(r)
     return c.cpu().numpy(), beta
@@ -339,7 +377,7 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     # the residual, reused every step: in the operator's precision when wider than the basis
     r = ws.empty("r", (H.n,), H.device, torch.promote_types(basis, H.dtype))
     x = None if H.dtype == basis else ws.empty("x", (H.n,), H.device, H.dtype)
-    r.copy_(torch.randn(H.n, generator=g, dtype=torch.float64))
+    _random_fill_(r, g)
     torch.div(r, _norm(r), out=V[0])
     T = np.zeros((0, 0))
     m, tiny = 0, np.finfo(float).tiny
@@ -362,9 +400,9 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
             if done or (out[2] <= tol).all():
                 return out
         if beta <= 1e-12 * max(np.abs(theta).max(), tiny):  # invariant subspace: a new start
-            r.copy_(torch.randn(H.n, generator=g, dtype=torch.float64))
+            _random_fill_(r, g)
             for _ in range(2):
-                _subtract_(r, V[:m], _project(V[:m], r))
+                _subtract(r, r, V[:m], _project(V[:m], r))
             beta = _norm(r)
         if m == ncv:  # thick restart on the wanted Ritz vectors and as many more
             keep = order[:min(ncv - 1, max(k, ncv // 2))]
