@@ -164,25 +164,23 @@ def _as_blocks(A: torch.Tensor, block: int) -> tuple[torch.Tensor, int]:
 
 
 def _ritz_residual_norms(Ys: torch.Tensor, theta: np.ndarray, V: torch.Tensor, W: torch.Tensor,
-                         block: int = _DOT_BLOCK, group: int = 16
+                         block: int = _DOT_BLOCK, group: int = 4
                          ) -> tuple[np.ndarray, np.ndarray]:
     """For each row y of Ys, ||y^T W - theta y^T V|| (W = H V row by row), and the Gram
     matrix of the Ritz vectors y^T V (their norms and mutual cosines): batched products over
-    ``group`` column blocks of ``block`` entries at a time (as ``_project``), each block's sums
-    added in float64. No (k, n) temporaries, whose fresh pages cost more than the arithmetic
-    on CPU for models of millions of parameters."""
+    ``group`` column blocks of ``block`` entries at a time (as ``_project``; a group's
+    temporaries stay in cache), each block's sums added in float64."""
     dt = torch.promote_types(V.dtype, W.dtype)
     Y = Ys.to(dt)
-    tY = (torch.as_tensor(theta, device=Ys.device)[:, None] * Ys).to(dt)
+    th = torch.as_tensor(theta, device=Ys.device, dtype=dt)[None, :, None]
     sq = torch.zeros(len(Ys), device=V.device, dtype=torch.float64)
     gram = torch.zeros(len(Ys), len(Ys), device=V.device, dtype=torch.float64)
 
     def add(v: torch.Tensor, w: torch.Tensor) -> None:  # (G, m, b) blocks of V and W
-        y, ty = Y.expand(len(v), -1, -1), tY.expand(len(v), -1, -1)
-        v = v.to(dt)
-        u = torch.bmm(y, v)
-        r = torch.bmm(y, w.to(dt)).sub_(torch.bmm(ty, v))
-        sq.add_(r.square().sum((0, 2), dtype=torch.float64))
+        y = Y.expand(len(v), -1, -1)
+        u = torch.bmm(y, v.to(dt))
+        r = torch.bmm(y, w.to(dt)).sub_(u * th)
+        sq.add_(r.square_().sum((0, 2), dtype=torch.float64))
         gram.add_(torch.bmm(u, u.transpose(1, 2)).sum(0, dtype=torch.float64))
 
     Vb, cols = _as_blocks(V, block)
@@ -215,9 +213,9 @@ def _project(Vm: torch.Tensor, r: torch.Tensor, block: int = _DOT_BLOCK) -> torc
     float32 product over millions of entries that share a sign is off by ~1e-5 of |v||r| (a
     float32 norm by ~1e-4), which stalls the residuals near 1e-3; blocks of 2^14 keep it to
     ~1e-7 (``benchmarks/basis_orthogonality.py`` shows what that leaves of the basis'
-    orthogonality). One batched product also reads the basis near the memory's bandwidth,
-    where a matrix-vector product over whole rows reads it at about half of that on CPU
-    (``benchmarks/gram_schmidt_budget.py``)."""
+    orthogonality). On CPU one batched product also reads the basis faster than a
+    matrix-vector product over whole rows (``benchmarks/gram_schmidt_budget.py`` times
+    both)."""
     x = r if r.dtype == Vm.dtype else r.to(Vm.dtype)
     blocks, cols = _as_blocks(Vm, block)
     c = torch.bmm(x[:cols].view(len(blocks), 1, block), blocks.transpose(1, 2))
@@ -354,17 +352,19 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
 
     The basis and W are stored in the model's dtype (float32 for float32, bfloat16 and
     float16 models; ``low_memory``: float32 always), 8 ``ncv`` bytes per parameter of a
-    float32 model; every inner product and norm is summed in float64 (``_project``). A
-    float32 basis is orthogonal to a few parts in 10^4 (float32's sqrt(eps) is 3.5e-4: semi-
-    orthogonality, enough for Ritz values good to O(eps ||H||), Simon 1984), and the
-    residuals are certified from the kept products whatever the basis. Should two wanted
+    float32 model; every inner product and norm is a batched product over column blocks
+    whose partial sums are added in float64 (``_project``). A float32 basis is orthogonal to
+    a few parts in 10^4 (float32's sqrt(eps) is 3.5e-4: semi-orthogonality, enough for Ritz
+    values good to O(eps ||H||), Simon 1984), and the residuals are certified from the kept
+    products whatever the basis. Should two wanted
     Ritz vectors still come out far from orthogonal (a ghost copy of a converged one),
     ``eigsh`` solves again with ``two_passes`` of Gram-Schmidt at every step.
     ``low_memory``: W is not kept, 4 ``ncv`` bytes per parameter; two Gram-Schmidt passes
     every step, and certifying costs one HVP per wanted pair, repeated if a pair fails it.
-    Each HVP is written straight into its row of W, and restarts and certification work
-    column chunk by column chunk: on CPU, parameter-sized temporaries cost more in fresh
-    pages than in arithmetic (a ``Workspace`` keeps the pages from one call to the next).
+    Each HVP is written straight into its row of W, and Gram-Schmidt, restarts and
+    certification work on column blocks (``_as_blocks``): on CPU, parameter-sized
+    temporaries cost more in fresh pages than in arithmetic (a ``Workspace`` keeps the pages
+    from one call to the next).
     """
     ncv = min(H.n, max(ncv or 20, 2 * k + 1))
     basis = torch.float64 if H.dtype == torch.float64 and not low_memory else torch.float32
