@@ -231,7 +231,9 @@ def resolve_device(name: str | None) -> str:
 def init_distributed(device: str, timeout_s: float = 600.0) -> str:
     """Under ``torchrun`` (WORLD_SIZE > 1): join the process group — nccl on CUDA, gloo on
     CPU — and return this rank's device. A rank that dies makes the others fail after
-    ``timeout_s`` (VITPROBE_DIST_TIMEOUT) instead of hanging."""
+    ``timeout_s`` (VITPROBE_DIST_TIMEOUT) instead of hanging. The group is destroyed at exit,
+    before the interpreter finalises (gloo's threads may otherwise abort a finished rank)."""
+    import atexit
     import datetime
     import os
 
@@ -246,7 +248,15 @@ def init_distributed(device: str, timeout_s: float = 600.0) -> str:
         device = f"cuda:{local}"
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo",
                             timeout=datetime.timedelta(seconds=timeout))
+    atexit.register(_leave_process_group)
     return device
+
+
+def _leave_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def process_group() -> tuple[int, int, object]:

@@ -72,6 +72,7 @@ WORKER = textwrap.dedent("""
                                             amp=False, progress=False))
         if rank == 0:
             torch.save(model.state_dict(), out)
+    dist.barrier()  # no rank tears its transport down while a peer still talks to it
     dist.destroy_process_group()
 """)
 
