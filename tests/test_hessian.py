@@ -331,10 +331,10 @@ def test_bad_input_raises_value_error_with_a_clear_message(vit64, call, match):
 
 
 @pytest.mark.parametrize("low_memory", [False, True])
-def test_float32_model_gets_float64_lanczos_and_the_exact_top_eigenvalues(low_memory):
-    # the inner products are float64 whatever the model's dtype (float32 ones stall
-    # residuals near 1e-3 on million-parameter models); low_memory stores the basis in
-    # float32 and certifies with fresh HVPs, to the same tolerance
+def test_float32_model_gets_float64_sums_and_the_exact_top_eigenvalues(low_memory):
+    # a float32 model gets a float32 basis whose inner products are summed in float64 (single
+    # float32 ones stall residuals near 1e-3 on million-parameter models); low_memory keeps
+    # no products and certifies with fresh HVPs, to the same tolerance
     torch.manual_seed(0)
     m64 = tiny_vit().double().eval()
     x, y = batch()
