@@ -130,7 +130,7 @@ def test_ritz_residuals_and_restart_rotation_in_column_blocks_equal_the_whole_fo
     theta = np.array([2.0, -1.5, 0.25])
     want = ((Ys @ W.double()) - (Ys @ V) * torch.as_tensor(theta)[:, None]).norm(dim=1)
     # uneven blocks and groups (a last group shorter, a tail), one exact block, one wider than n
-    for block, group in ((7, 16), (7, 5), (1000, 16), (4096, 16)):
+    for block, group in ((7, 16), (7, 5), (7, 64), (1000, 16), (4096, 16)):
         got, gram = solvers._ritz_residual_norms(Ys, theta, V, W, block=block, group=group)
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
         np.testing.assert_allclose(gram, (Ys @ V @ V.T @ Ys.T).numpy(), rtol=1e-10)

@@ -192,10 +192,13 @@ def _ritz_residual_norms(Ys: torch.Tensor, theta: np.ndarray, V: torch.Tensor, W
 
 
 def _combine_rows_(A: torch.Tensor, Y: torch.Tensor, block: int = _DOT_BLOCK,
-                   group: int = 8) -> None:
+                   group: int = 64) -> None:
     """A[:len(Y)] = Y @ A in place, ``group`` column blocks of ``block`` entries at a time
-    (a batched product into a small buffer, no copy of A), computed in A's dtype (each entry
-    a sum of len(A) terms: a float32 A loses nothing more than its storage already does)."""
+    (a batched product into a buffer of len(Y) x group x block entries, then copied into
+    place; no copy of A), computed in A's dtype (each entry a sum of len(A) terms: a float32
+    A loses nothing more than its storage already does). Large groups: fewer calls, and a
+    time that does not hang on the buffer staying in a cache the host may share
+    (``benchmarks/restart_groups.py`` times group sizes in whole solves)."""
     Y = Y.to(A.dtype)
     blocks, cols = _as_blocks(A, block)
     rows = _as_blocks(A[:len(Y)], block)[0]
