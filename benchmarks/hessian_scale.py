@@ -116,33 +116,38 @@ def problem(name: str, trained: bool, device: str = "cpu", runs_dir: str = "runs
     return model.eval(), tuple(next(spectrum_loader(spec, 16, clean=False).iterate(0)))
 
 
+def timed_solve(H, ws: solvers.Workspace, seed: int, low_memory: bool = False,
+                ncv: int | None = None, tol: float = 1e-3, verbose: bool = False) -> dict:
+    """One top-5 solve through ``ws``: its seed, HVPs, wall time, the time inside its HVPs,
+    the overhead, the solver's own time by section (``SECTIONS`` and the rest), residuals
+    and eigenvalues."""
+    T = TimedOperator(H, verbose=verbose)
+    with timed_sections(lambda: T.seconds) as spent:
+        t = time.perf_counter()
+        r = solvers.eigsh(T, 5, tol=tol, seed=seed, low_memory=low_memory, ncv=ncv,
+                          workspace=ws)
+        wall = time.perf_counter() - t
+    sections = {f"{k}_seconds": v for k, v in spent.items()}
+    sections["rest_seconds"] = wall - T.seconds - sum(spent.values())
+    return {"seed": seed, "hvps": r.num_hvps, "seconds": wall, "hvp_seconds": T.seconds,
+            "overhead": wall / T.seconds, **sections, "max_residual": float(r.residuals.max()),
+            "converged": bool(r.converged.all()),
+            "eigenvalues": [round(float(e), 4) for e in r.eigenvalues]}
+
+
 def solve(name: str, low_memory: bool, ncv: int | None, tol: float,
           seeds: tuple[int, ...] = (), device: str = "cpu", runs_dir: str = "runs") -> list[dict]:
     """Solves of the same problem through one ``solvers.Workspace``: the first (seed 0) pages
     its buffers in, one more per seed in ``seeds`` reuses them (as the paper's spectrum does
     per mini-batch)."""
     model, batch = problem(name, trained=name != "vit-b", device=device, runs_dir=runs_dir)
-    clock = {"T": None}
     rows, ws = [], solvers.Workspace()
-    with timed_sections(lambda: clock["T"].seconds) as spent, \
-            hessian.operator(model, F.cross_entropy, batch) as H:
+    with hessian.operator(model, F.cross_entropy, batch) as H:
         for call, seed in enumerate((0, *seeds)):
-            T = clock["T"] = TimedOperator(H, verbose=name == "vit-b")
-            spent.update(dict.fromkeys(spent, 0.0))
-            t = time.perf_counter()
-            r = solvers.eigsh(T, 5, tol=tol, seed=seed, low_memory=low_memory, ncv=ncv,
-                              workspace=ws)
-            wall = time.perf_counter() - t
-            sections = {f"{k}_seconds": v for k, v in spent.items()}
-            sections["rest_seconds"] = wall - T.seconds - sum(spent.values())
+            row = timed_solve(H, ws, seed, low_memory, ncv, tol, verbose=name == "vit-b")
             rows.append({"model": name, "parameters": H.n,
                          "mode": "low_memory" if low_memory else "default",
-                         "call": "first" if call == 0 else "workspace reused", "seed": seed,
-                         "hvps": r.num_hvps, "seconds": wall, "hvp_seconds": T.seconds,
-                         "overhead": wall / T.seconds, **sections,
-                         "max_residual": float(r.residuals.max()),
-                         "converged": bool(r.converged.all()),
-                         "eigenvalues": [round(float(e), 4) for e in r.eigenvalues]})
+                         "call": "first" if call == 0 else "workspace reused", **row})
     return rows
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,27 +27,19 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import record  # noqa: E402
-from hessian_scale import TimedOperator, problem, timed_sections  # noqa: E402
+from hessian_scale import problem, timed_solve  # noqa: E402
 
 from vitprobe import hessian, solvers, stats  # noqa: E402
 
 
 def solve_with_group(H, ws: solvers.Workspace, group: int, seed: int) -> dict:
-    """One top-5 solve whose restarts combine ``group`` column blocks at a time."""
+    """One timed top-5 solve whose restarts combine ``group`` column blocks at a time."""
     combine = solvers._combine_rows_
     solvers._combine_rows_ = functools.partial(combine, group=group)
-    T = TimedOperator(H)
     try:
-        with timed_sections(lambda: T.seconds) as spent:
-            t = time.perf_counter()
-            r = solvers.eigsh(T, 5, tol=1e-3, seed=seed, workspace=ws)
-            wall = time.perf_counter() - t
+        return {"group": group, **timed_solve(H, ws, seed)}
     finally:
         solvers._combine_rows_ = combine
-    return {"group": group, "seed": seed, "hvps": r.num_hvps, "seconds": wall,
-            "hvp_seconds": T.seconds, "overhead": wall / T.seconds,
-            "restarts_seconds": spent["restarts"], "max_residual": float(r.residuals.max()),
-            "eigenvalues": [round(float(e), 4) for e in r.eigenvalues]}
 
 
 def main() -> None:
@@ -79,8 +70,7 @@ def main() -> None:
         mine = [r for r in rows if r["group"] == group]
         ci = stats.t_interval([r["overhead"] for r in mine])
         restarts = np.mean([r["restarts_seconds"] for r in mine])
-        parts.append(f"group {group}: {ci.estimate:.3f} [{ci.low:.3f}, {ci.high:.3f}]x, "
-                     f"restarts {restarts:.2f} s")
+        parts.append(f"group {group}: {ci.format('.3f')}x, restarts {restarts:.2f} s")
     spread = max(np.ptp([r["eigenvalues"] for r in rows if r["seed"] == s], axis=0).max()
                  for s in seeds)
     summary = (f"{args.model}: eigsh's time over its own HVPs' by the restart's column group, "
