@@ -231,7 +231,9 @@ def _project(Vm: torch.Tensor, r: torch.Tensor, block: int = _DOT_BLOCK) -> torc
 def _subtract(out: torch.Tensor, x: torch.Tensor, Vm: torch.Tensor, c: torch.Tensor,
               block: int = _DOT_BLOCK) -> None:
     """out = x - Vm^T c (``out`` may be ``x``), block by block as ``_project``: Vm^T c in
-    Vm's dtype (each entry a sum of len(c) terms), then subtracted in out's dtype."""
+    Vm's dtype (each entry a sum of len(c) terms), then subtracted in out's dtype (a float64
+    out over a float32 Vm: slices of ``_COLUMN_CHUNK`` columns, each a temporary of Vm's
+    dtype)."""
     cn = c.to(Vm.dtype)
     blocks, cols = _as_blocks(Vm, block)
     if out.dtype == Vm.dtype:
@@ -240,8 +242,9 @@ def _subtract(out: torch.Tensor, x: torch.Tensor, Vm: torch.Tensor, c: torch.Ten
                       out=out[:cols].view(shape))
         torch.addmv(x[cols:], Vm[:, cols:].T, cn, alpha=-1.0, out=out[cols:])
         return
-    for s in range(0, Vm.shape[1], block):  # a float64 residual over a float32 basis
-        torch.sub(x[s:s + block], Vm[:, s:s + block].T @ cn, out=out[s:s + block])
+    step = _COLUMN_CHUNK  # a float64 residual over a float32 basis: slices, not blocks
+    for s in range(0, Vm.shape[1], step):
+        torch.sub(x[s:s + step], Vm[:, s:s + step].T @ cn, out=out[s:s + step])
 
 
 def _norm(r: torch.Tensor) -> float:
