@@ -197,6 +197,19 @@ def test_gram_schmidt_products_in_column_blocks_equal_the_float64_ones():
                 np.testing.assert_allclose(y.double().numpy(), want_r.numpy(), rtol=0, atol=atol)
 
 
+def test_a_float64_residual_over_a_float32_basis_is_subtracted_across_slices():
+    # wider than one _COLUMN_CHUNK slice, with a shorter last one: every column subtracted once
+    g = torch.Generator().manual_seed(1)
+    n = 2 * solvers._COLUMN_CHUNK + 12_345
+    V = torch.randn(4, n, generator=g)
+    x = torch.randn(n, generator=g, dtype=torch.float64)
+    c = torch.randn(4, generator=g, dtype=torch.float64)
+    want = x - V.double().T @ c.float().double()  # the coefficients rounded to V's dtype
+    out = torch.full_like(x, float("nan"))
+    solvers._subtract(out, x, V, c)
+    np.testing.assert_allclose(out.numpy(), want.numpy(), rtol=0, atol=1e-5)
+
+
 def test_a_float32_operator_gets_a_float32_basis_and_the_exact_top_k():
     # the ViT case in float32: one dominant eigenvalue that converges early (the one whose
     # lost orthogonality would come back as a ghost copy), an indefinite top 5, 3000
