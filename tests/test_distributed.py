@@ -24,6 +24,10 @@ WORKER = textwrap.dedent("""
         from studies.cli import init_distributed
         init_distributed("cpu")
     else:
+        # the models first, as the studies import them: imported after joining, timm's imports
+        # (torch.distributed.nn: group=group.WORLD default arguments) would keep the group, and
+        # gloo's threads would run on past destroy_process_group into the interpreter's exit
+        import models  # noqa: F401
         dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=float(
             os.environ.get("TIMEOUT", "60"))))
     torch.manual_seed(0)
@@ -72,8 +76,13 @@ WORKER = textwrap.dedent("""
                                             amp=False, progress=False))
         if rank == 0:
             torch.save(model.state_dict(), out)
+    del g  # a reference to the group would keep it, and its threads, past its destruction
     dist.barrier()  # no rank tears its transport down while a peer still talks to it
     dist.destroy_process_group()
+    left = [n for n in os.listdir("/proc/self/task")
+            if "gloo" in open(f"/proc/self/task/{{n}}/comm").read()]
+    if left:  # the group outlived its destruction: its threads would meet the exit
+        sys.exit(f"rank {{rank}}: {{len(left)}} gloo threads left after destroy_process_group")
 """)
 
 
