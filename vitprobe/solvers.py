@@ -235,16 +235,16 @@ def _subtract(out: torch.Tensor, x: torch.Tensor, Vm: torch.Tensor, c: torch.Ten
     out over a float32 Vm: slices of ``_COLUMN_CHUNK`` columns, each a temporary of Vm's
     dtype)."""
     cn = c.to(Vm.dtype)
-    blocks, cols = _as_blocks(Vm, block)
-    if out.dtype == Vm.dtype:
-        shape = (len(blocks), 1, block)
-        torch.baddbmm(x[:cols].view(shape), cn.expand(len(blocks), 1, -1), blocks, alpha=-1.0,
-                      out=out[:cols].view(shape))
-        torch.addmv(x[cols:], Vm[:, cols:].T, cn, alpha=-1.0, out=out[cols:])
+    if out.dtype != Vm.dtype:  # a float64 residual over a float32 basis: slices, not blocks
+        step = _COLUMN_CHUNK
+        for s in range(0, Vm.shape[1], step):
+            torch.sub(x[s:s + step], Vm[:, s:s + step].T @ cn, out=out[s:s + step])
         return
-    step = _COLUMN_CHUNK  # a float64 residual over a float32 basis: slices, not blocks
-    for s in range(0, Vm.shape[1], step):
-        torch.sub(x[s:s + step], Vm[:, s:s + step].T @ cn, out=out[s:s + step])
+    blocks, cols = _as_blocks(Vm, block)
+    shape = (len(blocks), 1, block)
+    torch.baddbmm(x[:cols].view(shape), cn.expand(len(blocks), 1, -1), blocks, alpha=-1.0,
+                  out=out[:cols].view(shape))
+    torch.addmv(x[cols:], Vm[:, cols:].T, cn, alpha=-1.0, out=out[cols:])
 
 
 def _norm(r: torch.Tensor) -> float:
