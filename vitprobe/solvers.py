@@ -169,26 +169,34 @@ def _ritz_residual_norms(Ys: torch.Tensor, theta: np.ndarray, V: torch.Tensor, W
     """For each row y of Ys, ||y^T W - theta y^T V|| (W = H V row by row), and the Gram
     matrix of the Ritz vectors y^T V (their norms and mutual cosines): batched products over
     ``group`` column blocks of ``block`` entries at a time (as ``_project``; a group's
-    temporaries stay in cache), each block's sums added in float64."""
+    temporaries stay in cache and are reused from one group to the next). Per block, u = Y v,
+    r = Y w - theta u in one fused product, and the Gram matrices of u and r as batched
+    products, whose sums over the blocks are added in float64."""
     dt = torch.promote_types(V.dtype, W.dtype)
     Y = Ys.to(dt)
-    th = torch.as_tensor(theta, device=Ys.device, dtype=dt)[None, :, None]
-    sq = torch.zeros(len(Ys), device=V.device, dtype=torch.float64)
-    gram = torch.zeros(len(Ys), len(Ys), device=V.device, dtype=torch.float64)
+    neg_theta = -torch.as_tensor(theta, device=Ys.device, dtype=dt)[None, :, None]
+    acc = torch.zeros(2, len(Ys), len(Ys), device=V.device, dtype=torch.float64)
 
-    def add(v: torch.Tensor, w: torch.Tensor) -> None:  # (G, m, b) blocks of V and W
+    def add(v: torch.Tensor, w: torch.Tensor, u: torch.Tensor, r: torch.Tensor,
+            grams: torch.Tensor) -> None:  # (G, m, b) blocks of V and W into u, r, grams
         y = Y.expand(len(v), -1, -1)
-        u = torch.bmm(y, v.to(dt))
-        r = torch.bmm(y, w.to(dt)).sub_(u * th)
-        sq.add_(r.square_().sum((0, 2), dtype=torch.float64))
-        gram.add_(torch.bmm(u, u.transpose(1, 2)).sum(0, dtype=torch.float64))
+        torch.bmm(y, v.to(dt), out=u)
+        torch.baddbmm(u * neg_theta, y, w.to(dt), out=r)
+        torch.bmm(u, u.transpose(1, 2), out=grams[0])
+        torch.bmm(r, r.transpose(1, 2), out=grams[1])
+        acc.add_(grams.sum(1, dtype=torch.float64))
 
     Vb, cols = _as_blocks(V, block)
     Wb = _as_blocks(W, block)[0]
-    for g in range(0, len(Vb), group):
-        add(Vb[g:g + group], Wb[g:g + group])
-    add(V[None, :, cols:], W[None, :, cols:])
-    return sq.sqrt().cpu().numpy(), gram.cpu().numpy()
+    G = max(1, min(group, len(Vb)))
+    u = torch.empty(G, len(Ys), block, device=V.device, dtype=dt)
+    r, grams = torch.empty_like(u), torch.empty(2, G, len(Ys), len(Ys), device=V.device, dtype=dt)
+    for g in range(0, len(Vb), G):
+        n = len(Vb[g:g + G])
+        add(Vb[g:g + G], Wb[g:g + G], u[:n], r[:n], grams[:, :n])
+    tail = V.shape[1] - cols
+    add(V[None, :, cols:], W[None, :, cols:], u[:1, :, :tail], r[:1, :, :tail], grams[:, :1])
+    return acc[1].diagonal().sqrt().cpu().numpy(), acc[0].cpu().numpy()
 
 
 def _combine_rows_(A: torch.Tensor, Y: torch.Tensor, block: int = _DOT_BLOCK,
