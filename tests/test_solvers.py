@@ -251,3 +251,43 @@ def test_a_basis_that_lost_its_orthogonality_is_caught_and_the_solve_redone(monk
     assert False in passes and True in passes  # the one-pass solve was redone
     np.testing.assert_allclose(np.sort(r.eigenvalues), np.sort(top(lam, 5, "LM")), atol=1e-6)
     assert r.converged.all() and r.num_hvps == A.num_hvps
+
+
+class Diagonal:
+    """diag(d) as an operator: products exact in float64 for a test of any length."""
+
+    def __init__(self, d: torch.Tensor) -> None:
+        self.d, self.n, self.device, self.dtype = d, len(d), d.device, d.dtype
+        self.num_hvps = 0
+
+    def matvec(self, v, out=None):
+        self.num_hvps += 1
+        hv = self.d * v.to(self.dtype)
+        return hv if out is None else out.copy_(hv)
+
+    def matmat(self, V):
+        self.num_hvps += V.shape[1]
+        return self.d[:, None] * V.to(self.dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_certifying_by_products_gives_the_true_residuals_across_column_blocks(dtype):
+    # low_memory's certificate: u = y Vm over 2 column blocks and a tail, one HVP each, then
+    # ||H u - theta u|| / ||u||, against the same computed in float64 from the rows
+    g = torch.Generator().manual_seed(0)
+    n = 2 * solvers._DOT_BLOCK + 1234
+    H = Diagonal(torch.linspace(-3.0, 5.0, n, dtype=torch.float64).to(dtype))
+    Vm = torch.randn(7, n, generator=g)  # a float32 basis, as low_memory keeps
+    Ys = torch.randn(3, 7, generator=g, dtype=torch.float64)
+    theta = np.array([4.9, -2.5, 0.7])
+    res, U = solvers._certify_by_products(H, Ys, theta, Vm, vectors=True)
+    u = Ys @ Vm.double()
+    want = ((H.d.double() * u - torch.as_tensor(theta)[:, None] * u).norm(dim=1)
+            / u.norm(dim=1))
+    np.testing.assert_allclose(res, want.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(U.double().numpy(), u.numpy(), rtol=1e-4, atol=1e-5)
+    assert H.num_hvps == 3
+    one, none = solvers._certify_by_products(H, Ys, theta, Vm, vectors=False)
+    # the same sums; BLAS may block a differently aligned row differently (float32 rounding)
+    np.testing.assert_allclose(one, res, rtol=1e-6)
+    assert none is None

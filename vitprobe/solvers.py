@@ -259,27 +259,32 @@ def _norm(r: torch.Tensor) -> float:
     return math.sqrt(_project(r[None], r).item())
 
 
+def _combine_into(out: torch.Tensor, Vm: torch.Tensor, y: torch.Tensor,
+                  block: int = _DOT_BLOCK) -> None:
+    """out = y Vm (one row combined from the basis rows, in Vm's dtype: each entry a sum of
+    len(y) terms), as one batched product over column blocks (``_as_blocks``) and a tail."""
+    y = y.to(Vm.dtype)
+    blocks, cols = _as_blocks(Vm, block)
+    torch.bmm(y.expand(len(blocks), 1, -1), blocks, out=out[:cols].view(len(blocks), 1, block))
+    torch.mv(Vm[:, cols:].T, y, out=out[cols:])
+
+
 def _certify_by_products(H: SymmetricOperator, Ys: torch.Tensor, theta: np.ndarray,
                          Vm: torch.Tensor, vectors: bool) -> tuple[np.ndarray, torch.Tensor | None]:
     """The true residuals of the Ritz vectors u = y Vm (y a row of Ys) from one HVP each, for
-    a basis whose products were not kept; the vectors (rows, in the basis' dtype) are kept
-    only when ``vectors``, otherwise one is held at a time."""
+    a basis whose products were not kept: ||H u - theta u|| / ||u||, the difference formed in
+    the operator's dtype and both norms with float64 block sums (``_norm``). The vectors
+    (rows, in the basis' dtype) are kept only when ``vectors``, otherwise one is held at a
+    time."""
     U = torch.empty(len(Ys) if vectors else 1, Vm.shape[1], device=Vm.device, dtype=Vm.dtype)
     hu = torch.empty(Vm.shape[1], device=Vm.device, dtype=H.dtype)
     x = None if H.dtype == U.dtype else torch.empty_like(hu)
     res = np.empty(len(Ys))
     for i, y in enumerate(Ys):
         u = U[i if vectors else 0]
-        y = y.to(Vm.dtype)  # u is stored in the basis' dtype: combine in it
-        for s in range(0, Vm.shape[1], _COLUMN_CHUNK):
-            u[s:s + _COLUMN_CHUNK] = y @ Vm[:, s:s + _COLUMN_CHUNK]
+        _combine_into(u, Vm, y)
         H.matvec(u if x is None else x.copy_(u), out=hu)
-        num = den = 0.0
-        for s in range(0, Vm.shape[1], _COLUMN_CHUNK):  # in float64, no parameter-sized copy
-            uc = u[s:s + _COLUMN_CHUNK].double()
-            num += (hu[s:s + _COLUMN_CHUNK].double() - theta[i] * uc).square().sum().item()
-            den += uc.square().sum().item()
-        res[i] = math.sqrt(num / den)
+        res[i] = _norm(hu.sub_(u, alpha=float(theta[i]))) / _norm(u)
     return res, U if vectors else None
 
 
