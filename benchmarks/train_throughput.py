@@ -1,12 +1,11 @@
 """Training images/s: our vit-ti vs timm's VisionTransformer of the same configuration, and
 our resnet-18 vs torchvision's resnet18 with the same CIFAR stem, in one run, interleaved.
 
-python benchmarks/train_throughput.py [--batch-size 64] [--steps 4] [--rounds 3] [--no-amp | --bf16]
+python benchmarks/train_throughput.py [--batch-size 64] [--steps 4] [--rounds 3] [--bf16]
 Goal: ratio (ours / peer) >= 0.95 for both.
 
-Both sides train under the autocast ``vitprobe.train.fit`` uses on this device (bf16 on CPUs
-where bf16 GEMMs measure faster than float32, float32 elsewhere on CPU; ``--no-amp``: float32
-always; ``--bf16``: bf16 always). Ours also uses the attention
+Both sides train in float32, the CPU presets' precision (``--bf16``: both under bf16
+autocast, a recipe's ``precision="bfloat16"``). Ours also uses the attention
 kernel ``fit`` picks for the device (``TrainConfig.fused_attention``: explicit softmax on CPU,
 fused SDPA on CUDA); the peer keeps timm's default (fused SDPA).
 """
@@ -68,9 +67,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--no-amp", action="store_true", help="float32 on both sides")
-    p.add_argument("--bf16", action="store_true",
-                   help="bf16 autocast on both sides, even where fit() would train in float32")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast on both sides")
     a = p.parse_args()
     torch.manual_seed(0)
     x = torch.randn(a.batch_size, 1, 28, 28)
@@ -81,10 +78,10 @@ def main() -> None:
         "resnet-18": (create_model("resnet-18", num_classes=10, in_chans=1, img_size=28),
                       peer_resnet(), "torchvision resnet18 (CIFAR stem)"),
     }
-    amp = torch.bfloat16 if a.bf16 else autocast_dtype(torch.device("cpu"), not a.no_amp)
+    amp = autocast_dtype(torch.device("cpu"), "bfloat16" if a.bf16 else "float32")
     print(f"device cpu, {torch.get_num_threads()} threads, batch {a.batch_size}, "
           f"{a.steps} steps x {a.rounds} rounds (median), autocast {amp or 'off (float32)'}"
-          f"{'' if a.bf16 or a.no_amp else ' as fit() picks it'}")
+          )
     rows = []
     for name, (ours, peer, peer_name) in pairs.items():
         t = interleaved({"ours": train_steps(ours, x, y, a.steps, amp, policy=True),

@@ -220,9 +220,15 @@ def resnet(layers: tuple[int, ...], block: type, in_chans: int, num_classes: int
                   preact=block in (PreActBasic, PreActBottleneck))
 
 
+# stage widths of the ``-mini`` members (a quarter of 64/128/256/512)
+MINI_WIDTHS = (16, 32, 64, 128)
+
 CONFIGS = {
     "resnet-18": dict(layers=(2, 2, 2, 2), block=Basic),
     "resnet-50": dict(layers=(3, 4, 6, 3), block=Bottleneck),
     "preresnet-18": dict(layers=(2, 2, 2, 2), block=PreActBasic),
     "preresnet-50": dict(layers=(3, 4, 6, 3), block=PreActBottleneck),
+    # the ``small`` preset's members: the same blocks at a quarter of the widths (16-128)
+    "resnet-18-mini": dict(layers=(2, 2, 2, 2), block=Basic, widths=MINI_WIDTHS),
+    "preresnet-18-mini": dict(layers=(2, 2, 2, 2), block=PreActBasic, widths=MINI_WIDTHS),
 }

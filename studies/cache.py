@@ -20,7 +20,7 @@ from models import create_model
 from models.layers import resample_position_embeddings
 from vitprobe import data as vdata
 from vitprobe import results
-from vitprobe.train import SCHEDULE, Distillation, TrainConfig, distributed, fit
+from vitprobe.train import PRECISIONS, SCHEDULE, Distillation, TrainConfig, distributed, fit
 
 from . import presets
 
@@ -88,6 +88,7 @@ class RunSpec:
     # train a data fraction for as many optimiser steps as the full data set (more epochs),
     # so that data size is not confounded with training length (Park & Kim 2022, Fig. 3)
     equal_steps: bool = False
+    precision: str | None = None    # the training precision; None: the preset's
 
     def __post_init__(self) -> None:
         from models import list_models
@@ -99,6 +100,11 @@ class RunSpec:
             raise ValueError(f"data_fraction must be in (0, 1]; got {self.data_fraction}")
         if not 0 <= self.seed < 2 ** 32:
             raise ValueError(f"seed must be in [0, 2**32); got {self.seed}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; allowed: "
+                             f"{', '.join(PRECISIONS)}")
+        if self.precision == presets.recipe(self.preset, self.model).precision:
+            self.precision = None  # the preset's own: one cache entry, not two
         if self.data_fraction == 1:
             self.equal_steps = False  # the full set: one run, whatever the flag
         if self.pool == "cls" and self.model.startswith("vit-"):
@@ -118,7 +124,8 @@ class RunSpec:
                    pool=pool, data_fraction=args.data_fraction, data_dir=args.data_dir,
                    download=args.download, runs_dir=args.runs_dir, device=device,
                    progress=not args.quiet, overrides=overrides,
-                   tensorboard=getattr(args, "tensorboard", None))
+                   tensorboard=getattr(args, "tensorboard", None),
+                   precision=getattr(args, "precision", None))
 
     @property
     def label(self) -> str:
@@ -135,7 +142,8 @@ class RunSpec:
         name = name.replace(" ", "").replace("(", "").replace(")", "").replace(",", "_")
         if self.teacher:
             name += f"-{self.distill}-{self.teacher}-a{self.alpha:g}-t{self.tau:g}"
-        name += f"-{self.preset}-s{self.seed}"
+        name += f"-{self.preset}" + (f"-{self.precision}" if self.precision else "")
+        name += f"-s{self.seed}"
         if self.data_fraction < 1.0:
             name += f"-f{self.data_fraction:g}" + ("-eqsteps" if self.equal_steps else "")
         return name
@@ -146,6 +154,8 @@ class RunSpec:
 
     def recipe(self) -> presets.Recipe:
         r = presets.recipe(self.preset, self.model)
+        if self.precision:
+            r = replace(r, precision=self.precision)
         if self.equal_steps and self.data_fraction < 1.0:
             r = equal_steps_recipe(r, self._steps_per_epoch(1.0, r),
                                    self._steps_per_epoch(self.data_fraction, r))

@@ -12,6 +12,7 @@ import torch
 
 from models.vit import POOLS
 from vitprobe.data import DATASETS
+from vitprobe.train import PRECISIONS
 
 from .presets import PRESETS
 
@@ -178,7 +179,12 @@ def base_parser(prog: str, description: str) -> ArgumentParser:
                    help="class-stratified fraction of the training set (e.g. 0.06)")
     p.add_argument("--preset", default="quick", choices=PRESETS,
                    help="training recipe and probe sizes (default: %(default)s)")
-    p.add_argument("--seed", type=seed, default=0, help="(default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="the replication unit: initialisation, data order, augmentation, "
+                        "probe mini-batches, images and noise (default: %(default)s)")
+    p.add_argument("--precision", default=None, choices=PRECISIONS,
+                   help="training precision (default: the preset's, float32 except paper: "
+                        "bfloat16 autocast)")
     p.add_argument("--out", default="results", type=writable_dir,
                    help="folder for result files and figures (default: %(default)s)")
     p.add_argument("--runs-dir", default="runs", type=writable_dir,

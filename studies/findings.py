@@ -1,363 +1,573 @@
-"""The findings table F1-F10 (Park & Kim 2022), read off the typed summaries of
-``studies.reproduce``'s steps (each study's ``read_summary``): per finding, the paper's
-claim, our statistic with its 95 % interval, and a three-valued verdict (``vitprobe.stats``):
+"""The findings table F1-F10 (Park & Kim 2022), decided over independently trained seeds.
 
-- holds: the interval lies on the paper's side of the boundary;
-- contradicted: it lies on the other side;
-- unresolved: it covers the boundary.
-
-Intervals: bootstrap over mini-batches (spectra; seeds on top where a model was trained more
-than once), over images (Fourier, variance, noise robustness, training NLL), Welch's t over
-seeds (accuracies). Definitions follow the paper's code (xxxnell/how-do-vits-work), see each
-function.
+Every finding is a claim about architectures, so its replication unit is a training seed:
+per seed s the finding's statistic T_s is measured on that seed's models (which share the
+seed: paired comparisons), and the decision is made over {T_s} (``RULE``). Within a seed,
+the bootstrap standard error over the seed's own units (mini-batches, images) is reported
+beside the spread between seeds, but it does not enter the interval. Definitions follow the
+paper's code (xxxnell/how-do-vits-work at 9571ff1); each function cites the file it matches.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from vitprobe import fourier, results, stats, summary
+from vitprobe import fourier, stats, summary
 from vitprobe.spectra import ape, nep
-from vitprobe.stats import Interval
 
 from . import alternet as alternet_study
 from . import fourier as fourier_study
 from . import hessian as hessian_study
+from . import presets
 from . import robustness as robustness_study
 from . import subsets as subsets_study
 from . import variance as variance_study
+from .cache import RunSpec, run_metrics
 
 CLAIMS = {
     "F1": "ViT's Hessian spectrum has more negative eigenvalues than ResNet's",
     "F2": "ViT's positive eigenvalues are smaller than ResNet's (flatter loss)",
     "F3": "less training data gives ViT more negative eigenvalues",
     "F4": "GAP suppresses negative eigenvalues compared with a class token",
-    "F5": "ViT does not overfit small data: its training NLL rises with its test error as "
-          "data shrinks, where ResNet's falls (overfitting)",
+    "F5": "ViT does not overfit small data: its training NLL on small data is not lower than "
+          "on large, where ResNet's is (overfitting)",
     "F6": "MSAs reduce high-frequency amplitude (low-pass); convs/MLPs amplify it",
     "F7": "ViT is robust to high-frequency noise and hurt by low-frequency noise; ResNet the "
           "opposite",
-    "F8": "MSAs reduce feature-map variance; convs/MLPs increase it; ResNet's peaks at stage "
-          "ends",
-    "F9": "AlterNet beats ResNet and ViT on small data",
-    "F10": "AlterNet suppresses large Hessian eigenvalues compared with ResNet",
+    "F8": "MSAs reduce feature-map variance; convs/MLPs increase it; ResNet's variance rises "
+          "through a stage and drops at its subsampling block",
+    "F9": "AlterNet beats the pre-activation ResNet it is built on and ViT on small data",
+    "F10": "AlterNet suppresses large Hessian eigenvalues compared with the pre-activation "
+           "ResNet",
 }
 
-# Why a finding may not hold at the quick scale (28-px Fashion-MNIST, one epoch for CNNs,
-# two for ViTs), shown only where the verdict is not "holds".
-CAVEATS = {
-    "F1": "after one (ResNet) or two (ViT) epochs both models are far from a minimum, where "
-          "the paper's spectra are taken after 300 epochs.",
-    "F2": "two epochs leave the ViT early in training, where its curvature is still high.",
-    "F3": "a few epochs on a small subset, even at equal steps, are far from the paper's "
-          "converged small-data ViT.",
-    "F4": "after two epochs the pooling variants differ little, and their spectra by less than "
-          "the spread between mini-batches and seeds.",
-    "F5": "one or two epochs' worth of steps are too few for a ResNet to overfit even 6 % of "
-          "the data.",
-    "F6": "28-px inputs give 7×7 ViT maps (highest frequency 6/7·π) and 4×4 maps in ResNet's "
-          "last stage (0.5π), where one block's change is small.",
-    "F7": "Fashion-MNIST's images have little high-frequency content, and models trained for "
-          "one or two epochs rely on coarse shape.",
-    "F8": "the variance of a model trained for one or two epochs is dominated by the growing "
-          "residual stream.",
-    "F9": "AlterNet's MSAs help in the paper after long training on CIFAR; after one epoch on "
-          "Fashion-MNIST the convolutional baseline is already close to its best.",
-    "F10": "the curvature of models trained for one or two epochs is far from the converged "
-           "one.",
-}
+LEVEL = 0.95
+# Holm's family-wise level for "a part is contradicted": one-sided, the tail a two-sided 95 %
+# interval leaves on each side, so a one-part finding is contradicted exactly when its
+# interval lies wholly on the other side.
+HOLM_ALPHA = (1 - LEVEL) / 2
+# the smallest feature map (side, tokens or pixels) on which F6 is read (the paper's Fourier
+# notebook: CIFAR's 32 px is too small for ImageNet-style analyses; 14x14 is ViT-S/16's grid)
+MIN_FOURIER_MAP = 14
+CONVERGENCE = {"train_nll_rel": 0.05, "test_acc_points": 0.3}
+
+RULE = (
+    "How a verdict is decided. The replication unit is a training seed: each finding's "
+    "statistic is measured once per seed (its per-seed values are listed), and its 95 % "
+    "interval is Student's t over the seeds (G−1 degrees of freedom). **holds** "
+    "(**contradicted**): the interval lies wholly on the paper's side (the other side) of the "
+    "boundary, every seed's value lies on that side, and every model behind it passed the "
+    "convergence check (training NLL changed < 5 % and test accuracy < 0.3 points over its "
+    "last two epochs); **not converged**: a model failed that check; **unresolved**: "
+    "otherwise. A finding of several parts holds when every part holds, and is contradicted "
+    "when a part is contradicted by a one-sided t test at Holm's family-wise level 2.5 % "
+    "across the parts (with every seed on the other side); rows marked *(shown)* are extra "
+    "comparisons that do not vote. Beside each interval: the within-seed standard error "
+    "(bootstrap over the seed's mini-batches or images, root mean square over seeds) and the "
+    "between-seed SD. F6 needs feature maps of at least 14×14 (the paper's Fourier notebook); "
+    "on smaller maps it says **needs larger maps**. F7 leaves out a noise level where either "
+    "model's accuracy under high-frequency noise falls to within a quarter of the way from "
+    "chance to its clean accuracy in any seed (`vitprobe.fourier.saturated`).")
+
+NOT_MEASURED = "not measured"
+NEEDS_LARGER_MAPS = "needs larger maps"
+ALL_VERDICTS = (*stats.SEED_VERDICTS, NEEDS_LARGER_MAPS, NOT_MEASURED)
 
 
+# ---------------------------------------------------------------------------- context
+@dataclass(frozen=True)
+class Context:
+    """Where a reproduction's results are and how its models were trained."""
+
+    out: Path
+    seeds: tuple[int, ...]
+    preset: str
+    data: str = "fashion-mnist"
+    runs_dir: str = "runs"
+    data_dir: str | None = None
+    precision: str | None = None
+
+    @property
+    def roster(self) -> dict[str, str]:
+        return presets.roster(self.preset)
+
+    def folder(self, study: str, seed: int) -> Path:
+        """A finished per-seed step's result folder (FileNotFoundError if it is not done)."""
+        folder = Path(self.out) / f"{study}-s{seed}"
+        if not (folder / "done.json").is_file():
+            raise FileNotFoundError(2, "study not finished", str(folder))
+        return folder
+
+    def finished(self, study: str) -> list[int]:
+        """The seeds whose ``study`` step finished; FileNotFoundError when none did."""
+        done = [k for k in self.seeds if (Path(self.out) / f"{study}-s{k}" / "done.json").is_file()]
+        if not done:
+            raise FileNotFoundError(2, "study not finished", f"{self.out}/{study}-s*")
+        return done
+
+    def spec(self, model: str, seed: int, pool: str | None = None,
+             fraction: float = 1.0) -> RunSpec:
+        return RunSpec(model=model, data=self.data, preset=self.preset, seed=seed, pool=pool,
+                       data_fraction=fraction, data_dir=self.data_dir, runs_dir=self.runs_dir,
+                       equal_steps=fraction < 1, precision=self.precision)
+
+    def convergence(self, model: str, seed: int, pool: str | None = None,
+                    fraction: float = 1.0) -> str | None:
+        """None when the cached run passed the convergence check, else why not."""
+        spec = self.spec(model, seed, pool, fraction)
+        problem = convergence_problem(run_metrics(spec.run_dir))
+        return None if problem is None else f"{spec.label} seed {seed}: {problem}"
+
+
+def convergence_problem(metrics: list[dict]) -> str | None:
+    """The convergence check of one training run's per-epoch records: its training NLL (the
+    epoch's mean on augmented data) changed by less than 5 % and its test accuracy by less
+    than 0.3 points between its last two records of each. None when it passed, else what
+    failed, with the numbers."""
+    nll = [m["train_loss"] for m in metrics if m.get("train_loss") is not None]
+    acc = [m["test_acc"] for m in metrics if m.get("test_acc") is not None]
+    if len(nll) < 2 or len(acc) < 2:
+        return (f"fewer than two epochs recorded ({len(nll)} training NLLs, {len(acc)} test "
+                f"accuracies)")
+    problems = []
+    rel = abs(nll[-1] - nll[-2]) / abs(nll[-2])
+    if not rel < CONVERGENCE["train_nll_rel"]:
+        problems.append(f"training NLL moved {100 * rel:.1f} % ({nll[-2]:.4f} → {nll[-1]:.4f})")
+    points = 100 * abs(acc[-1] - acc[-2])
+    if not points < CONVERGENCE["test_acc_points"]:
+        problems.append(f"test accuracy moved {points:.2f} points ({100 * acc[-2]:.2f} → "
+                        f"{100 * acc[-1]:.2f} %)")
+    return "; ".join(problems) or None
+
+
+# ------------------------------------------------------------------------------- parts
 @dataclass(frozen=True)
 class Part:
-    """One tested statement of a finding: its statistic's interval and verdict."""
+    """One tested statement of a finding, measured once per seed."""
 
-    what: str               # e.g. "NEP vit-ti − resnet-18"
-    interval: Interval
-    paper_side: str          # "above" or "below" the boundary
+    statistic: str                # e.g. "NEP vit-mini − resnet-18-mini"
+    paper_side: str               # "above" or "below" the boundary
+    seeds: tuple[int, ...]
+    per_seed: tuple[float, ...]   # T_s, in the order of ``seeds``
+    within_se: tuple[float, ...]  # each seed's own standard error of T_s
+    problems: tuple[str, ...] = ()  # convergence problems of the models behind it
     boundary: float = 0.0
     fmt: str = "+.3g"
+    votes: bool = True            # False: an extra comparison, shown but not voting
+
+    @property
+    def converged(self) -> bool:
+        return not self.problems
+
+    @property
+    def interval(self) -> stats.Interval:
+        return stats.t_interval(self.per_seed, LEVEL)
+
+    @property
+    def within_seed_se(self) -> float:
+        se = np.asarray(self.within_se, dtype=float)
+        return float(np.sqrt(np.mean(se ** 2))) if se.size else math.nan
+
+    @property
+    def between_seed_sd(self) -> float:
+        return float(np.std(self.per_seed, ddof=1)) if len(self.per_seed) > 1 else math.nan
 
     @property
     def verdict(self) -> str:
-        return stats.verdict(self.interval, self.paper_side, self.boundary)
+        return stats.seed_verdict(self.per_seed, self.paper_side, self.boundary,
+                                  self.converged, LEVEL)
+
+    @property
+    def p_contradicting(self) -> float:
+        return stats.p_contradicting(self.per_seed, self.paper_side, self.boundary)
+
+    def sign_disagreement(self) -> str | None:
+        """"seeds disagree in sign: ..." when the seeds fall on both sides of the boundary."""
+        v = np.asarray(self.per_seed) - self.boundary
+        if np.any(v > 0) and np.any(v < 0):
+            return "seeds disagree in sign: " + ", ".join(
+                f"{x:{self.fmt}} (s{k})" for k, x in zip(self.seeds, self.per_seed))
+        return None
 
     def text(self) -> str:
         sign = ">" if self.paper_side == "above" else "<"
-        return (f"{self.what} = {self.interval.format(self.fmt)} (paper: {sign} "
-                f"{self.boundary:g}; n={self.interval.n})")
+        iv = self.interval
+        return (f"{self.statistic} = {iv.format(self.fmt)} (paper: {sign} {self.boundary:g}; "
+                f"n={len(self.seeds)} seeds; per seed "
+                + ", ".join(f"{x:{self.fmt}}" for x in self.per_seed)
+                + f"; within-seed SE {self.within_seed_se:.2g}, between-seed SD "
+                  f"{self.between_seed_sd:.2g})")
+
+    def to_dict(self) -> dict:
+        iv = self.interval
+        return {"statistic": self.statistic, "boundary": self.boundary,
+                "paper_side": self.paper_side, "seeds": list(self.seeds),
+                "per_seed": [float(x) for x in self.per_seed],
+                "interval": [_finite(iv.low), _finite(iv.high)], "estimate": iv.estimate,
+                "within_seed_se": _finite(self.within_seed_se),
+                "between_seed_sd": _finite(self.between_seed_sd),
+                "converged": self.converged, "verdict": self.verdict, "votes": self.votes,
+                "convergence_problems": list(self.problems)}
 
 
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def measure(statistic: str, paper_side: str, seeds: list[int],
+            per_seed: Callable[[int], tuple[float, float]],
+            problems: Callable[[int], list[str | None]], fmt: str = "+.3g",
+            votes: bool = True) -> Part:
+    """A part from ``per_seed(s) -> (T_s, its within-seed SE)`` and the convergence problems
+    of the models behind it, ``problems(s)``, over ``seeds``."""
+    values = [per_seed(k) for k in seeds]
+    found = tuple(p for k in seeds for p in problems(k) if p)
+    return Part(statistic, paper_side, tuple(seeds), tuple(float(v) for v, _ in values),
+                tuple(float(se) for _, se in values), found, fmt=fmt, votes=votes)
+
+
+# ---------------------------------------------------------------------------- findings
 @dataclass(frozen=True)
 class Finding:
     id: str
     claim: str
     parts: tuple[Part, ...]
     verdict: str
-    note: str = ""            # extra measured context (accuracies, skipped noise levels)
-    caveat: str = ""          # only where the verdict is not "holds"
+    note: str = ""            # computed from the data, or empty
     extra: dict = field(default_factory=dict)
 
+    @property
+    def converged(self) -> bool:
+        return all(p.converged for p in self.parts)
+
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["parts"] = [{**asdict(p), "verdict": p.verdict, "text": p.text()} for p in self.parts]
-        return d
+        """``findings.json``'s record: a one-part finding carries its part's fields at the
+        top level; a multi-part one lists them under ``parts`` (its own ``per_seed`` and
+        ``interval`` are null: the verdict combines the parts)."""
+        d = {"id": self.id, "claim": self.claim, "verdict": self.verdict,
+             "converged": self.converged, "note": self.note}
+        voting = [p for p in self.parts if p.votes]
+        if len(self.parts) == 1:
+            d.update({k: v for k, v in self.parts[0].to_dict().items()
+                      if k not in ("verdict", "converged")})
+            d["part_verdict"] = self.parts[0].verdict
+        else:
+            seeds = sorted({k for p in self.parts for k in p.seeds})
+            d.update({"statistic": f"all of {len(voting)} voting parts (see parts)",
+                      "boundary": None, "seeds": seeds, "per_seed": None, "interval": None,
+                      "within_seed_se": None, "between_seed_sd": None})
+        d["parts"] = [p.to_dict() for p in self.parts]
+        return {**d, **self.extra}
 
 
-def finding(fid: str, parts: list[Part], note: str = "", combine=stats.all_of) -> Finding:
-    v = combine([p.verdict for p in parts])
-    return Finding(fid, CLAIMS[fid], tuple(parts), v, note,
-                   "" if v == "holds" else CAVEATS[fid])
+def decide(parts: list[Part]) -> str:
+    """The finding's verdict from its voting parts (``RULE``): not converged when a model
+    behind one failed the check; contradicted when a part is contradicted after Holm's
+    correction across the parts (and every seed lies on the other side); holds when every
+    part holds; else unresolved."""
+    voting = [p for p in parts if p.votes]
+    if not voting:
+        return "unresolved"
+    if not all(p.converged for p in voting):
+        return "not converged"
+    rejected = stats.holm([p.p_contradicting for p in voting], HOLM_ALPHA)
+    for p, r in zip(voting, rejected):
+        v = np.asarray(p.per_seed) - p.boundary
+        other = np.all(v < 0) if p.paper_side == "above" else np.all(v > 0)
+        if r and other:
+            return "contradicted"
+    if all(p.verdict == "holds" for p in voting):
+        return "holds"
+    return "unresolved"
 
 
-# ------------------------------------------------------------------------------- inputs
-def _finished(out: Path, step: str) -> Path:
-    """The result folder of a finished step (its ``done.json`` written)."""
-    folder = out / step
-    if not (folder / "done.json").is_file():
-        path = folder / f"{step.split('-s')[0]}.json"
-        raise FileNotFoundError(2, "study not finished", str(path))
-    return folder
+def finding(fid: str, parts: list[Part], note: str = "", verdict: str | None = None,
+            **extra) -> Finding:
+    """A finding from its parts; its note adds what the data shows about an undecided or
+    contradicted verdict (seeds that disagree in sign, models that did not converge)."""
+    v = verdict or decide(parts)
+    notes = [note] if note else []
+    if v != "holds":
+        for p in parts:
+            if p.votes and (d := p.sign_disagreement()):
+                notes.append(f"{p.statistic}: {d}")
+        problems = sorted({q for p in parts for q in p.problems})
+        if problems:
+            notes.append("not converged: " + "; ".join(problems))
+    return Finding(fid, CLAIMS[fid], tuple(parts), v, "; ".join(notes), extra)
 
 
-def seed_steps(out: Path, step: str) -> list[str]:
-    """The result folders of ``step`` and its seed repetitions that exist under ``out``."""
-    names = [step] + sorted(p.name for p in out.glob(f"{step}-s*") if p.is_dir())
-    return [n for n in names if (out / n / "done.json").is_file()] or [step]
-
-
-def spectra_by_seed(out: Path) -> dict[str, list[np.ndarray]]:
-    """Per model label, one (mini-batches, k) eigenvalue array per training seed."""
-    found: dict[str, list[np.ndarray]] = {}
-    for step in seed_steps(out, "hessian"):
-        for label, e in hessian_study.read_summary(_finished(out, step)).eigenvalues.items():
-            found.setdefault(label, []).append(e)
-    return found
-
-
-# ------------------------------------------------------------------- spectrum statistics
 def _pooled(e: np.ndarray) -> np.ndarray:
     return e[np.isfinite(e)]
 
 
-def nep_difference(a, b, seed: int = 0) -> Interval:
-    """NEP(a) − NEP(b): two models' shares of negative eigenvalues (units: mini-batches,
-    within seeds when a list of per-seed arrays is given)."""
-    return stats.bootstrap(lambda x, y: nep(_pooled(x)) - nep(_pooled(y)), a, b, seed=seed)
+def _nep(e: np.ndarray) -> float:
+    return nep(_pooled(e))
 
 
-def ape_log_ratio(a, b, seed: int = 0) -> Interval:
-    """log(APE(a) / APE(b)): below 0 where a's positive eigenvalues are smaller."""
+def _log_ape(e: np.ndarray) -> float:
+    a = ape(_pooled(e))
+    return math.log(a) if a > 0 else math.nan
+
+
+def _difference(f: Callable[[np.ndarray], float], a: np.ndarray, b: np.ndarray,
+                seed: int) -> tuple[float, float]:
+    """f(a) − f(b) over two models' spectra (rows: mini-batches), with its bootstrap SE over
+    the mini-batches."""
     def stat(x, y):
-        pa, pb = ape(_pooled(x)), ape(_pooled(y))
-        return math.log(pa / pb) if pa > 0 and pb > 0 else math.nan
+        return f(x) - f(y)
 
-    return stats.bootstrap(stat, a, b, seed=seed)
+    return stat(a, b), stats.bootstrap_se(stat, a, b, seed=seed)
 
 
-# ----------------------------------------------------------------------------- findings
-def spectra_findings(out: Path) -> list[Finding]:
-    """F1, F2, F4, F10 from the Hessian steps (every seed)."""
-    sp = spectra_by_seed(out)
-    vit, res, alt, gap = sp["vit-ti"], sp["resnet-18"], sp["alternet-18"], sp["vit-ti (gap)"]
-    seeds = f"{len(vit)} seed(s), {sum(len(e) for e in vit)} mini-batches for vit-ti"
+def spectra_findings(c: Context) -> list[Finding]:
+    """F1, F2, F4, F10 from each seed's hessian step: NEP (share of eigenvalues below 0) and
+    APE (mean positive eigenvalue) of the top-5 eigenvalues on 30 mini-batches of 16
+    augmented training images, loss NLL + l2 (the paper's ``ops/loss_landscapes`` protocol
+    with PyHessian). F2 and F10 are decided on log APE per seed (APE is a mean of
+    heavy-tailed eigenvalues); F10 compares AlterNet with the pre-activation ResNet it is
+    built on (the paper's ``models/alternet.py`` ``dnn_18`` uses ``preresnet_dnn_block``),
+    the post-activation ResNet shown beside it."""
+    ro = c.roster
+    vit, gap, res, pre, alt = (ro["vit"], f"{ro['vit']} (gap)", ro["resnet"], ro["preresnet"],
+                               ro["alternet"])
+    seeds = c.finished("hessian")
+    spectra = {k: hessian_study.read_summary(c.folder("hessian", k)).eigenvalues for k in seeds}
+
+    def part(statistic, f, a, b, side, problems, votes=True):
+        return measure(statistic, side, seeds, lambda k: _difference(f, spectra[k][a],
+                                                                       spectra[k][b], k),
+                       problems, votes=votes)
+
+    def conv(*models):
+        return lambda k: [c.convergence(m, k, pool) for m, pool in models]
+
+    per_seed = {m: ", ".join(f"{_nep(spectra[k][m]):.3f}" for k in seeds) for m in
+                (vit, gap, res, pre, alt)}
+    apes = {m: ", ".join(f"{ape(_pooled(spectra[k][m])):.4g}" for k in seeds) for m in
+            (vit, res, pre, alt)}
+    seeds_text = f"seeds {', '.join(map(str, seeds))}"
     return [
-        finding("F1", [Part("NEP vit-ti − resnet-18", nep_difference(vit, res), "above")],
-                f"NEP vit-ti {nep(np.concatenate(vit)):.3f}, resnet-18 "
-                f"{nep(np.concatenate(res)):.3f}; {seeds}"),
-        finding("F2", [Part("log(APE vit-ti / APE resnet-18)", ape_log_ratio(vit, res),
-                            "below")],
-                f"APE vit-ti {ape(np.concatenate(vit)):.4g}, resnet-18 "
-                f"{ape(np.concatenate(res)):.4g}"),
-        finding("F4", [Part("NEP vit-ti (gap) − vit-ti (cls)", nep_difference(gap, vit),
-                            "below")],
-                f"NEP gap {nep(np.concatenate(gap)):.3f}, cls {nep(np.concatenate(vit)):.3f}"),
-        finding("F10", [Part("log(APE alternet-18 / APE resnet-18)", ape_log_ratio(alt, res),
-                             "below")],
-                f"APE alternet-18 {ape(np.concatenate(alt)):.4g}, resnet-18 "
-                f"{ape(np.concatenate(res)):.4g}; largest magnitude "
-                f"{np.abs(np.concatenate(alt)).max():.4g} vs "
-                f"{np.abs(np.concatenate(res)).max():.4g}"),
+        finding("F1", [part(f"NEP {vit} − {res}", _nep, vit, res, "above",
+                            conv((ro["vit"], None), (res, None)))],
+                f"NEP per seed ({seeds_text}): {vit} {per_seed[vit]}; {res} {per_seed[res]}"),
+        finding("F2", [part(f"log APE {vit} − log APE {res}", _log_ape, vit, res, "below",
+                            conv((ro["vit"], None), (res, None)))],
+                f"APE per seed ({seeds_text}): {vit} {apes[vit]}; {res} {apes[res]}"),
+        finding("F4", [part(f"NEP {gap} − {vit} (cls)", _nep, gap, vit, "below",
+                            conv((ro["vit"], "gap"), (ro["vit"], None)))],
+                f"NEP per seed ({seeds_text}): gap {per_seed[gap]}; cls {per_seed[vit]}"),
+        finding("F10", [part(f"log APE {alt} − log APE {pre}", _log_ape, alt, pre, "below",
+                             conv((alt, None), (pre, None))),
+                        part(f"log APE {alt} − log APE {res} (shown)", _log_ape, alt, res,
+                             "below", conv((alt, None), (res, None)), votes=False)],
+                f"APE per seed ({seeds_text}): {alt} {apes[alt]}; {pre} {apes[pre]}; {res} "
+                f"{apes[res]}"),
     ]
 
 
-def subset_findings(out: Path) -> list[Finding]:
-    """F3 (vit-ti's NEP on the smallest fraction vs the full set) and F5 (the contrast of
-    ViT's and ResNet's training NLL as data shrinks), every fraction at equal steps."""
-    runs = subsets_study.read_summary(_finished(out, "subsets"))
-    vit, res = runs["vit-ti"], runs["resnet-18"]
-    small, full = vit[0], vit[-1]
-    f3 = Part(f"NEP vit-ti at {small.fraction:g} − at {full.fraction:g} of the data",
-              nep_difference(small.eigenvalues, full.eigenvalues), "above")
-    # ΔNLL: training NLL on the smallest fraction minus on the full set, ViT's minus ResNet's
-    f5 = Part("ΔNLL vit-ti − ΔNLL resnet-18 (ΔNLL: training NLL on the smallest fraction − "
-              "on the full set)",
-              stats.bootstrap(lambda a, b, c, d: (a.mean() - b.mean()) - (c.mean() - d.mean()),
-                              vit[0].train_nll_per_image, vit[-1].train_nll_per_image,
-                              res[0].train_nll_per_image, res[-1].train_nll_per_image), "above")
-    note = "; ".join(
-        f"{label}: NLL {rs[0].train_nll:.3f}→{rs[-1].train_nll:.3f}, test error "
-        f"{100 * (1 - rs[0].test_acc):.1f}→{100 * (1 - rs[-1].test_acc):.1f} % "
-        f"(fraction {rs[0].fraction:g}→{rs[-1].fraction:g}, "
-        f"{rs[0].steps} vs {rs[-1].steps} steps)"
-        for label, rs in (("vit-ti", vit), ("resnet-18", res)))
-    return [finding("F3", [f3], "NEP by fraction: " + ", ".join(
-                f"{r.fraction:g}: {nep(r.eigenvalues):.3f}" for r in vit
-                if r.eigenvalues is not None)),
-            finding("F5", [f5], note)]
+def subset_findings(c: Context) -> list[Finding]:
+    """F3 (ViT's NEP on the smallest fraction minus on the full set, > 0; the paper's Fig. 4
+    on a 6 % subset) and F5 in two halves (Fig. 3): ViT's training NLL on the smallest
+    fraction is not lower than on the full set (ΔNLL_ViT > 0), and the gap to ResNet
+    (ΔNLL_ViT − ΔNLL_ResNet > 0). Every fraction is trained for the full set's number of
+    optimiser steps; the NLL is per augmented training image, as the paper reports it."""
+    ro = c.roster
+    vit, res = ro["vit"], ro["resnet"]
+    seeds = c.finished("subsets")
+    runs = {k: subsets_study.read_summary(c.folder("subsets", k)) for k in seeds}
+    small_f, full_f = runs[seeds[0]][vit][0].fraction, runs[seeds[0]][vit][-1].fraction
+
+    def conv(*models):
+        return lambda k: [c.convergence(m, k, None, f) for m in models for f in (small_f, full_f)]
+
+    def f3(k):
+        small, full = runs[k][vit][0].eigenvalues, runs[k][vit][-1].eigenvalues
+        return _difference(_nep, small, full, k)
+
+    def delta(k, model):
+        rs = runs[k][model]
+        return rs[0].train_nll_per_image, rs[-1].train_nll_per_image
+
+    def mean_gap(a, b):
+        return a.mean() - b.mean()
+
+    def f5a(k):
+        a, b = delta(k, vit)
+        return mean_gap(a, b), stats.bootstrap_se(mean_gap, a, b, seed=k)
+
+    def f5b(k):
+        def stat(a, b, x, y):
+            return (a.mean() - b.mean()) - (x.mean() - y.mean())
+
+        arrays = (*delta(k, vit), *delta(k, res))
+        return stat(*arrays), stats.bootstrap_se(stat, *arrays, seed=k)
+
+    frac = f"{small_f:g} vs {full_f:g} of the training set"
+    p3 = measure(f"NEP {vit} at {frac}", "above", seeds, f3, conv(vit))
+    p5a = measure(f"ΔNLL {vit} (training NLL at {small_f:g} − at {full_f:g})", "above",
+                  seeds, f5a, conv(vit))
+    p5b = measure(f"ΔNLL {vit} − ΔNLL {res}", "above", seeds, f5b, conv(vit, res))
+    note5 = "; ".join(
+        f"{m}: training NLL {small_f:g}→{full_f:g} per seed " + ", ".join(
+            f"{runs[k][m][0].train_nll_per_image.mean():.3f}→"
+            f"{runs[k][m][-1].train_nll_per_image.mean():.3f}" for k in seeds)
+        + ", test error " + ", ".join(
+            f"{100 * (1 - runs[k][m][0].test_acc):.1f}→{100 * (1 - runs[k][m][-1].test_acc):.1f} %"
+            for k in seeds) for m in (vit, res))
+    return [finding("F3", [p3]), finding("F5", [p5a, p5b], note5)]
 
 
-def fourier_finding(out: Path) -> Finding:
-    """F6: mean change of the highest-frequency ΔlogAmplitude across MSA taps (< 0), MLP taps
-    of the ViT (> 0) and ordinary conv blocks of the ResNet (> 0; stride-2 blocks apart)."""
-    four = fourier_study.read_summary(_finished(out, "fourier"))
-    vk, vm = four["vit-ti"].kinds, four["vit-ti"].per_image
-    rk, rm = four["resnet-18"].kinds, four["resnet-18"].per_image
-    parts = [Part("vit-ti MSA ΔlogAmp change", summary.change_interval(vm, vk, "msa"), "below"),
-             Part("vit-ti MLP ΔlogAmp change", summary.change_interval(vm, vk, "mlp"), "above"),
-             Part("resnet-18 conv-block ΔlogAmp change", summary.change_interval(rm, rk, "conv"),
-                  "above")]
-    sub = summary.change_interval(rm, rk, "subsample")
-    freqs = sorted({round(f / math.pi, 2) for f in four["resnet-18"].highest_frequency})
-    vf = sorted({round(f / math.pi, 2) for f in four["vit-ti"].highest_frequency})
-    note = (f"resnet-18 subsampling blocks (reported apart) {sub.format('+.3g')}; highest "
-            f"frequency read: vit-ti {', '.join(f'{f:g}π' for f in vf)}; resnet-18 "
-            f"{', '.join(f'{f:g}π' for f in freqs)} (maps under 7×7 stop lower)")
-    return finding("F6", parts, note)
+def _from_interval(iv: stats.Interval) -> tuple[float, float]:
+    """(estimate, SE) of a 95 % bootstrap interval of a mean of per-image terms (SE read as
+    the half-width / 1.96, the normal approximation such a mean follows)."""
+    return iv.estimate, (iv.high - iv.low) / (2 * 1.959964)
 
 
-def variance_finding(out: Path) -> Finding:
-    """F8: mean log-ratio of feature-map variance across MSA taps (< 0: vit-ti and
-    alternet-18), MLP taps (> 0), and per ResNet stage log(var at its last block / the
-    stage's largest other) (> 0: the peak at the stage end)."""
-    var = variance_study.read_summary(_finished(out, "variance"))
-    vk, vm = var["vit-ti"].kinds, var["vit-ti"].per_image
-    ak, am = var["alternet-18"].kinds, var["alternet-18"].per_image
-    rk, rm = var["resnet-18"].kinds, var["resnet-18"].per_image
-    parts = [Part("vit-ti MSA log variance ratio",
-                  summary.change_interval(vm, vk, "msa", log_ratio=True), "below"),
-             Part("vit-ti MLP log variance ratio",
-                  summary.change_interval(vm, vk, "mlp", log_ratio=True), "above"),
-             Part("alternet-18 MSA log variance ratio",
-                  summary.change_interval(am, ak, "msa", log_ratio=True), "below")]
-    for i, iv in enumerate(summary.stage_end_peaks(rm, rk)):
-        parts.append(Part(f"resnet-18 stage {i + 1} log(var at end / other max)", iv, "above"))
-    conv = summary.change_interval(rm, rk, "conv", log_ratio=True)
-    sub = summary.change_interval(rm, rk, "subsample", log_ratio=True)
-    return finding("F8", parts, f"resnet-18 conv blocks {conv.format('+.3g')}, subsampling "
-                                f"blocks {sub.format('+.3g')} (log-ratios)")
+def fourier_finding(c: Context) -> Finding:
+    """F6 from each seed's fourier step (``fourier_analysis.ipynb``: ΔlogAmplitude of the
+    residual stream at the highest frequency, its change across each kind of block): MSA
+    taps of the ViT (< 0), its MLP taps (> 0), the ResNet's ordinary conv blocks (> 0;
+    subsampling blocks shown apart). Read only where the ViT's token grid is at least
+    ``MIN_FOURIER_MAP`` on a side; else the verdict is "needs larger maps"."""
+    ro = c.roster
+    vit, res = ro["vit"], ro["resnet"]
+    seeds = c.finished("fourier")
+    four = {k: fourier_study.read_summary(c.folder("fourier", k)) for k in seeds}
+
+    def part(statistic, model, group, side, votes=True):
+        def per_seed(k):
+            p = four[k][model]
+            return _from_interval(summary.change_interval(p.per_image, p.kinds, group, seed=k))
+
+        return measure(statistic, side, seeds, per_seed,
+                       lambda k: [c.convergence(model, k)], votes=votes)
+
+    parts = [part(f"{vit} MSA ΔlogAmp change", vit, "msa", "below"),
+             part(f"{vit} MLP ΔlogAmp change", vit, "mlp", "above"),
+             part(f"{res} conv-block ΔlogAmp change", res, "conv", "above"),
+             part(f"{res} subsampling-block ΔlogAmp change (shown)", res, "subsample", "above",
+                  votes=False)]
+    highest = max(four[seeds[0]][vit].highest_frequency)
+    side = round(2 * math.pi / (math.pi - highest))  # the diagonal stops at π − 2π/side
+    if side < MIN_FOURIER_MAP:
+        note = (f"{vit}'s token grid is {side}×{side} (highest frequency read "
+                f"{highest / math.pi:.2f}π), under the {MIN_FOURIER_MAP}×{MIN_FOURIER_MAP} the "
+                f"paper's Fourier notebook reads; decided by `python -m studies.reproduce "
+                f"--preset paper` (CIFAR-100 at 32 px, patch 2: 16×16 tokens)")
+        return finding("F6", parts, note, verdict=NEEDS_LARGER_MAPS)
+    return finding("F6", parts)
 
 
-def robustness_finding(out: Path, num_classes: int = 10) -> Finding:
-    """F7: at each noise level, how much more high- than low-frequency noise hurts resnet-18
-    than vit-ti (``fourier.robustness_contrast``, > 0); noise levels that saturate either
-    model are reported but do not vote; the verdict must agree across the others."""
-    rob = robustness_study.read_summary(_finished(out, "robustness"))
+def variance_finding(c: Context) -> Finding:
+    """F8 from each seed's variance step, as ``featuremap_variance.ipynb`` draws Fig. 9: the
+    variance over positions of each tap's map (mean over images and channels), its log-ratio
+    across each kind of block. MSA taps lower it (< 0: ViT and AlterNet), the ViT's MLPs
+    raise it (> 0); the ResNet's variance rises through a stage — its ordinary conv blocks
+    raise it (> 0) — and drops at the subsampling block that starts the next stage (< 0),
+    the blue bands of the paper's Fig. 9."""
+    ro = c.roster
+    vit, res, alt = ro["vit"], ro["resnet"], ro["alternet"]
+    seeds = c.finished("variance")
+    var = {k: variance_study.read_summary(c.folder("variance", k)) for k in seeds}
+
+    def part(statistic, model, group, side):
+        def per_seed(k):
+            p = var[k][model]
+            return _from_interval(summary.change_interval(p.per_image, p.kinds, group,
+                                                          log_ratio=True, seed=k))
+
+        return measure(statistic, side, seeds, per_seed, lambda k: [c.convergence(model, k)])
+
+    return finding("F8", [
+        part(f"{vit} MSA log variance ratio", vit, "msa", "below"),
+        part(f"{vit} MLP log variance ratio", vit, "mlp", "above"),
+        part(f"{alt} MSA log variance ratio", alt, "msa", "below"),
+        part(f"{res} conv-block log variance ratio (rise through a stage)", res, "conv",
+             "above"),
+        part(f"{res} subsampling-block log variance ratio (drop at a stage start)", res,
+             "subsample", "below")])
+
+
+def robustness_finding(c: Context, num_classes: int = 10) -> Finding:
+    """F7 from each seed's robustness step (the paper's ``ops/tests`` band-passed noise): at
+    each noise level, how much more high- than low-frequency noise hurts the ResNet than the
+    ViT (``fourier.robustness_contrast``, points, > 0). Each level is a part; a level where
+    either model saturates in any seed is left out (``RULE``)."""
+    ro = c.roster
+    vit, res = ro["vit"], ro["resnet"]
+    seeds = c.finished("robustness")
+    rob = {k: robustness_study.read_summary(c.folder("robustness", k)) for k in seeds}
+    levels = [r["eps"] for r in rob[seeds[0]][vit]]
     parts, skipped = [], []
-    for v, r in zip(rob["vit-ti"], rob["resnet-18"]):
-        if fourier.saturated(v, num_classes) or fourier.saturated(r, num_classes):
-            skipped.append(f"{v['eps']:g}")
+    for i, eps in enumerate(levels):
+        if any(fourier.saturated(rob[k][m][i], num_classes) for k in seeds for m in (vit, res)):
+            skipped.append(f"{eps:g}")
             continue
-        parts.append(Part(f"eps {v['eps']:g}: high−low drop, resnet-18 − vit-ti (points)",
-                          fourier.robustness_contrast(v, r), "above", fmt="+.2f"))
-    note = (f"saturated noise levels left out: {', '.join(skipped)}" if skipped else
-            "no noise level saturated")
+        parts.append(measure(
+            f"eps {eps:g}: high−low drop, {res} − {vit} (points)", "above", seeds,
+            lambda k, i=i: _from_interval(fourier.robustness_contrast(rob[k][vit][i],
+                                                                      rob[k][res][i], seed=k)),
+            lambda k: [c.convergence(vit, k), c.convergence(res, k)], fmt="+.2f"))
+    note = (f"noise levels left out (saturated in a seed): {', '.join(skipped)}" if skipped
+            else "")
     if not parts:
-        return Finding("F7", CLAIMS["F7"], (), "unresolved", note + " (every level saturated)",
-                       CAVEATS["F7"])
-    return finding("F7", parts, note, combine=stats.consistent)
+        return Finding("F7", CLAIMS["F7"], (), "unresolved", note + " (every level)")
+    return finding("F7", parts, note)
 
 
-def alternet_finding(out: Path) -> Finding:
-    """F9: test accuracy of alternet-18 minus resnet-18 and minus vit-ti (> 0), Welch's t
-    interval over the training seeds."""
-    accs = accuracies_by_seed(out)
-    alt = accs["alternet-18"]
-    if len(alt) > 1:  # the spread between seeds
-        parts = [Part(f"accuracy alternet-18 − {o} (points)", stats.welch_interval(alt, accs[o]),
-                      "above", fmt="+.2f") for o in ("resnet-18", "vit-ti")]
-        how = f"Welch's t over {len(alt)} seeds"
-    else:  # one seed: the test set's sampling error only
-        n = _test_images(out)
-        parts = [Part(f"accuracy alternet-18 − {o} (points)", _scaled(
-            stats.proportion_difference(alt[0] / 100, n, accs[o][0] / 100, n), 100),
-            "above", fmt="+.2f") for o in ("resnet-18", "vit-ti")]
-        how = (f"one seed: interval over the {n} test images only, the spread between seeds "
-               f"not included")
-    note = "test accuracy (mean over seeds) " + ", ".join(
-        f"{k} {np.mean(v):.2f} %" for k, v in accs.items()) + f"; {how}"
-    return finding("F9", parts, note)
+def alternet_finding(c: Context) -> Finding:
+    """F9 from each seed's alternet step (the paper's Fig. 12a): test accuracy of AlterNet
+    minus the pre-activation ResNet it is built on (``dnn_18``'s blocks) and minus ViT, in
+    points (> 0); minus the post-activation ResNet shown beside them. Within a seed the SE is
+    the test set's binomial error of the difference."""
+    ro = c.roster
+    alt = ro["alternet"]
+    seeds = c.finished("alternet")
+    accs = {k: alternet_study.read_summary(c.folder("alternet", k)) for k in seeds}
+    n = test_images(c)
+
+    def part(other, votes=True):
+        def per_seed(k):
+            p1, p2 = accs[k][alt], accs[k][other]
+            return 100 * (p1 - p2), 100 * math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n)
+
+        return measure(f"accuracy {alt} − {other} (points)" + ("" if votes else " (shown)"),
+                       "above", seeds, per_seed,
+                       lambda k: [c.convergence(alt, k), c.convergence(other, k)], fmt="+.2f",
+                       votes=votes)
+
+    note = "test accuracy per seed: " + "; ".join(
+        f"{m} " + ", ".join(f"{100 * accs[k][m]:.2f}" for k in seeds) + " %"
+        for m in accs[seeds[0]])
+    return finding("F9", [part(ro["preresnet"]), part(ro["vit"]),
+                          part(ro["resnet"], votes=False)], note)
 
 
-def _scaled(iv: Interval, factor: float) -> Interval:
-    return Interval(iv.estimate * factor, iv.low * factor, iv.high * factor, iv.level,
-                    iv.method, iv.n)
-
-
-def _test_images(out: Path) -> int:
-    """How many test images the alternet step's models were evaluated on."""
+def test_images(c: Context) -> int:
+    """How many test images the preset evaluates its models on."""
     from vitprobe import data as vdata
 
-    from . import presets
-
-    cfg = results.load_json(out / "alternet" / "alternet.json")["config"]
-    n = len(vdata.load(cfg["data"], "test", cfg.get("data_dir")))
-    limit = presets.recipe(cfg["preset"], "alternet-18").test_limit
+    n = len(vdata.load(c.data, "test", c.data_dir))
+    limit = presets.recipe(c.preset, c.roster["alternet"]).test_limit
     return min(n, limit) if limit else n
 
 
-def accuracies_by_seed(out: Path) -> dict[str, list[float]]:
-    """Per model label, its test accuracy (points) in each finished alternet step (seed)."""
-    accs: dict[str, list[float]] = {}
-    for step in seed_steps(out, "alternet"):
-        for label, acc in alternet_study.read_summary(_finished(out, step)).items():
-            accs.setdefault(label, []).append(100 * acc)
-    return accs
-
-
-def accuracy_figure(out: Path, path: Path) -> list[Path] | None:
-    """Fig. 12a with the seeds: each model's test accuracy, mean over the training seeds with
-    its 95 % t interval as the error bar and every seed as a dot, on an untruncated axis."""
-    from vitprobe import plots
-
-    try:
-        accs = accuracies_by_seed(out)
-    except FileNotFoundError:
-        return None
-    fig, ax = plots.plt.subplots(figsize=(4.2, 3.2))
-    for i, v in enumerate(accs.values()):
-        iv = stats.t_interval(v)
-        err = (iv.high - iv.estimate) if math.isfinite(iv.high) else 0.0
-        ax.bar(i, iv.estimate, yerr=err, capsize=4, color=plots.PALETTE[i % len(plots.PALETTE)],
-               alpha=0.8)
-        ax.plot([i] * len(v), v, "k.", ms=4)
-        ax.text(i, 2, f"{iv.estimate:.1f}", ha="center", fontsize=7, color="white")
-    ax.set_xticks(range(len(accs)), list(accs), fontsize=8)
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("test accuracy (%)")
-    n = len(next(iter(accs.values()))) if accs else 0
-    ax.set_title(f"mean of {n} seeds, 95 % t interval; dots: seeds" if n > 1 else
-                 "one training seed: no interval between seeds yet", fontsize=8)
-    return plots.save(fig, path)
-
-
-NOT_MEASURED = "not measured"
-
-
-def findings(out: Path) -> list[Finding]:
-    """F1-F10 in order. A finding whose study has not finished (a run stopped part way) is
-    listed as "not measured", naming what is missing."""
+def findings(c: Context) -> list[Finding]:
+    """F1-F10 in order. A finding whose study has not finished for any seed is listed as
+    "not measured", naming what is missing."""
     rows: dict[str, Finding] = {}
     groups = ((spectra_findings, ("F1", "F2", "F4", "F10")), (subset_findings, ("F3", "F5")),
               (fourier_finding, ("F6",)), (variance_finding, ("F8",)),
               (robustness_finding, ("F7",)), (alternet_finding, ("F9",)))
     for build, ids in groups:
         try:
-            made = build(out)
+            made = build(c)
         except (FileNotFoundError, KeyError) as e:
             missing = e.filename if isinstance(e, FileNotFoundError) else f"model {e}"
             for fid in ids:
@@ -370,23 +580,122 @@ def findings(out: Path) -> list[Finding]:
 
 
 def markdown(rows: list[Finding], verdicts: bool = True) -> str:
-    """The findings table. ``verdicts=False`` (the smoke preset): a pipeline check, the
-    verdict column says so."""
+    """The findings table, one line per part. ``verdicts=False`` (the smoke preset): a
+    pipeline check, the verdict column says so."""
     cells = []
     for r in rows:
-        stat = "<br>".join(f"{p.text()}: {p.verdict}" if len(r.parts) > 1 and verdicts
-                           else p.text() for p in r.parts)
+        lines = [(f"{p.text()}: {p.verdict if p.votes else 'shown'}" if len(r.parts) > 1
+                  and verdicts else p.text()) for p in r.parts]
         if r.note:
-            stat += f"<br>{r.note}" if stat else r.note
+            lines.append(r.note)
+        n = len({k for p in r.parts for k in p.seeds})
         if r.verdict == NOT_MEASURED:
             v = NOT_MEASURED
         elif verdicts:
-            v = f"**{r.verdict}**" + (f" — {r.caveat}" if r.caveat else "")
+            v = f"**{r.verdict}**"
         else:
             v = "pipeline check — no verdicts"
-        cells.append([r.id, r.claim, stat, v])
+        cells.append([r.id, r.claim, "<br>".join(lines), str(n), v])
+    return results_table(cells)
+
+
+def results_table(cells: list[list[str]]) -> str:
+    from vitprobe import results
+
     return results.markdown_table(
-        ["#", "the paper's claim", "our statistic [95 % interval]", "verdict"], cells)
+        ["#", "the paper's claim", "statistic = mean over seeds [95 % t interval]", "n (seeds)",
+         "verdict"], cells)
+
+
+# ----------------------------------------------------------------------------- figures
+def accuracies_by_seed(c: Context) -> dict[str, list[float]]:
+    """Per model label, its test accuracy (points) in each finished alternet step (seed)."""
+    accs: dict[str, list[float]] = {}
+    for k in c.finished("alternet"):
+        for label, acc in alternet_study.read_summary(c.folder("alternet", k)).items():
+            accs.setdefault(label, []).append(100 * acc)
+    return accs
+
+
+def accuracy_figure(c: Context, path: Path) -> list[Path] | None:
+    """Fig. 12a over seeds: each model's test accuracy, the mean with its 95 % t interval and
+    every seed as a dot, on an untruncated axis."""
+    from vitprobe import plots
+
+    try:
+        accs = accuracies_by_seed(c)
+    except FileNotFoundError:
+        return None
+    fig, ax = plots.plt.subplots(figsize=(4.2, 3.2))
+    for i, v in enumerate(accs.values()):
+        iv = stats.t_interval(v)
+        err = (iv.high - iv.estimate) if math.isfinite(iv.high) else 0.0
+        ax.bar(i, iv.estimate, yerr=err, capsize=4, color=plots.PALETTE[i % len(plots.PALETTE)],
+               alpha=0.8)
+        ax.plot([i] * len(v), v, "k.", ms=4)
+        ax.text(i, 2, f"{iv.estimate:.2f}", ha="center", fontsize=7, color="white")
+    ax.set_xticks(range(len(accs)), list(accs), fontsize=7, rotation=15)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("test accuracy (%)")
+    n = len(next(iter(accs.values()))) if accs else 0
+    ax.set_title(f"mean of {n} seeds, 95 % t interval; dots: seeds", fontsize=8)
+    return plots.save(fig, path)
+
+
+def seeds_figure(rows: list[Finding], path: Path) -> list[Path] | None:
+    """Every voting part of every measured finding: one dot per seed, the mean with its 95 %
+    t interval, and the boundary; the panel's title gives the verdict and its text the mean
+    as the table prints it."""
+    from vitprobe import plots
+
+    panels = [(r, p) for r in rows for p in r.parts if p.votes]
+    if not panels:
+        return None
+    cols = 5
+    nrows = math.ceil(len(panels) / cols)
+    fig, axes = plots.plt.subplots(nrows, cols, figsize=(2.3 * cols, 1.9 * nrows),
+                                   squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (r, p) in zip(axes.flat, panels):
+        iv = p.interval
+        ax.axhline(p.boundary, color="0.5", lw=0.8, ls="--")
+        ax.plot(range(len(p.per_seed)), p.per_seed, "o", color="k", ms=4, label="seed")
+        x = len(p.per_seed) + 0.5
+        if math.isfinite(iv.high):
+            ax.errorbar([x], [iv.estimate], yerr=[[iv.estimate - iv.low], [iv.high - iv.estimate]],
+                        fmt="s", color=plots.PALETTE[0], capsize=3, ms=4)
+        ax.text(x, iv.estimate, f" {iv.estimate:{p.fmt}}", fontsize=7, va="center")
+        ax.set_xticks([*range(len(p.per_seed)), x],
+                      [f"s{k}" for k in p.seeds] + ["mean"], fontsize=7)
+        ax.set_xlim(-0.5, x + 1.5)
+        ax.tick_params(axis="y", labelsize=7)
+        side = ">" if p.paper_side == "above" else "<"
+        ax.set_title(f"{r.id} ({r.verdict}): paper {side} {p.boundary:g}\n"
+                     f"{_short(p.statistic)}", fontsize=7)
+    fig.suptitle("one dot per seed; square: mean with its 95 % t interval; dashed: the "
+                 "boundary", fontsize=8)
+    fig.tight_layout()
+    return plots.save(fig, path)
+
+
+def _short(text: str, width: int = 38) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def figures(c: Context, rows: list[Finding], folder: Path) -> list[tuple[str, str]]:
+    """The gallery's figures drawn from every seed: (png name, what it shows) pairs."""
+    made = []
+    folder.mkdir(parents=True, exist_ok=True)
+    if seeds_figure(rows, folder / "findings_seeds"):
+        made.append(("findings_seeds.png", "every part of every finding: its per-seed values "
+                                           "(dots), their mean and 95 % t interval, the "
+                                           "boundary; the numbers of the table below"))
+    if accuracy_figure(c, folder / "alternet_seeds"):
+        made.append(("alternet_seeds.png", "test accuracy of AlterNet, both ResNets and ViT, "
+                                           "mean over the seeds with its 95 % t interval, one "
+                                           "dot per seed (Fig. 12a; F9)"))
+    return made
 
 
 if __name__ == "__main__":

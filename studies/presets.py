@@ -1,6 +1,9 @@
 """The studies' training recipes (``vitprobe.train.Recipe``) and architecture settings by
-preset: ``smoke`` (seconds, tests), ``quick`` (minutes on a 2-core CPU, Fashion-MNIST),
-``paper`` (Park & Kim 2022's CIFAR recipe, REFERENCE.md §1, for GPUs)."""
+preset: ``smoke`` (seconds, tests), ``quick`` (minutes on a 2-core CPU, Fashion-MNIST: a
+pipeline check), ``small`` (the ``-mini`` members of each family trained to a plateau on a
+2-core CPU: the findings, over seeds), ``paper`` (Park & Kim 2022's CIFAR recipe,
+REFERENCE.md §1, for GPUs). The precision is part of the recipe: float32 everywhere but
+``paper`` (bf16 autocast on a GPU); ``--precision`` overrides it."""
 
 from __future__ import annotations
 
@@ -9,7 +12,22 @@ from dataclasses import replace
 from vitprobe.data import Augment
 from vitprobe.train import Recipe
 
-PRESETS = ("smoke", "quick", "paper")
+PRESETS = ("smoke", "quick", "small", "paper")
+
+# The models each preset's findings compare (``studies.reproduce``): a ViT with a class token
+# (and its GAP variant), the post-activation ResNet, the pre-activation ResNet that AlterNet
+# is built on (the paper's ``dnn_18`` baseline), and AlterNet.
+ROSTERS = {
+    "small": {"vit": "vit-mini", "resnet": "resnet-18-mini", "preresnet": "preresnet-18-mini",
+              "alternet": "alternet-18-mini"},
+}
+DEFAULT_ROSTER = {"vit": "vit-ti", "resnet": "resnet-18", "preresnet": "preresnet-18",
+                  "alternet": "alternet-18"}
+
+
+def roster(preset: str) -> dict[str, str]:
+    """Role ("vit", "resnet", "preresnet", "alternet") -> model name at ``preset``."""
+    return ROSTERS.get(preset, DEFAULT_ROSTER)
 
 
 def recipe(preset: str, model: str) -> Recipe:
@@ -36,8 +54,20 @@ def recipe(preset: str, model: str) -> Recipe:
                       progressive=((1.0, 20),) if vit else (),
                       augment=Augment(crop_padding=1 if vit else 2, flip=True,
                                       label_smoothing=0.0))
+    if preset == "small":
+        # Each -mini model trained to a plateau on a 2-core CPU (float32): cosine to zero,
+        # CNNs 4 epochs (about 2 min each), ViTs 6 epochs with the first half at 20 px (5x5
+        # tokens: about twice the images per second). Sized so that three seeds of every
+        # model the findings need fit about 4 h (``studies.reproduce``'s plan); whether each
+        # model plateaued is checked per run (``studies.findings``: the convergence rule).
+        cnn = not model.startswith("vit-")
+        return Recipe(epochs=4 if cnn else 6, batch_size=128, lr=2e-3 if cnn else 1e-3,
+                      weight_decay=0.05, warmup_epochs=0.1 if cnn else 0.3,
+                      grad_clip=5.0 if model.startswith("alternet") else None,
+                      hessian_batches=30, progressive=() if cnn else ((3.0, 20),),
+                      augment=Augment(crop_padding=2, flip=True, label_smoothing=0.0))
     return Recipe(epochs=305, batch_size=96, lr=1.25e-4, weight_decay=0.05, warmup_epochs=5,
-                  grad_clip=5.0, drop_path_rate=0.1, hessian_batches=100,
+                  grad_clip=5.0, drop_path_rate=0.1, hessian_batches=100, precision="bfloat16",
                   augment=Augment(crop_padding=4, flip=True, randaugment="rand-m9-n2-mstd0.5",
                                   mixup=0.8, cutmix=1.0, label_smoothing=0.1))
 

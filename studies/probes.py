@@ -47,6 +47,12 @@ def feature_parser(prog: str, doc: str) -> cli.ArgumentParser:
     return p
 
 
+def probe_indices(n: int, num_images: int, seed: int) -> torch.Tensor:
+    """The ``num_images`` test images a feature study probes with: a permutation of the test
+    set drawn from the run's seed (each seed probes its own images)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:num_images]
+
+
 def models_and_images(args) -> tuple[dict[str, torch.nn.Module], torch.Tensor, torch.Tensor,
                                      dict[str, dict]]:
     device = cli.resolve_device(args.device)
@@ -57,8 +63,7 @@ def models_and_images(args) -> tuple[dict[str, torch.nn.Module], torch.Tensor, t
     for spec in specs:  # every name checked above, before anything is trained
         models[spec.label], infos[spec.label] = trained_model(spec, args.checkpoint)
     test = vdata.load(args.data, "test", args.data_dir, args.download)
-    g = torch.Generator().manual_seed(args.seed)
-    idx = torch.randperm(len(test), generator=g)[:args.num_images]
+    idx = probe_indices(len(test), args.num_images, args.seed)
     x = test.normalize(test.images[idx]).to(device)
     return models, x, test.targets[idx].to(device), infos
 

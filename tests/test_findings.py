@@ -69,15 +69,90 @@ def test_robustness_contrast_on_constructed_models():
     assert fourier.saturated(res, num_classes=10) and not fourier.saturated(vit, 10)
 
 
-def test_nep_difference_over_seeds_and_mini_batches():
-    a = [np.array([[-1.0, 2.0], [-1.0, 3.0]]), np.array([[-2.0, 1.0], [1.0, 2.0]])]
+def test_a_spectrum_difference_and_its_within_seed_error():
+    a = np.array([[-1.0, 2.0], [-1.0, 3.0]])
     b = np.array([[1.0, 2.0], [1.0, 3.0]])
-    iv = findings.nep_difference(a, b)
-    assert iv.estimate == pytest.approx(3 / 8)  # a: 3 of 8 negative, b: none
-    assert iv.n == 2  # b's two mini-batches (a holds four)
-    assert 0 <= iv.low <= iv.estimate <= iv.high <= 1
-    r = findings.ape_log_ratio(b, b)
-    assert r.estimate == 0.0
+    d, se = findings._difference(findings._nep, a, b, seed=0)
+    assert d == pytest.approx(0.5)  # a: 2 of 4 negative, b: none
+    assert se == 0.0  # every resample of a's two identical-sign rows gives 0.5
+    d, _ = findings._difference(findings._log_ape, b * 2, b, seed=0)
+    assert d == pytest.approx(math.log(2))
+
+
+def _part(values, side="above", problems=(), votes=True):
+    seeds = tuple(range(len(values)))
+    return findings.Part("T", side, seeds, tuple(values), (0.1,) * len(values),
+                         tuple(problems), votes=votes)
+
+
+def test_a_finding_whose_seeds_disagree_in_sign_never_holds():
+    # mean far above 0 with a t interval that excludes it, but one seed below: unresolved
+    p = _part([5.0, 5.1, 4.9, 5.2, -0.01, 5.0, 5.1, 4.95])
+    assert p.interval.low > 0
+    assert p.verdict == "unresolved"
+    f = findings.finding("F1", [p])
+    assert f.verdict == "unresolved" and "seeds disagree in sign" in f.note
+    assert "-0.01 (s4)" in f.note
+    ok = _part([5.0, 5.1, 4.9])
+    assert ok.verdict == "holds" and findings.finding("F1", [ok]).note == ""
+
+
+def test_an_unconverged_model_makes_the_verdict_not_converged():
+    p = _part([5.0, 5.1, 4.9], problems=["resnet-18-mini seed 2: test accuracy moved 0.80 "
+                                         "points (90.00 → 90.80 %)"])
+    f = findings.finding("F1", [p])
+    assert p.verdict == f.verdict == "not converged" and not f.converged
+    assert "resnet-18-mini seed 2: test accuracy moved 0.80 points" in f.note
+    assert f.to_dict()["converged"] is False
+
+
+def test_the_convergence_check_reads_the_last_two_epochs():
+    def run(nll, acc):
+        return [{"train_loss": n, "test_acc": a} for n, a in zip(nll, acc)]
+
+    assert findings.convergence_problem(run([1.0, 0.50, 0.49], [0.5, 0.900, 0.902])) is None
+    moved = findings.convergence_problem(run([1.0, 0.50, 0.47], [0.5, 0.900, 0.908]))
+    assert "training NLL moved 6.0 % (0.5000 → 0.4700)" in moved
+    assert "test accuracy moved 0.80 points (90.00 → 90.80 %)" in moved
+    assert "fewer than two" in findings.convergence_problem(run([0.5], [0.9]))
+    # a record without a test evaluation (equal-steps runs evaluate every few epochs)
+    recs = run([0.6, 0.5, 0.49], [0.90, 0.901, None])
+    assert findings.convergence_problem(recs) is None
+
+
+def test_multi_part_findings_follow_holm():
+    """Holds only if every part holds; one part contradicted after Holm's correction makes
+    the finding contradicted (not unresolved), whatever the other parts say."""
+    holds = _part([1.0, 1.1, 0.9])
+    contra = _part([-5.0, -5.1, -4.9])  # p ≈ 2e-4: rejected at 0.025 / 3
+    unclear = _part([-1.0, 2.0, 0.5])
+    assert findings.decide([holds, holds]) == "holds"
+    assert findings.decide([holds, unclear]) == "unresolved"
+    assert findings.decide([holds, unclear, contra]) == "contradicted"
+    # a part contradicted alone but not after the correction: p above 0.025 / 2
+    weak = _part([-1.0, -3.0, -0.2])
+    assert weak.p_contradicting > findings.HOLM_ALPHA / 2
+    assert findings.decide([holds, weak]) == "unresolved"
+    # a shown row never votes
+    assert findings.decide([holds, _part([-5.0, -5.1, -4.9], votes=False)]) == "holds"
+    assert findings.decide([holds, _part([1.0, 1.1, 0.9], problems=["x"])]) == "not converged"
+
+
+def test_findings_json_records_carry_the_t_interval_of_their_per_seed_values():
+    from scipy import stats as sps
+
+    values = [0.31, 0.22, 0.27]
+    r = findings.finding("F1", [_part(values)]).to_dict()
+    lo, hi = sps.ttest_1samp(values, 0).confidence_interval(0.95)
+    assert r["per_seed"] == values and r["seeds"] == [0, 1, 2]
+    assert r["interval"] == [pytest.approx(lo), pytest.approx(hi)]
+    assert r["between_seed_sd"] == pytest.approx(np.std(values, ddof=1))
+    assert r["within_seed_se"] == pytest.approx(0.1)
+    assert r["verdict"] == "holds" and r["converged"] is True
+    multi = findings.finding("F8", [_part(values), _part([-1.0, -1.2, -0.9], "below")])
+    d = multi.to_dict()
+    assert d["per_seed"] is None and d["interval"] is None and len(d["parts"]) == 2
+    assert d["parts"][1]["verdict"] == "holds" and d["verdict"] == "holds"
 
 
 def test_equal_steps_recipe_trains_a_fraction_for_the_full_sets_steps():
@@ -97,7 +172,7 @@ def test_equal_steps_recipe_trains_a_fraction_for_the_full_sets_steps():
 def test_a_run_stopped_part_way_lists_its_unmeasured_findings(tmp_path):
     """Nothing finished: ten rows, each "not measured" and naming what is missing; the
     report-only mode of studies.reproduce renders them without running anything."""
-    rows = findings.findings(tmp_path)
+    rows = findings.findings(findings.Context(tmp_path, (0, 1, 2), "small"))
     assert [r.id for r in rows] == [f"F{i}" for i in range(1, 11)]
     assert all(r.verdict == findings.NOT_MEASURED and "missing" in r.note for r in rows)
     assert "hessian" in rows[0].note and "fourier" in rows[5].note
@@ -108,9 +183,9 @@ def test_a_run_stopped_part_way_lists_its_unmeasured_findings(tmp_path):
                            "--figures-dir", str(figs), "--report-only", "--quiet"]) == 0
     readme = (figs / "README.md").read_text()
     assert readme.count("| not measured |") == 10
-    steps = len(reproduce.plan("quick"))
-    assert f"stopped part way**: 0 of {steps} studies finished; not run: hessian, alternet" \
-        in readme
+    steps = len(reproduce.plan("quick", reproduce.SEEDS["quick"]))
+    assert f"stopped part way**: 0 of {steps} studies finished; not run: hessian-s0, " \
+        "alternet-s0" in readme
 
 
 def test_markdown_table_escapes_pipes_and_checks_row_lengths():

@@ -112,3 +112,48 @@ def test_proportion_difference_matches_the_hand_computed_wald_interval():
     assert (iv.estimate, iv.low, iv.high) == pytest.approx((0.1, 0.1 - half, 0.1 + half),
                                                            abs=1e-6)
     assert stats.verdict(iv, "above") == "holds"
+
+
+def test_the_seed_interval_and_one_sided_tests_match_scipy():
+    from scipy import stats as sps
+
+    v = [0.12, -0.03, 0.08, 0.15]
+    iv = stats.t_interval(v)
+    lo, hi = sps.ttest_1samp(v, 0).confidence_interval(0.95)
+    assert (iv.low, iv.high) == (pytest.approx(lo), pytest.approx(hi))
+    # hand-computed: mean 0.08, sd 0.07874, t(0.975, 3) = 3.18245
+    assert iv.estimate == pytest.approx(0.08)
+    assert iv.high - iv.estimate == pytest.approx(3.182446 * 0.0787401 / 2, rel=1e-5)
+    assert stats.p_contradicting(v, "above") == pytest.approx(
+        sps.ttest_1samp(v, 0, alternative="less").pvalue)
+    assert stats.p_contradicting(v, "below", 0.5) == pytest.approx(
+        sps.ttest_1samp(v, 0.5, alternative="greater").pvalue)
+    assert stats.p_contradicting([1.0, 1.0], "below") == 0.0
+    assert stats.p_contradicting([1.0], "below") == 1.0
+
+
+def test_holm_on_fixed_p_values():
+    # m = 4 at 0.05: thresholds 0.0125, 0.0167, 0.025, 0.05 in ascending order of p
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == [True, False, False, True]
+    # 0.0125 < 0.013: the smallest is not rejected, so none is
+    assert stats.holm([0.013, 0.014, 0.015, 0.016]) == [False] * 4
+    assert stats.holm([0.001, 0.02, 0.04]) == [True, True, True]  # .0167, .025, .05
+    assert stats.holm([0.03], alpha=0.025) == [False]
+
+
+def test_seed_verdicts_need_the_interval_the_signs_and_convergence():
+    assert stats.seed_verdict([1.0, 1.2, 0.9], "above") == "holds"
+    assert stats.seed_verdict([-1.0, -1.2, -0.9], "above") == "contradicted"
+    assert stats.seed_verdict([1.0, -1.2, 0.9], "above") == "unresolved"
+    assert stats.seed_verdict([1.0, 1.2, 0.9], "above", converged=False) == "not converged"
+    assert stats.seed_verdict([1.0], "above") == "unresolved"  # one seed: no interval
+    # the interval excludes 0 but one seed sits below it
+    many = [3.0] * 9 + [-0.001]
+    assert stats.t_interval(many).low > 0 and stats.seed_verdict(many, "above") == "unresolved"
+
+
+def test_bootstrap_se_of_a_mean_is_the_standard_error():
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 2.0, 400)
+    se = stats.bootstrap_se(np.mean, x, num_resamples=2000, seed=1)
+    assert se == pytest.approx(x.std(ddof=1) / 20, rel=0.06)

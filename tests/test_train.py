@@ -291,16 +291,26 @@ def test_a_cached_run_of_another_recipe_init_or_training_code_is_refused(tmp_pat
             _check_cached_recipe(tmp_path, config)
 
 
-def test_cpu_autocast_is_bf16_only_where_bf16_measures_faster(monkeypatch):
+def test_the_recipe_names_the_precision_whatever_the_cpu(monkeypatch):
+    """The same preset trains in the same precision on any CPU: no timing, no CPU flag
+    decides it (a CPU reporting AMX bf16 still trains a float32 recipe in float32)."""
+    from studies import presets
     from vitprobe import train
 
     cpu = torch.device("cpu")
-    for speedup, expected in ((1.5, torch.bfloat16), (0.7, None), (1.0, None)):
-        monkeypatch.setattr(train, "cpu_bf16_speedup", lambda s=speedup: s)
-        assert train.autocast_dtype(cpu, True) is expected
-        assert train.autocast_dtype(cpu, False) is None  # amp off: float32 whatever the CPU
-        with train.autocast(cpu, True):
-            assert torch.is_autocast_enabled("cpu") is (expected is not None)
+    monkeypatch.setattr(train, "open", lambda *a, **k: (_ for _ in ()).throw(AssertionError(
+        "the precision must not depend on /proc/cpuinfo")), raising=False)
+    for preset in ("smoke", "quick", "small"):
+        for model in ("vit-mini", "resnet-18-mini", "alternet-18-mini"):
+            assert presets.recipe(preset, model).precision == "float32"
+    assert presets.recipe("paper", "vit-ti").precision == "bfloat16"
+    assert train.autocast_dtype(cpu, "float32") is None
+    assert train.autocast_dtype(cpu, "bfloat16") is torch.bfloat16
+    assert train.autocast_dtype(cpu, False) is None  # amp off: float32 whatever the recipe
+    with pytest.raises(ValueError, match="allowed: float32, bfloat16, float16"):
+        train.autocast_dtype(cpu, "tf32")
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        Recipe(epochs=1, batch_size=8, lr=1e-3, precision="fp8")
     with train.autocast(cpu, torch.bfloat16):  # an explicit dtype is used as given
         assert torch.get_autocast_dtype("cpu") is torch.bfloat16 and \
             torch.is_autocast_enabled("cpu")
@@ -308,18 +318,16 @@ def test_cpu_autocast_is_bf16_only_where_bf16_measures_faster(monkeypatch):
         assert not torch.is_autocast_enabled("cpu")
 
 
-def test_a_resumed_run_keeps_the_precision_it_started_with(tmp_path, monkeypatch):
-    """The bf16-or-float32 choice is measured per process; a resume must not switch it, or
-    the kill-and-resume weights would differ from an uninterrupted run's."""
-    from vitprobe import train
+def test_a_resumed_run_keeps_the_precision_it_started_with(tmp_path):
+    """A run resumes in the precision recorded in its state, even when the recipe it is
+    resumed with names another: the kill-and-resume weights equal an uninterrupted run's."""
+    bf16 = Recipe(epochs=2, batch_size=32, lr=1e-3, precision="bfloat16")
+    fp32 = Recipe(epochs=2, batch_size=32, lr=1e-3)
 
-    recipe = Recipe(epochs=2, batch_size=32, lr=1e-3)
-
-    def run(run_dir, speedups, stop_after=None):
+    def run(run_dir, recipes, stop_after=None):
         torch.manual_seed(0)
         model = small_vit()
-        for i, s in enumerate(speedups):
-            monkeypatch.setattr(train, "cpu_bf16_speedup", lambda s=s: s)
+        for i, recipe in enumerate(recipes):
             cfg = TrainConfig(recipe, progress=False, save_every_steps=1)
             if i == 0 and stop_after:
                 def stop(step):
@@ -333,15 +341,15 @@ def test_a_resumed_run_keeps_the_precision_it_started_with(tmp_path, monkeypatch
                 metrics = fit(model, *synthetic_loaders(), cfg, run_dir)
         return model, metrics
 
-    whole, m_whole = run(tmp_path / "a", [1.5])
-    resumed, m_resumed = run(tmp_path / "b", [1.5, 0.7], stop_after=3)
+    whole, m_whole = run(tmp_path / "a", [bf16])
+    resumed, m_resumed = run(tmp_path / "b", [bf16, fp32], stop_after=3)
     assert [m["autocast"] for m in m_whole] == ["bfloat16"] * 2 == \
         [m["autocast"] for m in m_resumed]
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
-    fp32, m_fp32 = run(tmp_path / "c", [0.7])
-    assert [m["autocast"] for m in m_fp32] == ["float32"] * 2
-    assert not torch.equal(fp32.state_dict()["head.weight"], whole.state_dict()["head.weight"])
+    f32, m_f32 = run(tmp_path / "c", [fp32])
+    assert [m["autocast"] for m in m_f32] == ["float32"] * 2
+    assert not torch.equal(f32.state_dict()["head.weight"], whole.state_dict()["head.weight"])
 
 
 def test_a_fractional_epoch_count_ends_part_way_through_the_last_pass():

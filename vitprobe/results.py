@@ -82,17 +82,40 @@ def write_jsonl(path: str | Path, records: list[dict]) -> Path:
 
 
 def git_commit() -> str | None:
+    """HEAD's commit (``-dirty`` with uncommitted changes to tracked files); where the code runs
+    from a copy without git, the commit named by ``VITPROBE_GIT_COMMIT``, else None."""
+    import os
+
     try:
         root = Path(__file__).resolve().parent.parent
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=5)
         if out.returncode != 0:
-            return None
+            return os.environ.get("VITPROBE_GIT_COMMIT")
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                cwd=root, capture_output=True, text=True, timeout=5).stdout
         return out.stdout.strip() + ("-dirty" if dirty.strip() else "")
     except (OSError, subprocess.SubprocessError):
-        return None
+        return os.environ.get("VITPROBE_GIT_COMMIT")
+
+
+# the packages whose code computes a result: models, probes, studies
+CODE_PACKAGES = ("models", "vitprobe", "studies")
+
+
+def code_identity() -> str:
+    """A fingerprint of the code that computes results: SHA-256 over the path and bytes of
+    every ``.py`` file of ``CODE_PACKAGES``. Two results with the same identity were computed
+    by the same code, whatever the commit (a commit that changes only text keeps it)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for pkg in CODE_PACKAGES:
+        for f in sorted((root / pkg).rglob("*.py")):
+            h.update(f"{f.relative_to(root).as_posix()}\n".encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def provenance() -> dict:
@@ -104,6 +127,7 @@ def provenance() -> dict:
     return {
         "vitprobe": __version__,
         "git_commit": git_commit(),
+        "code": code_identity(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "timm": timm.__version__,

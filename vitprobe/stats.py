@@ -190,5 +190,92 @@ def consistent(verdicts: Sequence[str]) -> str:
     return verdicts[0] if len(set(verdicts)) == 1 else "unresolved"
 
 
-__all__ = ["Interval", "VERDICTS", "all_of", "bootstrap", "consistent",
-           "proportion_difference", "t_interval", "verdict", "welch_interval"]
+def bootstrap_se(statistic: Callable[..., float], *samples, paired: bool = False,
+                 num_resamples: int = 1000, seed: int = 0) -> float:
+    """The bootstrap standard error of ``statistic(*samples)``: the standard deviation of
+    its value over resamples of the units (axis 0 of each array; the same indices for every
+    sample with ``paired``). Non-finite resamples are dropped; nan when none is left."""
+    samples = [np.asarray(s, dtype=float) for s in samples]
+    if any(len(s) == 0 for s in samples):
+        raise ValueError("a bootstrap sample needs at least one unit")
+    if paired and len({len(s) for s in samples}) != 1:
+        raise ValueError("paired resampling needs arrays with the same number of units")
+    rng = np.random.default_rng(seed)
+    values = np.empty(num_resamples)
+    for b in range(num_resamples):
+        if paired:
+            idx = rng.integers(0, len(samples[0]), len(samples[0]))
+            values[b] = statistic(*(s[idx] for s in samples))
+        else:
+            values[b] = statistic(*(s[rng.integers(0, len(s), len(s))] for s in samples))
+    finite = values[np.isfinite(values)]
+    return float(finite.std(ddof=1)) if finite.size > 1 else math.nan
+
+
+# --------------------------------------------------------------- decisions over seeds
+# A finding's replication unit is an independently trained model (a seed): its statistic is
+# measured once per seed (T_s), and the decision is made over {T_s}.
+SEED_VERDICTS = ("holds", "contradicted", "unresolved", "not converged")
+
+
+def p_contradicting(values: Sequence[float], paper_side: str, boundary: float = 0.0) -> float:
+    """One-sided p-value of Student's t test (scipy.stats.ttest_1samp, G-1 degrees of freedom)
+    against the null "the mean lies on the paper's side of ``boundary`` (or on it)": small
+    when the seeds say the other side. With no spread between seeds: 0 when every value is on
+    the other side, else 1; with one seed: 1 (nothing to test)."""
+    from scipy import stats
+
+    _side(paper_side)
+    v = np.asarray(values, dtype=float)
+    if v.size < 2 or not np.all(np.isfinite(v)):
+        return 1.0
+    other = "less" if paper_side == "above" else "greater"
+    if np.ptp(v) == 0:
+        wrong = v[0] < boundary if other == "less" else v[0] > boundary
+        return 0.0 if wrong else 1.0
+    return float(stats.ttest_1samp(v, boundary, alternative=other).pvalue)
+
+
+def holm(pvalues: Sequence[float], alpha: float = 0.05) -> list[bool]:
+    """Holm's step-down procedure (Holm 1979): which of the hypotheses to reject at family-wise
+    level ``alpha``. Sorted ascending, the j-th smallest p (j from 0) is rejected while
+    p ≤ alpha / (m - j); the first that is not stops it."""
+    p = np.asarray(pvalues, dtype=float)
+    reject = [False] * p.size
+    for j, i in enumerate(np.argsort(p, kind="stable")):
+        if not p[i] <= alpha / (p.size - j):
+            break
+        reject[i] = True
+    return reject
+
+
+def _side(paper_side: str) -> None:
+    if paper_side not in ("above", "below"):
+        raise ValueError(f"paper_side must be 'above' or 'below'; got {paper_side!r}")
+
+
+def seed_verdict(values: Sequence[float], paper_side: str, boundary: float = 0.0,
+                 converged: bool = True, level: float = 0.95) -> str:
+    """The verdict over seeds: ``"holds"`` (``"contradicted"``) only when Student's t
+    interval of the mean of ``values`` (one per seed) lies wholly on the paper's (the other)
+    side of ``boundary`` **and** every seed's value lies on that side **and** every model
+    behind them ``converged``; ``"not converged"`` when one did not; else ``"unresolved"``."""
+    _side(paper_side)
+    if not converged:
+        return "not converged"
+    v = np.asarray(values, dtype=float)
+    side = verdict(t_interval(v, level), paper_side, boundary)
+    if side == "unresolved":
+        return side
+    above = bool(np.all(v > boundary))
+    below = bool(np.all(v < boundary))
+    on_paper_side = above if paper_side == "above" else below
+    on_other_side = below if paper_side == "above" else above
+    if side == "holds" and on_paper_side or side == "contradicted" and on_other_side:
+        return side
+    return "unresolved"
+
+
+__all__ = ["Interval", "SEED_VERDICTS", "VERDICTS", "all_of", "bootstrap", "bootstrap_se",
+           "consistent", "holm", "p_contradicting", "proportion_difference", "seed_verdict",
+           "t_interval", "verdict", "welch_interval"]

@@ -11,14 +11,13 @@ Every file is written atomically, so a kill at any moment leaves the last good s
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,8 +120,13 @@ class Recipe:
     eval_batch_size: int = 500
     # the paper's Hessian protocol: batch 16, top-5, loss + l2 (weight decay as l2)
     hessian_batches: int = 10
+    # the training precision (``PRECISIONS``): part of the recipe, recorded with the run
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; allowed: "
+                             f"{', '.join(PRECISIONS)}")
         untils = [u for u, _ in self.progressive]
         if untils != sorted(untils) or any(u <= 0 or int(sz) != sz or sz < 1
                                            for u, sz in self.progressive):
@@ -135,7 +139,7 @@ class TrainConfig:
     recipe: Recipe
     seed: int = 0
     device: str = "cpu"
-    amp: bool = True               # bf16/fp16 autocast on CUDA; bf16 on CPUs with fast bf16
+    amp: bool = True               # the recipe's precision; False: float32 whatever it says
     compile: bool = False          # torch.compile the model
     channels_last: bool = True     # CUDA only
     # attention kernel while training: fused scaled_dot_product_attention (True), the explicit
@@ -224,65 +228,45 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _cpu_flags() -> str:
-    try:
-        return open("/proc/cpuinfo").read()
-    except OSError:
-        return ""
+# the precisions a recipe may train in: float32, or autocast to bf16 / fp16
+PRECISIONS = ("float32", "bfloat16", "float16")
 
 
-def _gemm_seconds(dtype: torch.dtype, reps: int = 6) -> float:
-    """Best time of a vit-ti MLP-shaped GEMM pair (3200x192 @ 192x768 and back) in ``dtype``;
-    its operands come from a private generator, so measuring leaves the global RNG alone."""
-    g = torch.Generator().manual_seed(0)
-    a, w1, w2 = (torch.randn(*s, generator=g).to(dtype)
-                 for s in ((3200, 192), (192, 768), (768, 192)))
-    best = math.inf
-    for _ in range(reps):
-        t = time.perf_counter()
-        (a @ w1) @ w2
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-@functools.cache
-def cpu_bf16_speedup() -> float:
-    """float32 time / bf16 time of one GEMM pair on this CPU, measured once per process (a
-    tenth of a second). 1.0 where the CPU lacks native bf16 instructions (AVX512-BF16 or
-    AMX), which is the emulated, slow case."""
-    flags = _cpu_flags()
-    if "avx512_bf16" not in flags and "amx_bf16" not in flags:
-        return 1.0
-    return _gemm_seconds(torch.float32) / _gemm_seconds(torch.bfloat16)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True where bf16 GEMMs measure at least 1.2x faster than float32 on this CPU. Native
-    bf16 instructions alone do not say it: CPUs with AVX512-BF16 but no AMX can run bf16
-    GEMMs slower than float32, others much faster (``benchmarks/train_throughput.py --bf16``
-    compares the two)."""
-    return cpu_bf16_speedup() >= 1.2
-
-
-def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """The mixed precision ``fit`` trains under: bf16 (fp16 where bf16 is missing) on CUDA,
-    bf16 on CPUs where it is faster (``cpu_has_fast_bf16``), None (float32) otherwise or when
-    not ``enabled``."""
-    if not enabled:
+def autocast_dtype(device: torch.device, precision: str | bool | None) -> torch.dtype | None:
+    """The autocast dtype ``fit`` trains under: the recipe's ``precision`` as named, on every
+    device alike (a preset trains the same model on any CPU: no timing decides it); fp16 on a
+    CUDA device without bf16 is refused rather than substituted. ``False``/``None``/
+    ``"float32"``: none (float32)."""
+    if precision in (None, False, "float32"):
         return None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_has_fast_bf16():
-        return torch.bfloat16
-    return None
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if precision == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"{device} has no bfloat16; train with precision float16 or float32")
+    return torch.bfloat16 if precision == "bfloat16" else torch.float16
 
 
-def autocast(device: torch.device, enabled: bool | torch.dtype | None):
-    """An autocast context: ``enabled`` True picks the dtype as ``autocast_dtype``; a dtype
-    uses that one (``fit`` passes the one it recorded in the run, so a resumed run keeps the
-    precision it started with); False or None is float32."""
-    dtype = autocast_dtype(device, True) if enabled is True else (enabled or None)
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """An autocast context to ``dtype`` (``fit`` passes the one recorded in the run, so a
+    resumed run keeps the precision it started with); None is float32, with TF32 off on CUDA
+    (``float32_matmul``)."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else \
+        float32_matmul(device)
+
+
+@contextmanager
+def float32_matmul(device: torch.device):
+    """IEEE float32 matrix products and convolutions on CUDA (TF32 off, restored after), so a
+    float32 recipe means float32 on every device; nothing to do on a CPU."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def fused_attention(config: TrainConfig) -> bool:
@@ -331,9 +315,10 @@ def _all_sum(values: list[float], device: torch.device) -> list[float]:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Loader, amp: bool | torch.dtype | None = False) -> dict:
+def evaluate(model: nn.Module, loader: Loader, amp: torch.dtype | None = None) -> dict:
     """Mean cross-entropy and accuracy of ``model`` on ``loader`` (eval mode, restored after),
-    under ``autocast(device, amp)``; summed over ranks when the loader is sharded."""
+    under ``autocast(device, amp)`` (None: float32); summed over ranks when the loader is
+    sharded."""
     total, loss_sum, correct = 0, 0.0, 0
     device = loader.device
     with eval_mode(model):
@@ -438,13 +423,9 @@ class _Training:
         self.t_start = self.last_save = time.monotonic()
 
     def _agreed_precision(self) -> torch.dtype | None:
-        """The autocast dtype; under torch.distributed on CPU each rank measured bf16 on its
-        own, so bf16 only where every rank found it faster."""
-        amp_dtype = autocast_dtype(self.device, self.config.amp)
-        if self.world > 1 and self.device.type == "cpu":
-            if _all_sum([float(amp_dtype is not None)], self.device)[0] < self.world:
-                amp_dtype = None
-        return amp_dtype
+        """The autocast dtype of the recipe's precision (float32 when ``amp`` is off): the
+        same on every rank and every machine."""
+        return autocast_dtype(self.device, self.config.amp and self.recipe.precision)
 
     # -- start
     def resume_or_start(self) -> None:
