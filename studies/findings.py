@@ -453,15 +453,25 @@ def fourier_finding(c: Context) -> Finding:
              part(f"{res} conv-block ΔlogAmp change", res, "conv", "above"),
              part(f"{res} subsampling-block ΔlogAmp change (shown)", res, "subsample", "above",
                   votes=False)]
-    highest = max(four[seeds[0]][vit].highest_frequency)
-    side = round(2 * math.pi / (math.pi - highest))  # the diagonal stops at π − 2π/side
+    side = token_grid_side(c.folder("fourier", seeds[0]), vit)
     if side < MIN_FOURIER_MAP:
-        note = (f"{vit}'s token grid is {side}×{side} (highest frequency read "
-                f"{highest / math.pi:.2f}π), under the {MIN_FOURIER_MAP}×{MIN_FOURIER_MAP} the "
-                f"paper's Fourier notebook reads; decided by `python -m studies.reproduce "
-                f"--preset paper` (CIFAR-100 at 32 px, patch 2: 16×16 tokens)")
+        note = (f"{vit}'s token grid is {side}×{side}, under the {MIN_FOURIER_MAP}×"
+                f"{MIN_FOURIER_MAP} the paper's Fourier notebook reads; decided by `python -m "
+                f"studies.reproduce --preset paper` (CIFAR-100 at 32 px, patch 2: 16×16 tokens)")
         return finding("F6", parts, note, verdict=NEEDS_LARGER_MAPS)
     return finding("F6", parts)
+
+
+def token_grid_side(folder: Path, label: str) -> int:
+    """The side of the largest map among ``label``'s MSA taps in a fourier result: an axis of
+    n points gives ceil(n/2) diagonal frequencies 2πi/n (``vitprobe.fourier.frequencies``),
+    so n = 2π·(count − 1) / highest."""
+    from .cache import read_results
+
+    taps = read_results(Path(folder) / "fourier.json")[label]["taps"]
+    sides = [round(2 * math.pi * (len(t["frequencies"]) - 1) / max(t["frequencies"]))
+             for t in taps if t["kind"] == "msa" and len(t["frequencies"]) > 1]
+    return max(sides, default=0)
 
 
 def variance_finding(c: Context) -> Finding:

@@ -195,3 +195,16 @@ def test_markdown_table_escapes_pipes_and_checks_row_lengths():
         ["| a | b |", "|---|---|", "| 1 | x\\|y |"]
     with pytest.raises(ValueError, match="a row has 1 cells; the header has 2"):
         markdown_table(["a", "b"], [[1]])
+
+
+def test_the_token_grid_side_is_read_from_the_frequencies_a_tap_resolves(tmp_path):
+    """7 and 14 points both end at 6/7·π on the diagonal; the count of frequencies tells
+    them apart (ceil(n/2) of them)."""
+    from vitprobe import fourier as vf
+    from vitprobe import results
+
+    for n in (7, 14, 16):
+        taps = [{"kind": "embed", "frequencies": [0.0]},
+                {"kind": "msa", "frequencies": vf.frequencies(n).tolist()}]
+        results.save_result(tmp_path / "fourier.json", {"vit-mini": {"taps": taps}}, {}, 0)
+        assert findings.token_grid_side(tmp_path, "vit-mini") == n

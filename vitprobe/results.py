@@ -82,10 +82,13 @@ def write_jsonl(path: str | Path, records: list[dict]) -> Path:
 
 
 def git_commit() -> str | None:
-    """HEAD's commit (``-dirty`` with uncommitted changes to tracked files); where the code runs
-    from a copy without git, the commit named by ``VITPROBE_GIT_COMMIT``, else None."""
+    """The commit named by ``VITPROBE_GIT_COMMIT`` where it is set (a copy of the tree run
+    elsewhere, whose own git state may not be the commit it was copied from), else HEAD's
+    (``-dirty`` with uncommitted changes to tracked files), else None."""
     import os
 
+    if os.environ.get("VITPROBE_GIT_COMMIT"):
+        return os.environ["VITPROBE_GIT_COMMIT"]
     try:
         root = Path(__file__).resolve().parent.parent
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
