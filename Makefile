@@ -39,7 +39,7 @@ bench: setup
 	$(VPY) benchmarks/hvp_backends.py
 	$(VPY) benchmarks/render.py
 
-# The committed gallery and findings table: every study behind F1-F10 on the quick-preset
+# The committed gallery and findings table: every study behind F1-F10 on the small-preset
 # cache (trained first where missing; resumable), PNGs and figures/README.md regenerated.
 figures: setup
-	$(VPY) -m studies.reproduce --preset quick --quiet
+	$(VPY) -m studies.reproduce --preset small --quiet
