@@ -16,7 +16,8 @@ def run(*args, cwd=None):
 @pytest.mark.parametrize("args, needle", [
     (["--model", "vit-xx"], "allowed: alternet-18"),
     (["--data", "imagenet"], "invalid choice: 'imagenet' (choose from 'fashion-mnist', 'cifar10'"),
-    (["--preset", "huge"], "invalid choice: 'huge' (choose from 'smoke', 'quick', 'small', 'paper')"),
+    (["--preset", "huge"],
+     "invalid choice: 'huge' (choose from 'smoke', 'quick', 'small', 'paper')"),
     (["--patch-size", "5"], "does not divide img_size 28"),
     (["--data", "cifar10", "--data-dir", "/nonexistent"], "/nonexistent is not an existing folder"),
     (["--device", "tpu"], "allowed: cpu, cuda"),

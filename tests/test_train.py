@@ -391,14 +391,6 @@ def test_fewer_test_evaluations_leave_the_weights_unchanged():
         assert torch.equal(t, runs[2][0][name]), name
 
 
-def test_measuring_the_bf16_speedup_leaves_the_global_rng_alone():
-    from vitprobe import train
-
-    before = torch.random.get_rng_state()
-    assert train._gemm_seconds(torch.float32, reps=1) > 0
-    assert torch.equal(torch.random.get_rng_state(), before)
-
-
 def test_progressive_stages_by_step():
     from vitprobe.train import train_size
 
