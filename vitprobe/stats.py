@@ -72,6 +72,22 @@ def _as_sample(sample) -> Sample:
     return arr
 
 
+def _replicates(statistic: Callable[..., float], samples: list, paired: bool,
+                num_resamples: int, seed: int) -> np.ndarray:
+    """``statistic`` on ``num_resamples`` bootstrap resamples drawn from ``seed``: the same
+    unit indices for every sample when ``paired``, else each sample on its own
+    (``_draw``: units of an array, or seeds then units for a list of groups)."""
+    rng = np.random.default_rng(seed)
+    values = np.empty(num_resamples)
+    for b in range(num_resamples):
+        if paired:
+            idx = rng.integers(0, len(samples[0]), len(samples[0]))
+            values[b] = statistic(*(s[idx] for s in samples))
+        else:
+            values[b] = statistic(*(_draw(s, rng) for s in samples))
+    return values
+
+
 def bootstrap(statistic: Callable[..., float], *samples, paired: bool = False,
               num_resamples: int = 2000, level: float = 0.95, seed: int = 0) -> Interval:
     """Percentile bootstrap interval of ``statistic(*samples)``.
@@ -91,16 +107,9 @@ def bootstrap(statistic: Callable[..., float], *samples, paired: bool = False,
         if not all(isinstance(s, np.ndarray) for s in samples) or \
                 len({len(s) for s in samples}) != 1:
             raise ValueError("paired resampling needs arrays with the same number of units")
-    rng = np.random.default_rng(seed)
     estimate = float(statistic(*(s if isinstance(s, np.ndarray) else np.concatenate(s)
                                  for s in samples)))
-    values = np.empty(num_resamples)
-    for b in range(num_resamples):
-        if paired:
-            idx = rng.integers(0, len(samples[0]), len(samples[0]))
-            values[b] = statistic(*(s[idx] for s in samples))
-        else:
-            values[b] = statistic(*(_draw(s, rng) for s in samples))
+    values = _replicates(statistic, samples, paired, num_resamples, seed)
     # units per sample (all seeds' units for a list of groups): the smallest sample's
     n = min(len(s) if isinstance(s, np.ndarray) else sum(len(g) for g in s) for s in samples)
     finite = values[np.isfinite(values)]
@@ -200,14 +209,7 @@ def bootstrap_se(statistic: Callable[..., float], *samples, paired: bool = False
         raise ValueError("a bootstrap sample needs at least one unit")
     if paired and len({len(s) for s in samples}) != 1:
         raise ValueError("paired resampling needs arrays with the same number of units")
-    rng = np.random.default_rng(seed)
-    values = np.empty(num_resamples)
-    for b in range(num_resamples):
-        if paired:
-            idx = rng.integers(0, len(samples[0]), len(samples[0]))
-            values[b] = statistic(*(s[idx] for s in samples))
-        else:
-            values[b] = statistic(*(s[rng.integers(0, len(s), len(s))] for s in samples))
+    values = _replicates(statistic, samples, paired, num_resamples, seed)
     finite = values[np.isfinite(values)]
     return float(finite.std(ddof=1)) if finite.size > 1 else math.nan
 
