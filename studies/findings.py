@@ -96,16 +96,19 @@ class Context:
     def roster(self) -> dict[str, str]:
         return presets.roster(self.preset)
 
+    def _step(self, study: str, seed: int) -> Path:
+        return Path(self.out) / f"{study}-s{seed}"
+
     def folder(self, study: str, seed: int) -> Path:
         """A finished per-seed step's result folder (FileNotFoundError if it is not done)."""
-        folder = Path(self.out) / f"{study}-s{seed}"
+        folder = self._step(study, seed)
         if not (folder / "done.json").is_file():
             raise FileNotFoundError(2, "study not finished", str(folder))
         return folder
 
     def finished(self, study: str) -> list[int]:
         """The seeds whose ``study`` step finished; FileNotFoundError when none did."""
-        done = [k for k in self.seeds if (Path(self.out) / f"{study}-s{k}" / "done.json").is_file()]
+        done = [k for k in self.seeds if (self._step(study, k) / "done.json").is_file()]
         if not done:
             raise FileNotFoundError(2, "study not finished", f"{self.out}/{study}-s*")
         return done

@@ -327,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         run_steps(steps, common, out)
     markers = done_markers(steps, out)
     check_one_code(markers, args.allow_mixed)
+    mixed = len(code_identities(markers)) > 1
     context = findings.Context(out, seeds, args.preset, data, args.runs_dir, args.data_dir,
                                args.precision)
     rows = findings.findings(context)
@@ -338,13 +339,13 @@ def main(argv: list[str] | None = None) -> int:
               "precision": args.precision or "the preset's",
               "study_seconds": {k: m.get("seconds") for k, m in markers.items()},
               "computed_by": {k: m.get("ran_on") for k, m in markers.items()},
-              "mixed_code": len(code_identities(markers)) > 1}
+              "mixed_code": mixed}
     results.atomic_write_bytes(out / "findings.md", (text + "\n").encode())
     for folder in {out, figures_dir}:
         results.save_result(folder / "findings.json", record, {**vars(args), "data": data,
                                                                "seeds": list(seeds)}, None)
     readme = gallery(steps, text, figures_dir, out, args.preset, shown, markers, extra, seeds,
-                     len(code_identities(markers)) > 1)
+                     mixed)
     print(text)
     counts = {v: sum(r.verdict == v for r in rows) for v in findings.ALL_VERDICTS}
     print(("verdicts: " if verdicts else "pipeline check (smoke preset), no verdicts: ") +
