@@ -23,7 +23,7 @@ from vitprobe.spectra import ape, nep
 from . import alternet as alternet_study
 from . import fourier as fourier_study
 from . import hessian as hessian_study
-from . import presets
+from . import presets, seedplots
 from . import robustness as robustness_study
 from . import subsets as subsets_study
 from . import variance as variance_study
@@ -708,6 +708,9 @@ def figures(c: Context, rows: list[Finding], folder: Path) -> list[tuple[str, st
         made.append(("alternet_seeds.png", "test accuracy of AlterNet, both ResNets and ViT, "
                                            "mean over the seeds with its 95 % t interval, one "
                                            "dot per seed (Fig. 12a; F9)"))
+    for stem, draw, what in seedplots.FIGURES:
+        if draw(c, folder / stem):
+            made.append((f"{stem}.png", what))
     return made
 
 

@@ -111,27 +111,17 @@ def plan(preset: str, seeds: tuple[int, ...] = (0,), first_seed: int = 0) -> lis
                  (), k),
             Step(seeded("fourier", k), "fourier", ("--model", three, *images), (
                 ("fourier.png", f"ΔlogAmplitude of the residual stream against frequency, one "
-                                f"curve per tap coloured by depth; seed {k} (Fig. 2a)"),
-                ("fourier_depth.png", f"high-frequency ΔlogAmplitude against depth, MSA taps "
-                                      f"shaded; seed {k} (Figs. 2a, 8; F6)")) if first else (),
-                 k),
-            Step(seeded("variance", k), "variance", ("--model", three, *images), (
-                ("variance.png", f"feature-map variance against depth, MSA taps shaded; seed "
-                                 f"{k} (Fig. 9; F8)"),) if first else (), k),
+                                f"curve per tap coloured by depth; seed {k} (Fig. 2a)"),)
+                 if first else (), k),
+            Step(seeded("variance", k), "variance", ("--model", three, *images), (), k),
             Step(seeded("robustness", k), "robustness", (
                 "--model", f"{vit},{res}", *images,
-                *(("--num-frequencies", "4", "--eps", "0.3,1") if smoke else ())), (
-                ("robustness.png", f"accuracy change under the paper's band-passed random "
-                                   f"noise against its frequency, one panel per noise level; "
-                                   f"seed {k} (Fig. 2b; F7)"),) if first else (), k),
+                *(("--num-frequencies", "4", "--eps", "0.3,1") if smoke else ())), (), k),
             Step(seeded("subsets", k), "subsets", (
                 "--model", f"{vit},{res}", "--fractions", fractions, "--hessian-models", vit,
                 *sub_hess, *(images if smoke else ())), (
-                ("subsets.png", f"training NLL (augmented) and test error against the "
-                                f"fraction of the training set, every fraction trained for "
-                                f"the full set's number of steps; seed {k} (Fig. 3; F5)"),
                 ("subsets_hessian.png", f"{vit}'s Hessian spectra per training-set fraction; "
-                                        f"seed {k} (Fig. 4; F3)")) if first else (), k),
+                                        f"seed {k} (Fig. 4; F3)"),) if first else (), k),
         ]
 
     once = [

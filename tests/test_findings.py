@@ -208,3 +208,52 @@ def test_the_token_grid_side_is_read_from_the_frequencies_a_tap_resolves(tmp_pat
                 {"kind": "msa", "frequencies": vf.frequencies(n).tolist()}]
         results.save_result(tmp_path / "fourier.json", {"vit-mini": {"taps": taps}}, {}, 0)
         assert findings.token_grid_side(tmp_path, "vit-mini") == n
+
+
+def test_the_seed_figures_draw_each_seeds_own_numbers(tmp_path):
+    """Two seeds' result files written by hand: the depth, robustness and data-fraction
+    figures draw one line per seed with that seed's mean over images, and save a PNG."""
+    from studies import seedplots
+    from vitprobe import results
+
+    c = findings.Context(tmp_path, (0, 1), "small")
+    vit, res, alt = c.roster["vit"], c.roster["resnet"], c.roster["alternet"]
+    for k in (0, 1):
+        def taps(scale, field, k=k):
+            # image 0 and image 1 per tap: means (1.5 + k)·scale and (3.5 + k)·scale
+            return [{"kind": "embed", field: [scale * (1 + k), scale * (2 + k)],
+                     "highest_frequency": 3.0},
+                    {"kind": "msa", field: [scale * (3 + k), scale * (4 + k)],
+                     "highest_frequency": 3.0}]
+        for study, field in (("fourier", "highest_per_image"), ("variance", "per_image")):
+            folder = tmp_path / f"{study}-s{k}"
+            results.save_result(folder / f"{study}.json",
+                                {m: {"taps": taps(s, field)} for m, s in
+                                 ((vit, 1.0), (res, 2.0), (alt, 3.0))}, {}, k)
+            results.save_json(folder / "done.json", {})
+        folder = tmp_path / f"robustness-s{k}"
+        rec = {"by_eps": [{"eps": 1.0, "frequencies": [0.5 * np.pi, 0.9 * np.pi],
+                           "accuracy_change": [-0.01 * (k + 1), -0.02 * (k + 1)]}]}
+        results.save_result(folder / "robustness.json", {vit: rec, res: rec}, {}, k)
+        results.save_json(folder / "done.json", {})
+        folder = tmp_path / f"subsets-s{k}"
+        rows = [{"model": m, "fraction": f, "train_nll_per_image": [0.1 * (k + 1), 0.3 * (k + 1)],
+                 "test_acc": 0.9 - f / 10} for m in (vit, res) for f in (1.0, 0.06)]
+        results.save_result(folder / "subsets.json", rows, {}, k)
+        results.save_json(folder / "done.json", {})
+
+    kinds, by_seed = seedplots.depth_series(c, "variance", res)
+    assert kinds == ["embed", "msa"] and list(by_seed) == [0, 1]
+    np.testing.assert_allclose(by_seed[1], [2 * 2.5, 2 * 4.5])
+    levels, freqs, change = seedplots.robustness_series(c, vit)
+    assert levels == [1.0]
+    np.testing.assert_allclose(freqs, [0.5, 0.9])
+    np.testing.assert_allclose(change[1], [[-2.0, -4.0]])
+    fractions, nll, err = seedplots.subsets_series(c, res)
+    assert fractions == [0.06, 1.0]
+    np.testing.assert_allclose(nll[0], [0.2, 0.2])
+    np.testing.assert_allclose(nll[1], [0.4, 0.4])
+    np.testing.assert_allclose(err[0], [10.6, 20.0])
+    for stem, draw, _ in seedplots.FIGURES:
+        assert draw(c, tmp_path / "figs" / stem) and \
+            (tmp_path / "figs" / f"{stem}.png").stat().st_size > 1000

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from studies import alternet, findings, reproduce
+from studies import alternet, findings, reproduce, seedplots
 
 
 def test_alternet_search_visits_the_papers_order_and_stops_when_accuracy_stops_improving():
@@ -51,8 +51,9 @@ def test_reproduce_smoke_end_to_end_and_a_rerun_reuses_the_cache(tmp_path, monke
             "--runs-dir", str(runs), "--quiet"]
     assert reproduce.main(argv) == 0  # minutes on the 2-core CPU; not timed here
     expected = [png for step in reproduce.plan("smoke") for png, _ in step.figures]
-    assert len(expected) >= 14
-    for png in [*expected, "findings_seeds.png", "alternet_seeds.png"]:
+    assert len(expected) >= 10
+    seed_figures = [f"{stem}.png" for stem, _, _ in seedplots.FIGURES]
+    for png in [*expected, "findings_seeds.png", "alternet_seeds.png", *seed_figures]:
         assert (figs / png).stat().st_size > 1000, png
     saved = json.loads((figs / "findings.json").read_text())
     assert saved["results"] == json.loads((out / "findings.json").read_text())["results"]

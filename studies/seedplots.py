@@ -1,0 +1,170 @@
+"""The gallery's figures drawn over seeds where the paper draws one value per point: the
+depth profiles of Figs. 8-9 (high-frequency ΔlogAmplitude, feature-map variance), the noise
+robustness of Fig. 2b and the data-fraction curves of Fig. 3, one line per seed. Each
+``*_series`` function returns the numbers its figure draws (so tests check them against the
+result files); each ``*_figure`` draws them and returns the saved paths, or None when a
+study has no finished seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import fourier as fourier_study
+from . import robustness as robustness_study
+from . import subsets as subsets_study
+from . import variance as variance_study
+
+# seeds share their model's colour and differ in marker
+MARKERS = "osD^v<>ph*"
+
+
+def _marker(i: int) -> str:
+    return MARKERS[i % len(MARKERS)]
+
+
+def depth_series(c, study: str, model: str) -> tuple[list[str], dict[int, np.ndarray]]:
+    """``model``'s tap kinds and, per finished seed, its per-tap value (the mean over the
+    probe images) in the ``study`` ("fourier": ΔlogAmp at the highest frequency; "variance":
+    feature-map variance)."""
+    read = {"fourier": fourier_study, "variance": variance_study}[study].read_summary
+    profiles = {k: read(c.folder(study, k))[model] for k in c.finished(study)}
+    kinds = next(iter(profiles.values())).kinds
+    return kinds, {k: p.per_image.mean(axis=0) for k, p in profiles.items()}
+
+
+def depth_figure(c, path: Path) -> list[Path] | None:
+    """Figs. 8 and 9 over seeds: rows ΔlogAmp (fourier) and variance, one panel per model,
+    one line per seed against normalised depth (tap index / (taps − 1)), MSA taps shaded."""
+    from vitprobe import plots
+
+    ro = c.roster
+    models = [ro["vit"], ro["resnet"], ro["alternet"]]
+    rows = []
+    for study, ylabel, log in (("fourier", "Δ log amplitude (highest freq.)", False),
+                               ("variance", "feature-map variance", True)):
+        try:
+            rows.append((study, ylabel, log, [depth_series(c, study, m) for m in models]))
+        except (FileNotFoundError, KeyError):
+            continue
+    if not rows:
+        return None
+    fig, axes = plots.plt.subplots(len(rows), len(models), figsize=(3.4 * len(models),
+                                                                     2.7 * len(rows)),
+                                   squeeze=False)
+    for r, (study, ylabel, log, per_model) in enumerate(rows):
+        for i, (ax, model, (kinds, by_seed)) in enumerate(zip(axes[r], models, per_model)):
+            depth = np.linspace(0.0, 1.0, len(kinds)) if len(kinds) > 1 else np.zeros(1)
+            half = 0.5 / max(1, len(kinds) - 1)
+            for d, kind in zip(depth, kinds):
+                if kind == "msa":
+                    ax.axvspan(d - half, d + half, color="grey", alpha=0.2, lw=0)
+            for j, (k, values) in enumerate(by_seed.items()):
+                ax.plot(depth, values, "-", marker=_marker(j), ms=3, lw=0.9, alpha=0.85,
+                        color=plots.PALETTE[i % len(plots.PALETTE)], label=f"seed {k}")
+            if log:
+                ax.set_yscale("log")
+            ax.set_xlim(-0.03, 1.03)
+            ax.tick_params(which="both", labelsize=7)
+            ax.set_title(f"{model} ({study})", fontsize=9)
+            if r == len(rows) - 1:
+                ax.set_xlabel("normalised depth (MSA shaded)")
+        axes[r][0].set_ylabel(ylabel, fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return plots.save(fig, path)
+
+
+def robustness_series(c, model: str) -> tuple[list[float], np.ndarray, dict[int, np.ndarray]]:
+    """Noise levels, frequencies (×π) and, per finished seed, ``model``'s accuracy change in
+    points, (levels, frequencies)."""
+    runs = {k: robustness_study.read_summary(c.folder("robustness", k))[model]
+            for k in c.finished("robustness")}
+    first = next(iter(runs.values()))
+    levels = [r["eps"] for r in first]
+    freqs = np.asarray(first[0]["frequencies"], dtype=float) / np.pi
+    return levels, freqs, {k: 100 * np.array([r["accuracy_change"] for r in recs], dtype=float)
+                           for k, recs in runs.items()}
+
+
+def robustness_figure(c, path: Path) -> list[Path] | None:
+    """Fig. 2b over seeds: accuracy change under band-passed noise against its frequency, one
+    panel per noise level, one line per model and seed."""
+    from vitprobe import plots
+
+    ro = c.roster
+    try:
+        series = {m: robustness_series(c, m) for m in (ro["vit"], ro["resnet"])}
+    except (FileNotFoundError, KeyError):
+        return None
+    levels = next(iter(series.values()))[0]
+    fig, axes = plots.plt.subplots(1, len(levels), figsize=(3.0 * len(levels), 2.9),
+                                   squeeze=False, sharey=True)
+    for col, (ax, eps) in enumerate(zip(axes[0], levels)):
+        for i, (model, (_, freqs, by_seed)) in enumerate(series.items()):
+            for j, (k, change) in enumerate(by_seed.items()):
+                ax.plot(freqs, change[col], "-", marker=_marker(j), ms=3, lw=0.9, alpha=0.85,
+                        color=plots.PALETTE[i % len(plots.PALETTE)], label=f"{model} s{k}")
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_title(f"eps = {eps:g}", fontsize=9)
+        ax.set_xlabel("noise frequency (×π)")
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("accuracy change (points)")
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    return plots.save(fig, path)
+
+
+def subsets_series(c, model: str) -> tuple[list[float], dict[int, np.ndarray],
+                                           dict[int, np.ndarray]]:
+    """Fractions and, per finished seed, ``model``'s training NLL (mean per augmented image)
+    and test error (%) at each fraction."""
+    runs = {k: subsets_study.read_summary(c.folder("subsets", k))[model]
+            for k in c.finished("subsets")}
+    fractions = [r.fraction for r in next(iter(runs.values()))]
+    nll = {k: np.array([r.train_nll_per_image.mean() for r in rs]) for k, rs in runs.items()}
+    err = {k: np.array([100 * (1 - r.test_acc) for r in rs]) for k, rs in runs.items()}
+    return fractions, nll, err
+
+
+def subsets_figure(c, path: Path) -> list[Path] | None:
+    """Fig. 3 over seeds: training NLL and test error against the fraction of the training
+    set, one line per model and seed."""
+    from vitprobe import plots
+
+    ro = c.roster
+    try:
+        series = {m: subsets_series(c, m) for m in (ro["vit"], ro["resnet"])}
+    except (FileNotFoundError, KeyError):
+        return None
+    fig, axes = plots.plt.subplots(1, 2, figsize=(7.2, 2.9))
+    for i, (model, (fractions, nll, err)) in enumerate(series.items()):
+        for j, k in enumerate(nll):
+            style = dict(marker=_marker(j), ms=4, lw=0.9, alpha=0.85,
+                         color=plots.PALETTE[i % len(plots.PALETTE)], label=f"{model} s{k}")
+            axes[0].plot(fractions, nll[k], "-", **style)
+            axes[1].plot(fractions, err[k], "-", **style)
+    for ax, ylabel in zip(axes, ("training NLL (augmented)", "test error (%)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("fraction of the training set")
+        ax.set_ylabel(ylabel)
+        ax.tick_params(which="both", labelsize=7)
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    return plots.save(fig, path)
+
+
+# (png stem, figure function, what it shows) in gallery order
+FIGURES = (
+    ("depth_seeds", depth_figure,
+     "high-frequency ΔlogAmplitude (top) and feature-map variance (bottom, log scale) against "
+     "depth, one line per seed, MSA taps shaded (Figs. 2a, 8, 9; F6, F8)"),
+    ("robustness_seeds", robustness_figure,
+     "accuracy change under the paper's band-passed random noise against its frequency, one "
+     "panel per noise level, one line per model and seed (Fig. 2b; F7)"),
+    ("subsets_seeds", subsets_figure,
+     "training NLL (augmented) and test error against the fraction of the training set, "
+     "every fraction trained for the full set's number of steps, one line per model and seed "
+     "(Fig. 3; F5)"),
+)
