@@ -28,6 +28,7 @@ from common import record  # noqa: E402
 from hessian_scale import problem  # noqa: E402
 
 from vitprobe import hessian, solvers  # noqa: E402
+from vitprobe.solvers import lanczos  # noqa: E402
 
 CHUNK = 1 << 18
 
@@ -56,7 +57,7 @@ def steps(name: str, runs_dir: str) -> tuple[list[dict], solvers.EigenResult]:
     """One solve, with each step's orthogonality measured around ``_orthogonalise``."""
     model, batch = problem(name, trained=True, runs_dir=runs_dir)
     error = hvp_error(model, batch)
-    original, rows = solvers._orthogonalise, []
+    original, rows = lanczos._orthogonalise, []
 
     def measured(r, hv, Vm, two_passes):
         col, beta = original(r, hv, Vm, two_passes)
@@ -66,12 +67,12 @@ def steps(name: str, runs_dir: str) -> tuple[list[dict], solvers.EigenResult]:
                      "cosine": cosine(Vm, r)})
         return col, beta
 
-    solvers._orthogonalise = measured
+    lanczos._orthogonalise = measured
     try:
         with hessian.operator(model, F.cross_entropy, batch) as H:
             result = solvers.eigsh(H, 5, tol=1e-3)
     finally:
-        solvers._orthogonalise = original
+        lanczos._orthogonalise = original
     return rows, result
 
 

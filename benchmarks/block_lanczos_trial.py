@@ -28,6 +28,7 @@ from gram_schmidt_budget import gram_schmidt_coefficients, subtract_  # noqa: E4
 from hessian_scale import TimedOperator, problem  # noqa: E402
 
 from vitprobe import hessian, solvers  # noqa: E402
+from vitprobe.solvers import kernels  # noqa: E402
 
 
 def block_lanczos(H, k: int, b: int, ncv: int, tol: float, seed: int = 0,
@@ -68,14 +69,14 @@ def block_lanczos(H, k: int, b: int, ncv: int, tol: float, seed: int = 0,
         done = H.num_hvps >= max_hvps
         if done or (m >= 2 * k + 1 and (estimate <= tol).all()):
             Ys = torch.as_tensor(Y[:, sel].T.copy())
-            res = solvers._ritz_residual_norms(Ys, theta[sel], V[:m], W[:m])[0] / scale
+            res = kernels._ritz_residual_norms(Ys, theta[sel], V[:m], W[:m])[0] / scale
             if done or (res <= tol).all():
                 return theta[sel], res
         if m + b > ncv:
             keep = order[:max(k, ncv // 2)]
             Yk = torch.as_tensor(Y[:, keep].T.copy())
-            solvers._combine_rows_(V, Yk)
-            solvers._combine_rows_(W, Yk)
+            kernels._combine_rows_(V, Yk)
+            kernels._combine_rows_(W, Yk)
             m, T = len(keep), np.diag(theta[keep])
         V[m:m + b] = Q.T
 

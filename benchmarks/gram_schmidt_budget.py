@@ -5,7 +5,7 @@ vector of classical Gram-Schmidt (project on a basis of ``--rows`` parameter-siz
 ``--dtype``, float32 being ``solvers.eigsh``'s basis for a float32 model, then subtract) for
 blocks of 1, 2, 4 and 8 vectors at once (a block Krylov method's batched HVP gives one block
 per step), as one BLAS call and split over column chunks; for one vector also as the solver
-does it (``solvers._project`` and ``solvers._subtract``: one batched product over column
+does it (``kernels._project`` and ``kernels._subtract``: one batched product over column
 blocks per pass); and of one plain pass over a vector of that dtype (a norm), which every
 step needs several of.
 
@@ -27,7 +27,8 @@ from common import interleaved, record  # noqa: E402
 from hessian_scale import problem  # noqa: E402
 
 # ruff: noqa: B023  (closures are timed inside the loop iteration that defines them)
-from vitprobe import hessian, solvers  # noqa: E402
+from vitprobe import hessian  # noqa: E402
+from vitprobe.solvers import kernels  # noqa: E402
 
 CHUNK = 1 << 16  # columns per slice of the chunked variant
 
@@ -50,7 +51,7 @@ def gram_schmidt(V: torch.Tensor, R: torch.Tensor, variant: str) -> None:
     """R -= (V^T (V R^T))^T: one classical Gram-Schmidt pass of the rows of R against V."""
     if variant == "solver's batched blocks":
         for r in R:
-            solvers._subtract(r, r, V, solvers._project(V, r))
+            kernels._subtract(r, r, V, kernels._project(V, r))
         return
     if variant == "one BLAS call":
         R.addmm_((V @ R.T).T, V, alpha=-1.0)

@@ -1,7 +1,7 @@
 """The thick restart's column groups, side by side in whole solves (recorded as
 ``restart_groups``).
 
-At a restart, ``solvers._combine_rows_`` forms the kept Ritz vectors (and their kept HVPs)
+At a restart, ``lanczos._combine_rows_`` forms the kept Ritz vectors (and their kept HVPs)
 ``group`` column blocks at a time: a batched product into a buffer, then a copy into place.
 Small groups count on the buffer still being in cache for the copy; large groups make fewer,
 larger calls. Which side wins depends on the state the machine is in, and a bench of the
@@ -30,16 +30,17 @@ from common import record  # noqa: E402
 from hessian_scale import problem, timed_solve  # noqa: E402
 
 from vitprobe import hessian, solvers, stats  # noqa: E402
+from vitprobe.solvers import lanczos  # noqa: E402
 
 
 def solve_with_group(H, ws: solvers.Workspace, group: int, seed: int) -> dict:
     """One timed top-5 solve whose restarts combine ``group`` column blocks at a time."""
-    combine = solvers._combine_rows_
-    solvers._combine_rows_ = functools.partial(combine, group=group)
+    combine = lanczos._combine_rows_
+    lanczos._combine_rows_ = functools.partial(combine, group=group)
     try:
         return {"group": group, **timed_solve(H, ws, seed)}
     finally:
-        solvers._combine_rows_ = combine
+        lanczos._combine_rows_ = combine
 
 
 def main() -> None:

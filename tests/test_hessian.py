@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from conftest import batch, fd_hvp, tiny_vit
 from torch.func import functional_call
 
-from vitprobe import hessian, solvers
+from vitprobe import hessian
 from vitprobe.features import explicit_attention
+from vitprobe.solvers import kernels
 
 loss_fn = F.cross_entropy
 
@@ -131,11 +132,11 @@ def test_ritz_residuals_and_restart_rotation_in_column_blocks_equal_the_whole_fo
     want = ((Ys @ W.double()) - (Ys @ V) * torch.as_tensor(theta)[:, None]).norm(dim=1)
     # uneven blocks and groups (a last group shorter, a tail), one exact block, one wider than n
     for block, group in ((7, 16), (7, 5), (7, 64), (1000, 16), (4096, 16)):
-        got, gram = solvers._ritz_residual_norms(Ys, theta, V, W, block=block, group=group)
+        got, gram = kernels._ritz_residual_norms(Ys, theta, V, W, block=block, group=group)
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
         np.testing.assert_allclose(gram, (Ys @ V @ V.T @ Ys.T).numpy(), rtol=1e-10)
         A = V.clone()  # the thick restart's in-place rotation of the basis
-        solvers._combine_rows_(A, Ys, block=block, group=group)
+        kernels._combine_rows_(A, Ys, block=block, group=group)
         np.testing.assert_allclose(A[:3].numpy(), (Ys @ V).numpy(), rtol=1e-12)
         np.testing.assert_array_equal(A[3:].numpy(), V[3:].numpy())
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vitprobe import solvers
-from vitprobe.solvers import DenseOperator
+from vitprobe.solvers import DenseOperator, kernels, lanczos
 
 
 def matrix_with(eigenvalues, seed=0):
@@ -45,6 +45,26 @@ def test_eigsh_finds_the_exact_top_k_with_certified_residuals(name, method):
     np.testing.assert_allclose(np.sort(r.eigenvalues), np.sort(top(lam, 5, "LM")), atol=1e-6)
     assert r.converged.all() and (r.residuals <= 1e-8).all()
     assert r.num_hvps == A.num_hvps  # every product counted
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-6])
+@pytest.mark.parametrize("method", ["lanczos", "arpack", "power"])
+def test_tol_means_the_relative_residual_of_every_returned_pair_for_every_method(method, tol):
+    # one meaning of tol: ||A v - λ v|| <= tol·|λ| for each pair returned as converged,
+    # measured here on the dense matrix from the returned vectors
+    lam = SPECTRA["separated"]
+    A = DenseOperator(matrix_with(lam))
+    r = solvers.eigsh(A, 5, tol=tol, method=method, max_matvecs=5000,
+                      return_eigenvectors=True)
+    V = torch.as_tensor(r.eigenvectors)
+    V = V / V.norm(dim=0)
+    true = (A.A @ V - V * torch.as_tensor(r.eigenvalues)).norm(dim=0).numpy()
+    assert r.converged.all(), r.residuals
+    assert (true <= tol * np.abs(r.eigenvalues) * (1 + 1e-6)).all(), (true, r.eigenvalues)
+    np.testing.assert_allclose(r.residuals, true / np.abs(r.eigenvalues), rtol=1e-3,
+                               atol=1e-12)  # the residual reported is the true one
+    np.testing.assert_allclose(np.sort(r.eigenvalues), np.sort(top(lam, 5, "LM")),
+                               rtol=2 * tol)
 
 
 @pytest.mark.parametrize("name", list(SPECTRA))
@@ -186,27 +206,27 @@ def test_gram_schmidt_products_in_column_blocks_equal_the_float64_ones():
         atol = 1e-6 if dtype == torch.float32 else 1e-12
         for block in (999, 100_000, 1 << 17):
             rtol = tight if block < 1000 or dtype == torch.float64 else 1e-5
-            got = solvers._project(V, x, block=block)
+            got = kernels._project(V, x, block=block)
             assert got.dtype == torch.float64
             np.testing.assert_allclose(got.numpy(), want_c.numpy(), rtol=rtol)
             out = torch.empty_like(x)
-            solvers._subtract(out, x, V, c, block=block)
+            kernels._subtract(out, x, V, c, block=block)
             np.testing.assert_allclose(out.double().numpy(), want_r.numpy(), rtol=0, atol=atol)
             for y in (x.clone(), x.double().clone()):  # in place; a float64 residual
-                solvers._subtract(y, y, V, c, block=block)
+                kernels._subtract(y, y, V, c, block=block)
                 np.testing.assert_allclose(y.double().numpy(), want_r.numpy(), rtol=0, atol=atol)
 
 
 def test_a_float64_residual_over_a_float32_basis_is_subtracted_across_slices():
     # wider than one _COLUMN_CHUNK slice, with a shorter last one: every column subtracted once
     g = torch.Generator().manual_seed(1)
-    n = 2 * solvers._COLUMN_CHUNK + 12_345
+    n = 2 * kernels._COLUMN_CHUNK + 12_345
     V = torch.randn(4, n, generator=g)
     x = torch.randn(n, generator=g, dtype=torch.float64)
     c = torch.randn(4, generator=g, dtype=torch.float64)
     want = x - V.double().T @ c.float().double()  # the coefficients rounded to V's dtype
     out = torch.full_like(x, float("nan"))
-    solvers._subtract(out, x, V, c)
+    kernels._subtract(out, x, V, c)
     np.testing.assert_allclose(out.numpy(), want.numpy(), rtol=0, atol=1e-5)
 
 
@@ -236,7 +256,7 @@ def test_a_basis_that_lost_its_orthogonality_is_caught_and_the_solve_redone(monk
     # eigenvector come back as a ghost copy while the slow fifth pair converges: the ghost
     # pair is caught by the Ritz vectors' cosines and the solve redone with two passes
     lam = np.concatenate([[100.0, 60.0, -40.0, 20.0, 1.05], np.linspace(-1, 1, 295)])
-    original, passes = solvers._orthogonalise, []
+    original, passes = lanczos._orthogonalise, []
 
     def without_reorthogonalisation(r, hv, Vm, two_passes):
         passes.append(two_passes)
@@ -245,7 +265,7 @@ def test_a_basis_that_lost_its_orthogonality_is_caught_and_the_solve_redone(monk
         col, beta = original(r, hv, Vm[-2:], two_passes)
         return np.concatenate([np.zeros(len(Vm) - len(col)), col]), beta
 
-    monkeypatch.setattr(solvers, "_orthogonalise", without_reorthogonalisation)
+    monkeypatch.setattr(lanczos, "_orthogonalise", without_reorthogonalisation)
     A = DenseOperator(matrix_with(lam, seed=7))
     r = solvers.eigsh(A, 5, tol=1e-8, ncv=60, max_matvecs=2000)
     assert False in passes and True in passes  # the one-pass solve was redone
@@ -275,19 +295,19 @@ def test_certifying_by_products_gives_the_true_residuals_across_column_blocks(dt
     # low_memory's certificate: u = y Vm over 2 column blocks and a tail, one HVP each, then
     # ||H u - theta u|| / ||u||, against the same computed in float64 from the rows
     g = torch.Generator().manual_seed(0)
-    n = 2 * solvers._DOT_BLOCK + 1234
+    n = 2 * kernels._DOT_BLOCK + 1234
     H = Diagonal(torch.linspace(-3.0, 5.0, n, dtype=torch.float64).to(dtype))
     Vm = torch.randn(7, n, generator=g)  # a float32 basis, as low_memory keeps
     Ys = torch.randn(3, 7, generator=g, dtype=torch.float64)
     theta = np.array([4.9, -2.5, 0.7])
-    res, U = solvers._certify_by_products(H, Ys, theta, Vm, vectors=True)
+    res, U = lanczos._certify_by_products(H, Ys, theta, Vm, vectors=True)
     u = Ys @ Vm.double()
     want = ((H.d.double() * u - torch.as_tensor(theta)[:, None] * u).norm(dim=1)
             / u.norm(dim=1))
     np.testing.assert_allclose(res, want.numpy(), rtol=1e-5)
     np.testing.assert_allclose(U.double().numpy(), u.numpy(), rtol=1e-4, atol=1e-5)
     assert H.num_hvps == 3
-    one, none = solvers._certify_by_products(H, Ys, theta, Vm, vectors=False)
+    one, none = lanczos._certify_by_products(H, Ys, theta, Vm, vectors=False)
     # the same sums; BLAS may block a differently aligned row differently (float32 rounding)
     np.testing.assert_allclose(one, res, rtol=1e-6)
     assert none is None

@@ -1,0 +1,97 @@
+"""The operator the solvers work on and the result of an eigensolver.
+
+An operator is anything with ``n``, ``device``, ``dtype``, ``num_hvps`` (a counter of
+products) and ``matvec(v, out=None)`` / ``matmat(V)`` on ``(n,)`` / ``(n, m)`` tensors:
+``hessian.HessianOperator`` for a model's loss, ``DenseOperator`` for a matrix (the tests
+check every solver on matrices with known spectra)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+
+class SymmetricOperator(Protocol):
+    """What the solvers use of an operator."""
+
+    n: int
+    device: torch.device
+    dtype: torch.dtype
+    num_hvps: int
+
+    def matvec(self, v: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor: ...
+
+
+class DenseOperator:
+    """A symmetric matrix as an operator (products counted in ``num_hvps``)."""
+
+    def __init__(self, matrix: torch.Tensor | np.ndarray) -> None:
+        A = torch.as_tensor(matrix)
+        if A.ndim != 2 or A.shape[0] != A.shape[1]:
+            raise ValueError(f"a square matrix is needed; got shape {tuple(A.shape)}")
+        if not torch.allclose(A, A.T, rtol=1e-10, atol=1e-12 * float(A.abs().max() or 1)):
+            raise ValueError("the matrix is not symmetric")
+        self.A = A
+        self.n, self.device, self.dtype = A.shape[0], A.device, A.dtype
+        self.num_hvps = 0
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        self.num_hvps += V.shape[1]
+        return self.A @ V.to(self.dtype)
+
+    def matvec(self, v: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        hv = self.matmat(v.reshape(-1, 1))[:, 0]
+        if out is None:
+            return hv
+        out.copy_(hv)
+        return out
+
+
+@dataclass(frozen=True)
+class EigenResult:
+    """Eigenpairs ordered by the ``which`` criterion (|lambda| descending for "LM").
+
+    ``residuals[i] = ||H v_i - lambda_i v_i|| / |lambda_i|``: from the kept HVPs of the basis
+    (``method="lanczos"``, H V y = W y) or one extra HVP per pair after the solver stopped
+    ("arpack", "power"); ``converged[i] = residuals[i] <= tol``.
+    """
+
+    eigenvalues: np.ndarray
+    residuals: np.ndarray
+    converged: np.ndarray
+    num_hvps: int
+    seconds: float
+    method: str
+    which: str
+    tol: float
+    seed: int
+    eigenvectors: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("eigenvalues", "residuals", "converged",
+                                              "num_hvps", "seconds", "method", "which", "tol",
+                                              "seed")}
+
+
+def _order(values: np.ndarray, which: str) -> np.ndarray:
+    if which == "LM":
+        return np.argsort(-np.abs(values), kind="stable")
+    if which == "LA":
+        return np.argsort(-values, kind="stable")
+    return np.argsort(values, kind="stable")
+
+
+def _residuals(H: SymmetricOperator, vals: np.ndarray, vecs: np.ndarray) -> np.ndarray:
+    """||H v - lambda v|| / |lambda| per pair (v normalised), all k HVPs in one batched pass."""
+    if len(vals) == 0:
+        return np.zeros(0)
+    V = torch.as_tensor(np.ascontiguousarray(vecs), device=H.device, dtype=H.dtype)
+    V = V / V.norm(dim=0)
+    lam = torch.as_tensor(vals, device=H.device, dtype=H.dtype)
+    r = (H.matmat(V) - V * lam).norm(dim=0).double().cpu().numpy()
+    return r / np.maximum(np.abs(vals), np.finfo(float).tiny)
