@@ -311,3 +311,33 @@ def test_certifying_by_products_gives_the_true_residuals_across_column_blocks(dt
     # the same sums; BLAS may block a differently aligned row differently (float32 rounding)
     np.testing.assert_allclose(one, res, rtol=1e-6)
     assert none is None
+
+
+def test_the_lanczos_basis_layout_follows_the_memory_available(monkeypatch):
+    # the basis with its kept products where it fits in half the free memory, else the
+    # float32 basis alone; the same pairs either way, and the result names the layout
+    from vitprobe.solvers import memory
+
+    n, ncv = 300, 20
+    assert memory.lanczos_bytes(n, torch.float32, ncv, False) == n * (4 * ncv + 4 * ncv + 8)
+    assert memory.lanczos_bytes(n, torch.float32, ncv, True) == n * (4 * ncv + 12)
+    assert memory.lanczos_bytes(n, torch.float64, ncv, False) == n * (16 * ncv + 16)
+    full = memory.lanczos_bytes(200, torch.float64, 20, False)
+    lam = SPECTRA["separated"]  # 200 dimensions, float64
+    found = {}
+    for free, layout in ((2 * full, "kept products"), (2 * full - 1, "low memory")):
+        monkeypatch.setattr(memory, "available_bytes", lambda device, free=free: free)
+        A = DenseOperator(matrix_with(lam))
+        r = solvers.eigsh(A, 5, tol=1e-6, max_matvecs=5000)  # a float32 basis: 1e-6
+        assert layout in r.layout and r.to_dict()["layout"] == r.layout
+        assert r.converged.all() and r.num_hvps == A.num_hvps
+        found[layout] = r
+    np.testing.assert_allclose(found["low memory"].eigenvalues,
+                               found["kept products"].eigenvalues, rtol=1e-6)
+    # an explicit choice is kept whatever the memory; unknown memory keeps the products
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1)
+    assert "kept products" in solvers.eigsh(DenseOperator(matrix_with(lam)), 5,
+                                             low_memory=False).layout
+    monkeypatch.setattr(memory, "available_bytes", lambda device: None)
+    assert not memory.low_memory_needed(10 ** 12, torch.float32, 20, "cpu")
+    assert memory.available_bytes("cpu") is None

@@ -316,7 +316,7 @@ def hvp(model: nn.Module, loss_fn: LossFn, data, v: dict[str, torch.Tensor], *,
 def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, *, tol: float = 1e-4,
                     seed: int = 0, which: str = "LM", method: str = "lanczos",
                     max_hvps: int = 1000, ncv: int | None = None,
-                    return_eigenvectors: bool = False, low_memory: bool = False,
+                    return_eigenvectors: bool = False, low_memory: bool | None = None,
                     workspace: Workspace | None = None, mode: str = "eval",
                     params: Sequence[str] | None = None, weight_decay: float = 0.0,
                     backend: str = "reverse", group=None) -> EigenResult:

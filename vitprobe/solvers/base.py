@@ -70,12 +70,13 @@ class EigenResult:
     which: str
     tol: float
     seed: int
+    layout: str = ""  # the method and, for Lanczos, how its basis was held
     eigenvectors: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("eigenvalues", "residuals", "converged",
                                               "num_hvps", "seconds", "method", "which", "tol",
-                                              "seed")}
+                                              "seed", "layout")}
 
 
 def _order(values: np.ndarray, which: str) -> np.ndarray:

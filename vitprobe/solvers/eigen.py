@@ -11,13 +11,15 @@ from .arpack import _lanczos_arpack
 from .base import EigenResult, SymmetricOperator, _order, _residuals
 from .kernels import Workspace
 from .lanczos import _LostOrthogonality, _thick_lanczos
+from .memory import low_memory_needed
 from .power import _power_deflated
 
 
 def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
           which: str = "LM", method: str = "lanczos", max_matvecs: int = 1000,
           ncv: int | None = None, return_eigenvectors: bool = False,
-          low_memory: bool = False, workspace: Workspace | None = None) -> EigenResult:
+          low_memory: bool | None = None, workspace: Workspace | None = None
+          ) -> EigenResult:
     """The k extreme eigenpairs of the symmetric operator ``A``, each certified by its
     residual.
 
@@ -35,8 +37,10 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
     HVPs to certify; memory 8 ``ncv`` bytes per parameter of a float32 model, 16 ``ncv`` of a
     float64 one, ncv=20 by default; ``low_memory=True``: a float32 basis and no kept products, 4
     ``ncv`` bytes per parameter and k HVPs more to certify, for models whose basis would not fit
-    otherwise; a solve whose wanted Ritz vectors come out far from orthogonal (a ghost copy) is
-    redone with two Gram-Schmidt passes per step and a new budget of ``max_matvecs``;
+    otherwise; ``low_memory=None``, the default: chosen from the memory available on the
+    operator's device (``solvers.memory``), and named in ``EigenResult.layout``; a solve
+    whose wanted Ritz vectors come out far from orthogonal (a ghost copy) is redone with two
+    Gram-Schmidt passes per step and a new budget of ``max_matvecs``;
     ``workspace``: a ``Workspace`` whose buffers are reused by the next call), "arpack"
     (implicitly restarted Lanczos, scipy's ARPACK, k more HVPs to certify; 8 ``ncv`` bytes per
     parameter) or "power" (PyHessian's deflated power iteration, for parity, stopping on
@@ -59,6 +63,13 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
                          f"Hessian, of parameters)")
     t0 = time.perf_counter()
     H, max_hvps = A, max_matvecs
+    layout = method
+    if method == "lanczos":
+        if low_memory is None:
+            low_memory = low_memory_needed(A.n, A.dtype, min(A.n, max(ncv or 20, 2 * k + 1)),
+                                           A.device)
+        layout = "lanczos, basis only (low memory)" if low_memory else \
+            "lanczos, basis and kept products"
     start = H.num_hvps
     if method == "power":
         vals, vecs = _power_deflated(H, k, tol, seed, start + max_hvps)
@@ -94,5 +105,5 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
         res = np.concatenate([res, np.full(pad, np.inf)])
     return EigenResult(eigenvalues=vals, residuals=res, converged=res <= tol,
                        num_hvps=H.num_hvps - start, seconds=time.perf_counter() - t0,
-                       method=method, which=which, tol=tol, seed=seed,
+                       method=method, which=which, tol=tol, seed=seed, layout=layout,
                        eigenvectors=vecs if return_eigenvectors else None)
