@@ -24,13 +24,11 @@ python benchmarks/hessian_scale.py [--models vit-ti,resnet-18 | --models ""] [--
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -77,37 +75,6 @@ class TimedOperator:
 
 GOAL = 1.10  # the solver's time over its HVPs' that the overhead rows are read against
 
-# the solver's helpers whose time the overhead rows report apart
-SECTIONS = {"gram_schmidt": ("_orthogonalise",), "restarts": ("_combine_rows_",),
-            "certify": ("_ritz_residual_norms", "_certify_by_products")}
-
-
-@contextlib.contextmanager
-def timed_sections(hvp_seconds) -> Iterator[dict[str, float]]:
-    """Inside, the solver's helpers add their wall time, less the time of the HVPs they make
-    (``hvp_seconds()``: the HVP time so far), to the yielded dict; put back on exit, so that
-    one solve after another does not wrap the wrappers."""
-    spent = dict.fromkeys(SECTIONS, 0.0)
-    originals = {name: getattr(solvers, name) for names in SECTIONS.values() for name in names}
-
-    def timed(fn, section):
-        def wrapper(*a, **kw):
-            t, h = time.perf_counter(), hvp_seconds()
-            out = fn(*a, **kw)
-            spent[section] += time.perf_counter() - t - (hvp_seconds() - h)
-            return out
-        return wrapper
-
-    try:
-        for section, names in SECTIONS.items():
-            for name in names:
-                setattr(solvers, name, timed(originals[name], section))
-        yield spent
-    finally:
-        for name, fn in originals.items():
-            setattr(solvers, name, fn)
-
-
 def problem(name: str, trained: bool, device: str = "cpu", runs_dir: str = "runs"):
     """The model (the quick preset's, trained or at its initialisation) and one batch of 16."""
     spec = RunSpec(model=name, data="fashion-mnist", preset="quick", progress=False,
@@ -119,19 +86,17 @@ def problem(name: str, trained: bool, device: str = "cpu", runs_dir: str = "runs
 def timed_solve(H, ws: solvers.Workspace, seed: int, low_memory: bool = False,
                 ncv: int | None = None, tol: float = 1e-3, verbose: bool = False) -> dict:
     """One top-5 solve through ``ws``: its seed, HVPs, wall time, the time inside its HVPs,
-    the overhead, the solver's own time by section (``SECTIONS`` and the rest), residuals
-    and eigenvalues."""
-    T = TimedOperator(H, verbose=verbose)
-    with timed_sections(lambda: T.seconds) as spent:
-        t = time.perf_counter()
-        r = solvers.eigsh(T, 5, tol=tol, seed=seed, low_memory=low_memory, ncv=ncv,
-                          workspace=ws)
-        wall = time.perf_counter() - t
-    sections = {f"{k}_seconds": v for k, v in spent.items()}
-    sections["rest_seconds"] = wall - T.seconds - sum(spent.values())
-    return {"seed": seed, "hvps": r.num_hvps, "seconds": wall, "hvp_seconds": T.seconds,
-            "overhead": wall / T.seconds, **sections, "max_residual": float(r.residuals.max()),
-            "converged": bool(r.converged.all()),
+    the overhead, the solver's own time by section (the solvers' timing hook,
+    ``solvers.timing``), residuals and eigenvalues. ``verbose``: progress lines as the HVPs
+    go."""
+    ws.timed = True
+    r = solvers.eigsh(TimedOperator(H, verbose=verbose) if verbose else H, 5, tol=tol,
+                      seed=seed, low_memory=low_memory, ncv=ncv, workspace=ws)
+    t = r.timings
+    return {"seed": seed, "hvps": r.num_hvps, "seconds": r.seconds,
+            "hvp_seconds": t["products"], "overhead": r.seconds / t["products"],
+            **{f"{k}_seconds": t[k] for k in ("gram_schmidt", "restarts", "certify", "rest")},
+            "max_residual": float(r.residuals.max()), "converged": bool(r.converged.all()),
             "eigenvalues": [round(float(e), 4) for e in r.eigenvalues]}
 
 

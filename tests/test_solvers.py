@@ -341,3 +341,29 @@ def test_the_lanczos_basis_layout_follows_the_memory_available(monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda device: None)
     assert not memory.low_memory_needed(10 ** 12, torch.float32, 20, "cpu")
     assert memory.available_bytes("cpu") is None
+
+
+@pytest.mark.parametrize("method", ["lanczos", "arpack", "power"])
+def test_a_timed_workspace_records_the_seconds_of_each_section(method):
+    # every product sleeps 2 ms: the products section holds at least that much per product
+    # and the sections add up to the solve's time; an untimed solve records nothing
+    import time
+
+    class Slow(DenseOperator):
+        def matmat(self, V):
+            time.sleep(0.002 * V.shape[1])
+            return super().matmat(V)
+
+    lam = SPECTRA["separated"]
+    r = solvers.eigsh(Slow(matrix_with(lam)), 5, tol=1e-6, method=method, max_matvecs=5000,
+                      workspace=solvers.Workspace(timed=True))
+    t = r.timings
+    assert set(t) == {"products", "gram_schmidt", "restarts", "certify", "rest"}
+    assert t["products"] >= 0.002 * r.num_hvps
+    assert sum(t.values()) == pytest.approx(r.seconds, rel=1e-9)
+    assert min(t.values()) >= 0 or t["rest"] > -1e-6
+    if method == "lanczos":
+        assert t["gram_schmidt"] > 0 and t["certify"] > 0
+    else:
+        assert t["gram_schmidt"] == t["restarts"] == t["certify"] == 0
+    assert solvers.eigsh(Slow(matrix_with(lam)), 5, method=method).timings is None

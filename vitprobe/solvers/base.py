@@ -71,12 +71,14 @@ class EigenResult:
     tol: float
     seed: int
     layout: str = ""  # the method and, for Lanczos, how its basis was held
+    # seconds by section (``solvers.timing``), with ``Workspace(timed=True)``; else None
+    timings: dict | None = None
     eigenvectors: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("eigenvalues", "residuals", "converged",
                                               "num_hvps", "seconds", "method", "which", "tol",
-                                              "seed", "layout")}
+                                              "seed", "layout", "timings")}
 
 
 def _order(values: np.ndarray, which: str) -> np.ndarray:

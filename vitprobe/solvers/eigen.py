@@ -13,6 +13,7 @@ from .kernels import Workspace
 from .lanczos import _LostOrthogonality, _thick_lanczos
 from .memory import low_memory_needed
 from .power import _power_deflated
+from .timing import Sections, TimedOperator
 
 
 def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
@@ -41,7 +42,8 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
     operator's device (``solvers.memory``), and named in ``EigenResult.layout``; a solve
     whose wanted Ritz vectors come out far from orthogonal (a ghost copy) is redone with two
     Gram-Schmidt passes per step and a new budget of ``max_matvecs``;
-    ``workspace``: a ``Workspace`` whose buffers are reused by the next call), "arpack"
+    ``workspace``: a ``Workspace`` whose buffers are reused by the next call; with
+    ``timed=True``, the solve's seconds by section in ``EigenResult.timings``), "arpack"
     (implicitly restarted Lanczos, scipy's ARPACK, k more HVPs to certify; 8 ``ncv`` bytes per
     parameter) or "power" (PyHessian's deflated power iteration, for parity, stopping on
     the residual where PyHessian stops on the Rayleigh quotient's change; LM only). Lanczos
@@ -62,7 +64,9 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
         raise ValueError(f"k={k} must be smaller than the number of dimensions ({A.n}; for a "
                          f"Hessian, of parameters)")
     t0 = time.perf_counter()
-    H, max_hvps = A, max_matvecs
+    sections = Sections(A.device, enabled=workspace is not None and workspace.timed)
+    H = TimedOperator(A, sections) if sections.enabled else A
+    max_hvps = max_matvecs
     layout = method
     if method == "lanczos":
         if low_memory is None:
@@ -89,7 +93,8 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
         def lanczos(two_passes: bool):
             return _thick_lanczos(H, k, which, tol, seed, H.num_hvps + max_hvps, ncv,
                                   vectors=return_eigenvectors, low_memory=low_memory,
-                                  workspace=workspace, two_passes=two_passes)
+                                  workspace=workspace, two_passes=two_passes,
+                                  sections=sections)
 
         try:
             vals, vecs, res = lanczos(two_passes=False)
@@ -103,7 +108,12 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
         pad = k - len(vals)
         vals = np.concatenate([vals, np.full(pad, np.nan)])
         res = np.concatenate([res, np.full(pad, np.inf)])
+    seconds = sections._now() - t0 if sections.enabled else time.perf_counter() - t0
+    timings = None
+    if sections.enabled:
+        timings = dict(sections.seconds)
+        timings["rest"] = seconds - sum(timings.values())
     return EigenResult(eigenvalues=vals, residuals=res, converged=res <= tol,
-                       num_hvps=H.num_hvps - start, seconds=time.perf_counter() - t0,
+                       num_hvps=H.num_hvps - start, seconds=seconds,
                        method=method, which=which, tol=tol, seed=seed, layout=layout,
-                       eigenvectors=vecs if return_eigenvectors else None)
+                       timings=timings, eigenvectors=vecs if return_eigenvectors else None)

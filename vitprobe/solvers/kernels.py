@@ -135,10 +135,12 @@ class Workspace:
     """Buffers a solver may reuse from one call to the next (``eigsh(..., workspace=ws)``):
     on a CPU, the first write to fresh pages of a parameter-sized basis costs a good part of
     a call's own work, and the paper's spectrum calls the solver once per mini-batch. Holds
-    memory until it is dropped."""
+    memory until it is dropped. ``timed=True``: every solve through it records its seconds by
+    section in ``EigenResult.timings`` (``solvers.timing``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, timed: bool = False) -> None:
         self._buffers: dict[tuple, torch.Tensor] = {}
+        self.timed = timed
 
     def empty(self, name: str, shape: tuple[int, ...], device, dtype) -> torch.Tensor:
         key = (name, tuple(shape), torch.device(device), dtype)

@@ -18,6 +18,7 @@ from .kernels import (
     _ritz_residual_norms,
     _subtract,
 )
+from .timing import Sections
 
 
 class _LostOrthogonality(Exception):
@@ -68,7 +69,7 @@ def _certified(H: SymmetricOperator, Y: np.ndarray, theta: np.ndarray, scale: np
 def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: int,
                    max_hvps: int, ncv: int | None, vectors: bool = True,
                    low_memory: bool = False, workspace: Workspace | None = None,
-                   two_passes: bool = False):
+                   two_passes: bool = False, sections: Sections | None = None):
     """Thick-restart Lanczos (Wu & Simon 2000; the Krylov-Schur form of Stewart 2001) with
     full reorthogonalisation (``_orthogonalise``).
 
@@ -97,6 +98,7 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     from one call to the next).
     """
     ncv = min(H.n, max(ncv or 20, 2 * k + 1))
+    timed = sections or Sections(enabled=False)
     basis = torch.float64 if H.dtype == torch.float64 and not low_memory else torch.float32
     g = torch.Generator().manual_seed(seed)
     # rows are basis vectors: V[:m] stays contiguous, no copy per step
@@ -114,7 +116,8 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     while True:
         hv = H.matvec(x.copy_(V[m]) if x is not None else V[m], out=W[m] if W is not None else w)
         m += 1
-        col, beta = _orthogonalise(r, hv, V[:m], two_passes=two_passes or low_memory)
+        with timed("gram_schmidt"):
+            col, beta = _orthogonalise(r, hv, V[:m], two_passes=two_passes or low_memory)
         T = np.pad(T, ((0, 1), (0, 1)))
         T[:, -1] = T[-1, :] = col
         theta, Y = np.linalg.eigh(T)
@@ -126,7 +129,8 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
         # A small residual certifies an eigenpair, not that no wanted one was missed: look
         # only once the Krylov space has 2k+1 vectors (ARPACK waits for ncv)
         if done or (m >= 2 * k + 1 and (estimate <= tol).all()):
-            out = _certified(H, Y[:, sel], theta[sel], scale, V[:m], W, vectors)
+            with timed("certify"):
+                out = _certified(H, Y[:, sel], theta[sel], scale, V[:m], W, vectors)
             if done or (out[2] <= tol).all():
                 return out
         if beta <= 1e-12 * max(np.abs(theta).max(), tiny):  # invariant subspace: a new start
@@ -138,8 +142,9 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
             keep = order[:min(ncv - 1, max(k, ncv // 2))]
             Yk = torch.as_tensor(Y[:, keep].T.copy(), device=H.device)
             m = len(keep)
-            _combine_rows_(V, Yk)
-            if W is not None:
-                _combine_rows_(W, Yk)
+            with timed("restarts"):
+                _combine_rows_(V, Yk)
+                if W is not None:
+                    _combine_rows_(W, Yk)
             T = np.diag(theta[keep])  # V^T H V of Ritz vectors; r's couplings come next step
         torch.div(r, beta, out=V[m])
