@@ -69,11 +69,6 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def model_overrides(name: str) -> tuple[str, ...]:
-    """The keyword overrides a registered model accepts."""
-    return _REGISTRY[name][2] if name in _REGISTRY else ()
-
-
 def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: int = 32,
                  **overrides) -> nn.Module:
     """Build a registered model. Unknown name or override -> ValueError naming the allowed."""
@@ -100,4 +95,4 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 3, img_size: 
     return builder(num_classes, in_chans, img_size, **{**defaults, **overrides})
 
 
-__all__ = ["create_model", "list_models", "model_overrides"]
+__all__ = ["create_model", "list_models"]

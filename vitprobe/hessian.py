@@ -275,16 +275,6 @@ class HessianOperator:
         return sla.LinearOperator((self.n, self.n), matvec=mv, matmat=mm, rmatvec=mv,
                                   dtype=np.float64)
 
-    def loss(self) -> float:
-        """The (batch-size weighted) loss, plus (wd/2)||theta||^2 when weight_decay is set."""
-        with torch.no_grad():
-            total = sum(w * self._loss(self.params, x, y).item()
-                        for (x, y), w in zip(self.batches, self.weights))
-        if self.weight_decay:
-            total += 0.5 * self.weight_decay * sum(p.pow(2).sum().item()
-                                                   for p in self.params.values())
-        return total
-
 
 @contextlib.contextmanager
 def operator(model: nn.Module, loss_fn: LossFn, data, *, mode: str = "eval",
