@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from vitprobe import hessian, plots, results
+from vitprobe import spectra as vspectra
 from vitprobe.board import Board
 from vitprobe.features import block_parameter_groups
 
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 load_checkpoint(model, ckpt, name)
             # under torchrun every rank takes its slice of each mini-batch; HVPs all-reduce
             batches = ((x[rank::world], y[rank::world]) for x, y in loader.iterate(0))
-            s = hessian.spectrum(model, F.cross_entropy, batches, num_batches,
+            s = vspectra.spectrum(model, F.cross_entropy, batches, num_batches,
                                  k=args.k, tol=args.tol, seed=args.seed, weight_decay=wd,
                                  mode=args.mode, progress=not args.quiet and rank == 0,
                                  group=group)

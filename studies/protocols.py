@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from vitprobe import data as vdata
-from vitprobe import hessian, landscape
+from vitprobe import landscape, spectra
 
 from .cache import RunSpec
 
@@ -34,12 +34,12 @@ def spectrum_loader(spec: RunSpec, batch_size: int, clean: bool) -> vdata.Loader
 
 
 def preset_spectrum(spec: RunSpec, model, num_batches: int | None = None, seed: int = 0,
-                    progress: bool = True) -> hessian.Spectrum:
+                    progress: bool = True) -> spectra.Spectrum:
     """The paper's protocol with the preset's settings: top-5 by magnitude on mini-batches of
     16 augmented training images (of the spec's own training subset), NLL + l2 with the
     recipe's weight decay."""
     r = spec.recipe()
-    return hessian.spectrum(model, F.cross_entropy, spectrum_loader(spec, 16, clean=False)
+    return spectra.spectrum(model, F.cross_entropy, spectrum_loader(spec, 16, clean=False)
                             .iterate(0), num_batches or r.hessian_batches, k=5, tol=1e-3,
                             seed=seed, weight_decay=r.weight_decay, progress=progress)
 

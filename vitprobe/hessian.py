@@ -11,7 +11,7 @@ solver:
   residual (``method="arpack"``, ``"power"`` for parity with PyHessian).
 * ``trace`` — ``solvers.hutchpp_trace``: Hutch++ or Hutchinson with a standard error.
 * ``density`` — ``solvers.slq``: stochastic Lanczos quadrature.
-* ``spectrum``, ``nep``, ``ape`` — the paper's protocol, in ``vitprobe.spectra`` (re-exported).
+The paper's protocol (``spectrum``, ``nep``, ``ape``) builds on these in ``vitprobe.spectra``.
 
 Modes: ``mode="eval"`` (default) uses BN running statistics and no dropout; ``"train"`` uses
 batch statistics in normalisation layers (running statistics are *not* updated) with dropout
@@ -43,9 +43,8 @@ from .solvers import (
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
 
-__all__ = ["HessianOperator", "EigenResult", "TraceResult", "Density", "Spectrum", "hvp",
-           "top_eigenvalues", "trace", "density", "spectrum", "nep", "ape", "operator",
-           "lanczos_tridiagonal"]
+__all__ = ["HessianOperator", "EigenResult", "TraceResult", "Density", "hvp",
+           "top_eigenvalues", "trace", "density", "operator", "lanczos_tridiagonal"]
 
 
 # ---------------------------------------------------------------------------------- batches
@@ -338,7 +337,3 @@ def density(model: nn.Module, loss_fn: LossFn, data, num_probes: int = 8,
     with operator(model, loss_fn, data, mode=mode, params=params, weight_decay=weight_decay,
                   backend=backend, group=group) as H:
         return slq(H, num_probes, lanczos_steps, seed=seed, progress=progress)
-
-
-# the paper's protocol lives in vitprobe.spectra; imported last (it calls top_eigenvalues)
-from .spectra import Spectrum, ape, nep, spectrum  # noqa: E402

@@ -68,7 +68,7 @@ def spectrum_figure(spectra: dict[str, np.ndarray], path: str | Path,
     small to large magnitudes leftwards), for models whose curvatures differ by orders of
     magnitude; ``"auto"`` takes ``spectrum_scale(spectra)``. On either scale a panel's curve
     integrates to that side's share of the spectrum."""
-    from .hessian import ape, nep
+    from .spectra import ape, nep
 
     if scale == "auto":
         scale = spectrum_scale(spectra)

@@ -15,6 +15,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .hessian import top_eigenvalues
+from .solvers import Workspace
+
 __all__ = ["Spectrum", "ape", "nep", "spectrum"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -66,9 +69,6 @@ def spectrum(model: nn.Module, loss_fn: LossFn, loader: Iterable, num_batches: i
     """Park & Kim 2022's max-eigenvalue spectrum: ``top_eigenvalues(k, which="LM")`` on each
     of ``num_batches`` mini-batches drawn from ``loader`` (their protocol: batch 16 of
     augmented training data, loss + l2 with ``weight_decay`` as the l2 coefficient)."""
-    from .hessian import top_eigenvalues
-    from .solvers import Workspace
-
     if num_batches < 1:
         raise ValueError(f"num_batches must be >= 1; got {num_batches}")
     vals, res, conv, hvps, bs = [], [], [], 0, 0
