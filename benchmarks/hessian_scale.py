@@ -11,11 +11,12 @@
    call (seed 0) pages the solver's buffers in; then one call per start vector (``--seeds``,
    the HVPs a solve needs vary with it) reuses them through a ``solvers.Workspace``, as
    ``spectra.spectrum`` does from one mini-batch to the next. The solver's own time is split
-   into Gram-Schmidt (``_orthogonalise``), restarts (``_combine_rows_``), certification
-   (``_ritz_residual_norms``) and the rest.
+   into Gram-Schmidt, restarts, certification and the rest (the solvers' timing hook,
+   ``Workspace(timed=True)``).
 2. Scale: vit-b (86 M parameters, patch 4, 28 px, batch 16; at its initialisation, as
-   training it on a CPU is out of reach) with ``low_memory=True``, in a child process whose
-   peak resident memory is read when it ends; its time, HVPs and each pair's residual.
+   training it on a CPU is out of reach) with no flag (the basis layout the solver picks from
+   the free memory, recorded), on ``--device``, in a child process whose peak resident memory
+   is read when it ends; its time, HVPs and each pair's residual.
 
 python benchmarks/hessian_scale.py [--models vit-ti,resnet-18 | --models ""] [--skip-vit-b]
                                    [--seeds 0,1,2,3,4] [--ncv 20] [--device cuda] [--runs-dir runs]
@@ -83,7 +84,7 @@ def problem(name: str, trained: bool, device: str = "cpu", runs_dir: str = "runs
     return model.eval(), tuple(next(spectrum_loader(spec, 16, clean=False).iterate(0)))
 
 
-def timed_solve(H, ws: solvers.Workspace, seed: int, low_memory: bool = False,
+def timed_solve(H, ws: solvers.Workspace, seed: int, low_memory: bool | None = False,
                 ncv: int | None = None, tol: float = 1e-3, verbose: bool = False) -> dict:
     """One top-5 solve through ``ws``: its seed, HVPs, wall time, the time inside its HVPs,
     the overhead, the solver's own time by section (the solvers' timing hook,
@@ -93,32 +94,33 @@ def timed_solve(H, ws: solvers.Workspace, seed: int, low_memory: bool = False,
     r = solvers.eigsh(TimedOperator(H, verbose=verbose) if verbose else H, 5, tol=tol,
                       seed=seed, low_memory=low_memory, ncv=ncv, workspace=ws)
     t = r.timings
-    return {"seed": seed, "hvps": r.num_hvps, "seconds": r.seconds,
+    return {"seed": seed, "layout": r.layout, "hvps": r.num_hvps, "seconds": r.seconds,
             "hvp_seconds": t["products"], "overhead": r.seconds / t["products"],
             **{f"{k}_seconds": t[k] for k in ("gram_schmidt", "restarts", "certify", "rest")},
             "max_residual": float(r.residuals.max()), "converged": bool(r.converged.all()),
             "eigenvalues": [round(float(e), 4) for e in r.eigenvalues]}
 
 
-def solve(name: str, low_memory: bool, ncv: int | None, tol: float,
+def solve(name: str, low_memory: bool | None, ncv: int | None, tol: float,
           seeds: tuple[int, ...] = (), device: str = "cpu", runs_dir: str = "runs") -> list[dict]:
     """Solves of the same problem through one ``solvers.Workspace``: the first (seed 0) pages
     its buffers in, one more per seed in ``seeds`` reuses them (as the paper's spectrum does
-    per mini-batch)."""
+    per mini-batch). ``low_memory=None``: the layout the solver picks from the free memory."""
     model, batch = problem(name, trained=name != "vit-b", device=device, runs_dir=runs_dir)
     rows, ws = [], solvers.Workspace()
     with hessian.operator(model, F.cross_entropy, batch) as H:
         for call, seed in enumerate((0, *seeds)):
             row = timed_solve(H, ws, seed, low_memory, ncv, tol, verbose=name == "vit-b")
             rows.append({"model": name, "parameters": H.n,
-                         "mode": "low_memory" if low_memory else "default",
+                         "mode": {None: "auto", True: "low_memory", False: "default"}[low_memory],
                          "call": "first" if call == 0 else "workspace reused", **row})
     return rows
 
 
-def child(name: str, ncv: int | None, tol: float) -> dict:
-    """Run one low-memory solve in a fresh process; its peak resident memory included."""
-    cmd = [sys.executable, __file__, "--child", name, "--tol", str(tol)]
+def child(name: str, ncv: int | None, tol: float, device: str) -> dict:
+    """Run one solve on ``device`` in a fresh process, in the layout the solver picks (no
+    flag); its peak resident memory included (and on a GPU its peak device memory)."""
+    cmd = [sys.executable, __file__, "--child", name, "--tol", str(tol), "--device", device]
     cmd += ["--ncv", str(ncv)] if ncv else []
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     row = json.loads(out.strip().splitlines()[-1])
@@ -139,7 +141,10 @@ def main() -> None:
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
-        print(json.dumps(solve(a.child, True, a.ncv, a.tol)[0]))
+        row = solve(a.child, None, a.ncv, a.tol, device=a.device)[0]
+        if torch.device(a.device).type == "cuda":
+            row["peak_device_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        print(json.dumps(row))
         return
     print(f"{torch.get_num_threads()} threads; top-5 by magnitude, tol {a.tol:g}, batch 16")
     rows = []
@@ -177,13 +182,14 @@ def main() -> None:
                                             for m in models)
                        + f"; low_memory {reused('low_memory')}")
     if not a.skip_vit_b:
-        row = child("vit-b", a.ncv, a.tol)
-        print(f"vit-b ({row['parameters'] / 1e6:.1f} M parameters), float32 basis: peak "
+        row = child("vit-b", a.ncv, a.tol, a.device)
+        print(f"vit-b ({row['parameters'] / 1e6:.1f} M parameters), {row['layout']}: peak "
               f"{row['peak_rss_gib']:.2f} GiB resident, {row['seconds']:.0f} s for "
               f"{row['hvps']} HVPs (overhead {row['overhead']:.3f}x), max residual "
               f"{row['max_residual']:.1e}, converged {row['converged']}")
         record("hessian_scale", [row], vars(a),
-               summary=f"vit-b top-5 with low_memory: {row['peak_rss_gib']:.1f} GiB peak, max "
+               summary=f"vit-b top-5, no flag ({row['layout']}): {row['peak_rss_gib']:.1f} GiB "
+                       f"peak resident on {a.device}, max "
                        f"residual {row['max_residual']:.1e}")
 
 
