@@ -120,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                 load_checkpoint(model, ckpt, name)
             # under torchrun every rank takes its slice of each mini-batch; HVPs all-reduce
             batches = ((x[rank::world], y[rank::world]) for x, y in loader.iterate(0))
-            s = vspectra.spectrum(model, F.cross_entropy, batches, num_batches,
-                                 k=args.k, tol=args.tol, seed=args.seed, weight_decay=wd,
-                                 mode=args.mode, progress=not args.quiet and rank == 0,
-                                 group=group)
+            op = hessian.OperatorSpec(model, F.cross_entropy, batches, mode=args.mode,
+                                      weight_decay=wd, group=group)
+            s = vspectra.spectrum(op, num_batches, k=args.k, tol=args.tol, seed=args.seed,
+                                  progress=not args.quiet and rank == 0)
             key = "final" if epoch is None else f"epoch {epoch}"
             per_model["spectra"][key] = s.to_dict()
             spectra[label if len(epochs) == 1 else f"{label}, {key}"] = s.eigenvalues
@@ -137,10 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             x, y = next(loader.iterate(0))
             for tap, kind, params in block_parameter_groups(model):
                 t0 = time.perf_counter()
-                e = hessian.top_eigenvalues(model, F.cross_entropy,
-                                            (x[rank::world], y[rank::world]),
-                                            k=min(args.k, 3), tol=args.tol, seed=args.seed,
-                                            params=params, mode=args.mode, group=group)
+                op = hessian.OperatorSpec(model, F.cross_entropy, (x[rank::world], y[rank::world]),
+                                          mode=args.mode, params=params, group=group)
+                e = hessian.top_eigenvalues(op, k=min(args.k, 3), tol=args.tol, seed=args.seed)
                 block_rows.append({"model": label, "block": tap, "kind": kind,
                                    "num_params": int(sum(dict(model.named_parameters())[p]
                                                          .numel() for p in params)),

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from vitprobe import data as vdata
 from vitprobe import landscape, spectra
+from vitprobe.hessian import OperatorSpec
 
 from .cache import RunSpec
 
@@ -39,9 +40,11 @@ def preset_spectrum(spec: RunSpec, model, num_batches: int | None = None, seed: 
     16 augmented training images (of the spec's own training subset), NLL + l2 with the
     recipe's weight decay."""
     r = spec.recipe()
-    return spectra.spectrum(model, F.cross_entropy, spectrum_loader(spec, 16, clean=False)
-                            .iterate(0), num_batches or r.hessian_batches, k=5, tol=1e-3,
-                            seed=seed, weight_decay=r.weight_decay, progress=progress)
+    loader = spectrum_loader(spec, 16, clean=False).iterate(0)
+    return spectra.spectrum(OperatorSpec(model, F.cross_entropy, loader,
+                                         weight_decay=r.weight_decay),
+                            num_batches or r.hessian_batches, k=5, tol=1e-3, seed=seed,
+                            progress=progress)
 
 
 def landscape_data(spec: RunSpec, num_images: int, clean_test: bool) -> list:

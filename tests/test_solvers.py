@@ -54,8 +54,14 @@ def test_tol_means_the_relative_residual_of_every_returned_pair_for_every_method
     # measured here on the dense matrix from the returned vectors
     lam = SPECTRA["separated"]
     A = DenseOperator(matrix_with(lam))
-    r = solvers.eigsh(A, 5, tol=tol, method=method, max_matvecs=5000,
-                      return_eigenvectors=True)
+    r = solvers.eigsh(
+        A,
+        5,
+        tol=tol,
+        method=method,
+        max_matvecs=5000,
+        workspace=solvers.Workspace(eigenvectors=True),
+    )
     V = torch.as_tensor(r.eigenvectors)
     V = V / V.norm(dim=0)
     true = (A.A @ V - V * torch.as_tensor(r.eigenvalues)).norm(dim=0).numpy()
@@ -71,11 +77,21 @@ def test_tol_means_the_relative_residual_of_every_returned_pair_for_every_method
 def test_low_memory_lanczos_finds_the_same_pairs_and_certifies_them_with_k_more_products(name):
     # a float32 basis without its kept products: the same steps, then one HVP per pair
     lam = SPECTRA[name]
-    fast = solvers.eigsh(DenseOperator(matrix_with(lam)), 5, tol=1e-6, max_matvecs=5000,
-                         return_eigenvectors=True)
+    fast = solvers.eigsh(
+        DenseOperator(matrix_with(lam)),
+        5,
+        tol=1e-6,
+        max_matvecs=5000,
+        workspace=solvers.Workspace(eigenvectors=True),
+    )
     A = DenseOperator(matrix_with(lam))
-    low = solvers.eigsh(A, 5, tol=1e-6, max_matvecs=5000, low_memory=True,
-                        return_eigenvectors=True)
+    low = solvers.eigsh(
+        A,
+        5,
+        tol=1e-6,
+        max_matvecs=5000,
+        workspace=solvers.Workspace(low_memory=True, eigenvectors=True),
+    )
     np.testing.assert_allclose(np.sort(low.eigenvalues), np.sort(top(lam, 5, "LM")), atol=1e-5)
     assert low.converged.all() and (low.residuals <= 1e-6).all()
     M = A.A
@@ -91,8 +107,13 @@ def test_restarted_lanczos_at_a_tight_tolerance_finds_no_ghost_copies():
     # many restarts and converged Ritz vectors: the selective reorthogonalisation must keep
     # the basis orthogonal enough that no eigenvalue is found twice
     lam = np.concatenate([[10, 9, 8, -7, 6], np.linspace(-1, 1, 395)])
-    r = solvers.eigsh(DenseOperator(matrix_with(lam, seed=4)), 5, tol=1e-10, ncv=11,
-                      max_matvecs=5000)
+    r = solvers.eigsh(
+        DenseOperator(matrix_with(lam, seed=4)),
+        5,
+        tol=1e-10,
+        max_matvecs=5000,
+        workspace=solvers.Workspace(ncv=11),
+    )
     np.testing.assert_allclose(np.sort(r.eigenvalues), [-7, 6, 8, 9, 10], atol=1e-8)
     assert r.converged.all()
 
@@ -100,11 +121,11 @@ def test_restarted_lanczos_at_a_tight_tolerance_finds_no_ghost_copies():
 @pytest.mark.parametrize("low_memory", [False, True])
 def test_a_reused_workspace_gives_the_same_pairs_and_keeps_its_buffers(low_memory):
     A = DenseOperator(matrix_with(SPECTRA["indefinite"], seed=5))
-    ws = solvers.Workspace()
-    alone = solvers.eigsh(A, 4, tol=1e-8, low_memory=low_memory)
-    first = solvers.eigsh(A, 4, tol=1e-8, low_memory=low_memory, workspace=ws)
+    ws = solvers.Workspace(low_memory=low_memory)
+    alone = solvers.eigsh(A, 4, tol=1e-8, workspace=solvers.Workspace(low_memory=low_memory))
+    first = solvers.eigsh(A, 4, tol=1e-8, workspace=ws)
     ptrs = {k: t.data_ptr() for k, t in ws._buffers.items()}
-    second = solvers.eigsh(A, 4, tol=1e-8, low_memory=low_memory, workspace=ws)
+    second = solvers.eigsh(A, 4, tol=1e-8, workspace=ws)
     for r in (first, second):
         np.testing.assert_array_equal(r.eigenvalues, alone.eigenvalues)
         assert r.num_hvps == alone.num_hvps
@@ -114,7 +135,7 @@ def test_a_reused_workspace_gives_the_same_pairs_and_keeps_its_buffers(low_memor
 def test_low_memory_is_an_option_of_the_lanczos_method_only():
     with pytest.raises(ValueError, match="low_memory is an option of method='lanczos'"):
         solvers.eigsh(DenseOperator(matrix_with(SPECTRA["separated"])), 3, method="arpack",
-                      low_memory=True)
+                      workspace=solvers.Workspace(low_memory=True))
 
 
 @pytest.mark.parametrize("which", ["LA", "SA"])
@@ -135,7 +156,9 @@ def test_eigsh_with_k_close_to_n_returns_the_whole_spectrum_but_one():
 def test_eigenvectors_returned_are_the_matrix_eigenvectors():
     lam = SPECTRA["separated"]
     M = matrix_with(lam, seed=3)
-    r = solvers.eigsh(DenseOperator(M), 3, tol=1e-10, return_eigenvectors=True)
+    r = solvers.eigsh(
+        DenseOperator(M), 3, tol=1e-10, workspace=solvers.Workspace(eigenvectors=True)
+    )
     V = torch.as_tensor(r.eigenvectors)
     np.testing.assert_allclose((M @ V).numpy(), (V * torch.as_tensor(r.eigenvalues)).numpy(),
                                atol=1e-8)
@@ -182,7 +205,7 @@ def test_hessian_operator_as_a_scipy_linear_operator():
 
     model = tiny_vit().double()
     x, y = batch()
-    with hessian.operator(model, F.cross_entropy, (x, y)) as H:
+    with hessian.OperatorSpec(model, F.cross_entropy, (x, y)).open() as H:
         L = H.to_scipy()
         v = np.random.default_rng(0).standard_normal(H.n)
         np.testing.assert_allclose(L @ v, H.matvec(torch.as_tensor(v)).numpy(), rtol=1e-12)
@@ -238,8 +261,8 @@ def test_a_float32_operator_gets_a_float32_basis_and_the_exact_top_k():
     lam = np.concatenate([[800.0, 150.0, 70.0, -68.0, 40.0], np.linspace(-20, 30, 2995)])
     M = matrix_with(lam, seed=6)
     A = DenseOperator(M.float())
-    ws = solvers.Workspace()
-    r = solvers.eigsh(A, 5, tol=1e-4, ncv=20, workspace=ws, return_eigenvectors=True)
+    ws = solvers.Workspace(ncv=20, eigenvectors=True)
+    r = solvers.eigsh(A, 5, tol=1e-4, workspace=ws)
     np.testing.assert_allclose(r.eigenvalues, top(lam, 5, "LM"), rtol=1e-5)
     assert r.converged.all()
     assert {t.dtype for t in ws._buffers.values()} == {torch.float32}
@@ -267,7 +290,7 @@ def test_a_basis_that_lost_its_orthogonality_is_caught_and_the_solve_redone(monk
 
     monkeypatch.setattr(lanczos, "_orthogonalise", without_reorthogonalisation)
     A = DenseOperator(matrix_with(lam, seed=7))
-    r = solvers.eigsh(A, 5, tol=1e-8, ncv=60, max_matvecs=2000)
+    r = solvers.eigsh(A, 5, tol=1e-8, max_matvecs=2000, workspace=solvers.Workspace(ncv=60))
     assert False in passes and True in passes  # the one-pass solve was redone
     np.testing.assert_allclose(np.sort(r.eigenvalues), np.sort(top(lam, 5, "LM")), atol=1e-6)
     assert r.converged.all() and r.num_hvps == A.num_hvps
@@ -336,8 +359,12 @@ def test_the_lanczos_basis_layout_follows_the_memory_available(monkeypatch):
                                found["kept products"].eigenvalues, rtol=1e-6)
     # an explicit choice is kept whatever the memory; unknown memory keeps the products
     monkeypatch.setattr(memory, "available_bytes", lambda device: 1)
-    assert "kept products" in solvers.eigsh(DenseOperator(matrix_with(lam)), 5,
-                                             low_memory=False).layout
+    assert (
+        "kept products"
+        in solvers.eigsh(
+            DenseOperator(matrix_with(lam)), 5, workspace=solvers.Workspace(low_memory=False)
+        ).layout
+    )
     monkeypatch.setattr(memory, "available_bytes", lambda device: None)
     assert not memory.low_memory_needed(10 ** 12, torch.float32, 20, "cpu")
     assert memory.available_bytes("cpu") is None
@@ -355,8 +382,14 @@ def test_a_timed_workspace_records_the_seconds_of_each_section(method):
             return super().matmat(V)
 
     lam = SPECTRA["separated"]
-    r = solvers.eigsh(Slow(matrix_with(lam)), 5, tol=1e-6, method=method, max_matvecs=5000,
-                      workspace=solvers.Workspace(timed=True))
+    r = solvers.eigsh(
+        Slow(matrix_with(lam)),
+        5,
+        tol=1e-6,
+        method=method,
+        max_matvecs=5000,
+        workspace=solvers.Workspace(timed=True),
+    )
     t = r.timings
     assert set(t) == {"products", "gram_schmidt", "restarts", "certify", "rest"}
     assert t["products"] >= 0.002 * r.num_hvps

@@ -1,17 +1,21 @@
 """The Hessian of a model's loss with respect to its parameters, as a linear operator, and
 the model-level wrappers of the solvers in ``vitprobe.solvers``.
 
-Everything builds on one Hessian-vector product (``HessianOperator``): exact, functional
-(``torch.func.functional_call`` on detached copies of the parameters and buffers, so the
-user's model is never touched), averaged exactly over a list of batches weighted by their
-sizes. The wrappers open the operator in the probe's mode and hand it to a model-free
-solver:
+An ``OperatorSpec`` says what the Hessian is of (model, loss, data, BN mode, parameter
+group, weight decay, backend, process group); it builds the one Hessian-vector product
+everything uses (``HessianOperator``): exact, functional (``torch.func.functional_call`` on
+detached copies of the parameters and buffers, so the user's model is never touched),
+averaged exactly over a list of batches weighted by their sizes. The estimators take a spec
+(or an operator already open) plus their algorithm's options, and hand the operator to a
+model-free solver:
 
 * ``top_eigenvalues`` — ``solvers.eigsh``: thick-restart Lanczos, every pair certified by its
   residual (``method="arpack"``, ``"power"`` for parity with PyHessian).
 * ``trace`` — ``solvers.hutchpp_trace``: Hutch++ or Hutchinson with a standard error.
 * ``density`` — ``solvers.slq``: stochastic Lanczos quadrature.
 The paper's protocol (``spectrum``, ``nep``, ``ape``) builds on these in ``vitprobe.spectra``.
+Each estimator also takes the model-level call, ``top_eigenvalues(model, loss_fn,
+data, k=5, tol=1e-4, mode="eval", weight_decay=0.0, ...)`` (``model_alias``).
 
 Modes: ``mode="eval"`` (default) uses BN running statistics and no dropout; ``"train"`` uses
 batch statistics in normalisation layers (running statistics are *not* updated) with dropout
@@ -21,7 +25,10 @@ and drop-path still off, so the operator is deterministic and symmetric.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,8 +50,20 @@ from .solvers import (
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
 
-__all__ = ["HessianOperator", "EigenResult", "TraceResult", "Density", "hvp",
-           "top_eigenvalues", "trace", "density", "operator", "lanczos_tridiagonal"]
+__all__ = ["OperatorSpec", "HessianOperator", "Operator", "EigenResult", "TraceResult",
+           "Density", "Workspace", "hvp", "top_eigenvalues", "trace", "density", "opened",
+           "lanczos_tridiagonal", "model_alias"]
+
+
+def __getattr__(name: str):
+    """``hessian.spectrum`` / ``nep`` / ``ape`` / ``Spectrum``, the contract's names for the
+    paper's protocol, which lives in ``vitprobe.spectra`` (built on this module, imported
+    only when asked for: no import cycle)."""
+    if name in ("spectrum", "nep", "ape", "Spectrum"):
+        from . import spectra
+
+        return getattr(spectra, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------- batches
@@ -71,12 +90,13 @@ class HessianOperator:
     """H = (1/N) sum_b n_b * d^2 L_b / d theta^2 + weight_decay * I, over ``params``.
 
     ``matvec`` takes and returns flat vectors (concatenated in ``names`` order) on the
-    parameters' device and dtype; ``hvp`` takes and returns dicts. Use inside
-    ``probe_mode(model, mode)`` (the public functions below do this for you).
+    parameters' device and dtype; ``hvp`` takes and returns dicts. Built by
+    ``OperatorSpec.open()``, which sets the model's probe mode around it.
     """
 
-    def __init__(self, model: nn.Module, loss_fn: LossFn, data, params: Sequence[str] | None = None,
-                 weight_decay: float = 0.0, backend: str = "reverse", group=None) -> None:
+    def __init__(self, spec: OperatorSpec) -> None:
+        model, loss_fn, data, params = spec.model, spec.loss_fn, spec.data, spec.params
+        weight_decay, backend, group = spec.weight_decay, spec.backend, spec.group
         named = dict(model.named_parameters())
         if params is None:
             names = [n for n, p in named.items() if p.requires_grad]
@@ -275,65 +295,116 @@ class HessianOperator:
                                   dtype=np.float64)
 
 
+# ------------------------------------------------------------------------------ the spec
+@dataclass(frozen=True)
+class OperatorSpec:
+    """What a loss Hessian is of: ``model`` and ``loss_fn(outputs, targets)`` on ``data``
+    (one ``(inputs, targets)`` batch or an iterable of them, averaged by size), in the
+    probe's ``mode`` ("eval": BN running statistics; "train": batch statistics, running ones
+    not updated; dropout and drop-path off in both), over ``params`` (parameter names; None:
+    every trainable one), plus ``weight_decay`` * I (the l2 term of Park & Kim's loss), by
+    double backward (``backend="reverse"``) or forward-over-reverse (``"forward"``), and
+    summed over the ranks of a torch.distributed ``group`` (each holding its shard of the
+    data; None: this process's data only).
+
+    ``with spec.open() as H:`` builds the ``HessianOperator`` with the model's mode and
+    attention flags set for the probe, restored on exit; ``top_eigenvalues``, ``trace``,
+    ``density``, ``hvp`` and ``spectra.spectrum`` take a spec (or an open operator)."""
+
+    model: nn.Module
+    loss_fn: LossFn
+    data: Any
+    mode: str = "eval"
+    params: Sequence[str] | None = None
+    weight_decay: float = 0.0
+    backend: str = "reverse"
+    group: Any = None
+
+    def with_data(self, data) -> OperatorSpec:
+        """The same operator on other data (e.g. one mini-batch of a loader)."""
+        return replace(self, data=data)
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[HessianOperator]:
+        with probe_mode(self.model, self.mode):
+            H = HessianOperator(self)
+            try:
+                yield H
+            finally:
+                H.close()
+
+
+Operator = OperatorSpec | HessianOperator
+_SPEC_FIELDS = ("mode", "params", "weight_decay", "backend", "group")
+
+
+def model_alias(fn):
+    """Let ``fn(op, ...)`` also be called at the model level, as the package's API contract has
+    it: ``fn(model, loss_fn, data, *rest, mode=..., params=..., weight_decay=...,
+    backend=..., group=..., **options)`` is ``fn(OperatorSpec(model, loss_fn, data, mode=...,
+    ...), *rest, **options)``."""
+
+    @functools.wraps(fn)
+    def call(op, *args, **kwargs):
+        if isinstance(op, nn.Module):
+            if len(args) < 2:
+                raise TypeError(f"{fn.__name__}(model, loss_fn, data, ...) needs loss_fn and "
+                                f"data; or pass a hessian.OperatorSpec")
+            spec = {k: kwargs.pop(k) for k in _SPEC_FIELDS if k in kwargs}
+            op, args = OperatorSpec(op, args[0], args[1], **spec), args[2:]
+        return fn(op, *args, **kwargs)
+
+    return call
+
+
 @contextlib.contextmanager
-def operator(model: nn.Module, loss_fn: LossFn, data, *, mode: str = "eval",
-             params: Sequence[str] | None = None, weight_decay: float = 0.0,
-             backend: str = "reverse", group=None) -> Iterator[HessianOperator]:
-    """``with hessian.operator(model, loss_fn, data) as H: H.matvec(v)`` — the model's mode and
-    attention flags are the probe's inside, and restored on exit."""
-    with probe_mode(model, mode):
-        H = HessianOperator(model, loss_fn, data, params, weight_decay, backend, group)
-        try:
+def opened(op: Operator) -> Iterator[HessianOperator]:
+    """An operator from a spec (opened, closed on exit) or an already open one (as is)."""
+    if isinstance(op, OperatorSpec):
+        with op.open() as H:
             yield H
-        finally:
-            H.close()
+    elif isinstance(op, HessianOperator):
+        yield op
+    else:
+        raise TypeError(f"pass a hessian.OperatorSpec or an open HessianOperator; got "
+                        f"{type(op).__name__}")
 
 
-def hvp(model: nn.Module, loss_fn: LossFn, data, v: dict[str, torch.Tensor], *,
-        mode: str = "eval", params: Sequence[str] | None = None, weight_decay: float = 0.0,
-        backend: str = "reverse", group=None) -> dict[str, torch.Tensor]:
-    """H v, with v and the result dicts of parameter name -> tensor.
-
-    ``params`` defaults to the names in ``v``.
-    """
-    with operator(model, loss_fn, data, mode=mode, params=params or list(v),
-                  weight_decay=weight_decay, backend=backend, group=group) as H:
+@model_alias
+def hvp(op: Operator, v: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """H v, with v and the result dicts of parameter name -> tensor (a spec without
+    ``params`` takes the names in ``v``)."""
+    if isinstance(op, OperatorSpec) and op.params is None:
+        op = replace(op, params=list(v))
+    with opened(op) as H:
         return H.hvp(v)
 
 
-# ------------------------------------------------------------------ model-level wrappers
-def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, *, tol: float = 1e-4,
-                    seed: int = 0, which: str = "LM", method: str = "lanczos",
-                    max_hvps: int = 1000, ncv: int | None = None,
-                    return_eigenvectors: bool = False, low_memory: bool | None = None,
-                    workspace: Workspace | None = None, mode: str = "eval",
-                    params: Sequence[str] | None = None, weight_decay: float = 0.0,
-                    backend: str = "reverse", group=None) -> EigenResult:
+# ------------------------------------------------------------------------ the estimators
+@model_alias
+def top_eigenvalues(op: Operator, k: int = 5, *, which: str = "LM", tol: float = 1e-4,
+                    method: str = "lanczos", max_hvps: int = 1000, seed: int = 0,
+                    workspace: Workspace | None = None) -> EigenResult:
     """The k extreme eigenvalues of the loss Hessian, each certified by its residual
-    (``solvers.eigsh`` on the model's ``HessianOperator``; its docstring has the methods)."""
-    with operator(model, loss_fn, data, mode=mode, params=params, weight_decay=weight_decay,
-                  backend=backend, group=group) as H:
-        return eigsh(H, k, tol=tol, seed=seed, which=which, method=method,
-                     max_matvecs=max_hvps, ncv=ncv, return_eigenvectors=return_eigenvectors,
-                     low_memory=low_memory, workspace=workspace)
+    (``solvers.eigsh`` on the operator; its docstring has the methods and the meaning of
+    ``tol``; ``Workspace`` holds the basis options, eigenvector return and timing)."""
+    with opened(op) as H:
+        return eigsh(H, k, which=which, tol=tol, method=method, max_matvecs=max_hvps,
+                     seed=seed, workspace=workspace)
 
 
-def trace(model: nn.Module, loss_fn: LossFn, data, num_probes: int = 64, *, seed: int = 0,
-          method: str = "hutch++", rtol: float | None = None, max_probes: int | None = None,
-          mode: str = "eval", params: Sequence[str] | None = None, weight_decay: float = 0.0,
-          backend: str = "reverse", group=None) -> TraceResult:
+@model_alias
+def trace(op: Operator, num_probes: int = 64, *, method: str = "hutch++", seed: int = 0,
+          rtol: float | None = None, max_probes: int | None = None) -> TraceResult:
     """tr(H) with its standard error (``solvers.hutchpp_trace``)."""
-    with operator(model, loss_fn, data, mode=mode, params=params, weight_decay=weight_decay,
-                  backend=backend, group=group) as H:
+    with opened(op) as H:
         return hutchpp_trace(H, num_probes, seed=seed, method=method, rtol=rtol,
                              max_probes=max_probes)
 
 
-def density(model: nn.Module, loss_fn: LossFn, data, num_probes: int = 8,
-            lanczos_steps: int = 80, *, seed: int = 0, mode: str = "eval",
-            params: Sequence[str] | None = None, weight_decay: float = 0.0,
-            backend: str = "reverse", progress: bool = False, group=None) -> Density:
+@model_alias
+def density(op: Operator, num_probes: int = 8, lanczos_steps: int = 80, *, seed: int = 0,
+            progress: bool = False) -> Density:
     """The spectral density of H by stochastic Lanczos quadrature (``solvers.slq``)."""
-    with operator(model, loss_fn, data, mode=mode, params=params, weight_decay=weight_decay,
-                  backend=backend, group=group) as H:
+    with opened(op) as H:
         return slq(H, num_probes, lanczos_steps, seed=seed, progress=progress)

@@ -7,20 +7,15 @@ spectrum below zero, and APE, the mean positive eigenvalue.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
 from tqdm.auto import tqdm
 
-from .hessian import top_eigenvalues
+from .hessian import OperatorSpec, model_alias, top_eigenvalues
 from .solvers import Workspace
 
 __all__ = ["Spectrum", "ape", "nep", "spectrum"]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -62,20 +57,21 @@ def ape(eigenvalues: np.ndarray) -> float:
     return float(e.mean()) if e.size else 0.0
 
 
-def spectrum(model: nn.Module, loss_fn: LossFn, loader: Iterable, num_batches: int = 10,
-             k: int = 5, tol: float = 1e-3, seed: int = 0, weight_decay: float = 0.0,
-             mode: str = "eval", params: Sequence[str] | None = None,
-             progress: bool = True, **kwargs) -> Spectrum:
+@model_alias
+def spectrum(spec: OperatorSpec, num_batches: int = 10, k: int = 5, *, tol: float = 1e-3,
+             seed: int = 0, progress: bool = True, workspace: Workspace | None = None
+             ) -> Spectrum:
     """Park & Kim 2022's max-eigenvalue spectrum: ``top_eigenvalues(k, which="LM")`` on each
-    of ``num_batches`` mini-batches drawn from ``loader`` (their protocol: batch 16 of
-    augmented training data, loss + l2 with ``weight_decay`` as the l2 coefficient)."""
+    of ``num_batches`` mini-batches drawn from ``spec.data``, a loader (their protocol: batch
+    16 of augmented training data, loss + l2 with the spec's ``weight_decay`` as the l2
+    coefficient); mini-batch i's solve starts from seed ``seed + i``."""
     if num_batches < 1:
         raise ValueError(f"num_batches must be >= 1; got {num_batches}")
     vals, res, conv, hvps, bs = [], [], [], 0, 0
     # one solver workspace for every mini-batch: its basis is paged in once, not per batch
-    kwargs.setdefault("workspace", Workspace())
+    workspace = workspace or Workspace()
     t0 = time.perf_counter()
-    it = iter(loader)
+    it = iter(spec.data)
     for i in tqdm(range(num_batches), desc="Hessian spectra", disable=not progress):
         try:
             batch = next(it)
@@ -84,12 +80,11 @@ def spectrum(model: nn.Module, loss_fn: LossFn, loader: Iterable, num_batches: i
                 raise ValueError("the loader is empty") from None
             break
         bs = len(batch[0])
-        r = top_eigenvalues(model, loss_fn, tuple(batch), k=k, tol=tol, seed=seed + i,
-                            which="LM", mode=mode, params=params, weight_decay=weight_decay,
-                            **kwargs)
+        r = top_eigenvalues(spec.with_data(tuple(batch)), k, which="LM", tol=tol,
+                            seed=seed + i, workspace=workspace)
         vals.append(r.eigenvalues)
         res.append(r.residuals)
         conv.append(r.converged)
         hvps += r.num_hvps
     return Spectrum(np.array(vals), np.array(res), np.array(conv), hvps,
-                    time.perf_counter() - t0, bs, weight_decay)
+                    time.perf_counter() - t0, bs, spec.weight_decay)

@@ -16,11 +16,9 @@ from .power import _power_deflated
 from .timing import Sections, TimedOperator
 
 
-def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
-          which: str = "LM", method: str = "lanczos", max_matvecs: int = 1000,
-          ncv: int | None = None, return_eigenvectors: bool = False,
-          low_memory: bool | None = None, workspace: Workspace | None = None
-          ) -> EigenResult:
+def eigsh(A: SymmetricOperator, k: int = 5, *, which: str = "LM", tol: float = 1e-4,
+          method: str = "lanczos", max_matvecs: int = 1000, seed: int = 0,
+          workspace: Workspace | None = None) -> EigenResult:
     """The k extreme eigenpairs of the symmetric operator ``A``, each certified by its
     residual.
 
@@ -36,14 +34,10 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
     smallest algebraic. method: "lanczos" (thick-restart Lanczos keeping each basis vector's
     HVP: residuals every step, stops at the first step where all k pairs reach ``tol``, no extra
     HVPs to certify; memory 8 ``ncv`` bytes per parameter of a float32 model, 16 ``ncv`` of a
-    float64 one, ncv=20 by default; ``low_memory=True``: a float32 basis and no kept products, 4
-    ``ncv`` bytes per parameter and k HVPs more to certify, for models whose basis would not fit
-    otherwise; ``low_memory=None``, the default: chosen from the memory available on the
-    operator's device (``solvers.memory``), and named in ``EigenResult.layout``; a solve
-    whose wanted Ritz vectors come out far from orthogonal (a ghost copy) is redone with two
-    Gram-Schmidt passes per step and a new budget of ``max_matvecs``;
-    ``workspace``: a ``Workspace`` whose buffers are reused by the next call; with
-    ``timed=True``, the solve's seconds by section in ``EigenResult.timings``), "arpack"
+    float64 one; the layout and ``ncv`` come from ``workspace``, the layout chosen is named in
+    ``EigenResult.layout``; a solve whose wanted Ritz vectors come out far from orthogonal (a
+    ghost copy) is redone with two Gram-Schmidt passes per step and a new budget of
+    ``max_matvecs``), "arpack"
     (implicitly restarted Lanczos, scipy's ARPACK, k more HVPs to certify; 8 ``ncv`` bytes per
     parameter) or "power" (PyHessian's deflated power iteration, for parity, stopping on
     the residual where PyHessian stops on the Rayleigh quotient's change; LM only). Lanczos
@@ -52,6 +46,8 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
     tolerances (1e-2) an eigenvalue whose Ritz value has not emerged yet can be skipped; at 1e-3
     and below the tests find the exact top-k of dense Hessians.
     """
+    ws = workspace or Workspace()
+    ncv, low_memory = ws.ncv, ws.low_memory
     if which not in ("LM", "LA", "SA"):
         raise ValueError(f"which must be 'LM', 'LA' or 'SA'; got {which!r}")
     if method not in ("lanczos", "arpack", "power"):
@@ -64,7 +60,7 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
         raise ValueError(f"k={k} must be smaller than the number of dimensions ({A.n}; for a "
                          f"Hessian, of parameters)")
     t0 = time.perf_counter()
-    sections = Sections(A.device, enabled=workspace is not None and workspace.timed)
+    sections = Sections(A.device, enabled=ws.timed)
     H = TimedOperator(A, sections) if sections.enabled else A
     max_hvps = max_matvecs
     layout = method
@@ -92,8 +88,8 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
     else:
         def lanczos(two_passes: bool):
             return _thick_lanczos(H, k, which, tol, seed, H.num_hvps + max_hvps, ncv,
-                                  vectors=return_eigenvectors, low_memory=low_memory,
-                                  workspace=workspace, two_passes=two_passes,
+                                  vectors=ws.eigenvectors, low_memory=low_memory,
+                                  workspace=ws, two_passes=two_passes,
                                   sections=sections)
 
         try:
@@ -116,4 +112,4 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, tol: float = 1e-4, seed: int = 0,
     return EigenResult(eigenvalues=vals, residuals=res, converged=res <= tol,
                        num_hvps=H.num_hvps - start, seconds=seconds,
                        method=method, which=which, tol=tol, seed=seed, layout=layout,
-                       timings=timings, eigenvectors=vecs if return_eigenvectors else None)
+                       timings=timings, eigenvectors=vecs if ws.eigenvectors else None)

@@ -68,7 +68,7 @@ def _combine_rows_(A: torch.Tensor, Y: torch.Tensor, block: int = _DOT_BLOCK,
     place; no copy of A), computed in A's dtype (each entry a sum of len(A) terms: a float32
     A loses nothing more than its storage already does). Large groups: fewer calls, and a
     time that does not hang on the buffer staying in a cache the host may share
-    (``benchmarks/restart_groups.py`` times group sizes in whole solves)."""
+    (benchmarks/MEASUREMENTS.md, restart_groups: group sizes in whole solves)."""
     Y = Y.to(A.dtype)
     blocks, cols = _as_blocks(A, block)
     rows = _as_blocks(A[:len(Y)], block)[0]
@@ -85,9 +85,9 @@ def _project(Vm: torch.Tensor, r: torch.Tensor, block: int = _DOT_BLOCK) -> torc
     it) are one batched matrix product, and their partial sums are added in float64. A
     float32 product over millions of entries that share a sign is off by ~1e-5 of |v||r| (a
     float32 norm by ~1e-4), which stalls the residuals near 1e-3; blocks of 2^14 keep it to
-    ~1e-7 (``benchmarks/basis_orthogonality.py`` shows what that leaves of the basis'
+    ~1e-7 (benchmarks/MEASUREMENTS.md, basis_orthogonality: what that leaves of the basis
     orthogonality). On CPU one batched product also reads the basis faster than a
-    matrix-vector product over whole rows (``benchmarks/gram_schmidt_budget.py`` times
+    matrix-vector product over whole rows (MEASUREMENTS.md, gram_schmidt_budget, times
     both)."""
     x = r if r.dtype == Vm.dtype else r.to(Vm.dtype)
     blocks, cols = _as_blocks(Vm, block)
@@ -132,14 +132,25 @@ def _combine_into(out: torch.Tensor, Vm: torch.Tensor, y: torch.Tensor,
 
 
 class Workspace:
-    """Buffers a solver may reuse from one call to the next (``eigsh(..., workspace=ws)``):
-    on a CPU, the first write to fresh pages of a parameter-sized basis costs a good part of
-    a call's own work, and the paper's spectrum calls the solver once per mini-batch. Holds
-    memory until it is dropped. ``timed=True``: every solve through it records its seconds by
-    section in ``EigenResult.timings`` (``solvers.timing``)."""
+    """How a solve uses memory, and buffers it may reuse from one call to the next
+    (``eigsh(..., workspace=ws)``).
 
-    def __init__(self, timed: bool = False) -> None:
+    ``ncv``: the Lanczos basis size (default 20, at least 2k + 1); ``low_memory``: the basis
+    layout (True: a float32 basis and no kept products, 4 ``ncv`` bytes per parameter and k
+    more HVPs to certify; False: the basis and its kept products; None, the default: chosen
+    from the memory free on the operator's device, ``solvers.memory``); ``eigenvectors``:
+    return the Ritz vectors (k more parameter-sized vectors); ``timed``: record each solve's
+    seconds by section in ``EigenResult.timings`` (``solvers.timing``). On a CPU the first
+    write to fresh pages of a parameter-sized basis costs a good part of a call's own work,
+    and the paper's spectrum calls the solver once per mini-batch: one workspace for all of
+    them pages the basis in once. Holds memory until it is dropped."""
+
+    def __init__(self, ncv: int | None = None, low_memory: bool | None = None,
+                 eigenvectors: bool = False, timed: bool = False) -> None:
+        if ncv is not None and (not isinstance(ncv, int) or ncv < 3):
+            raise ValueError(f"ncv must be an integer >= 3; got {ncv!r}")
         self._buffers: dict[tuple, torch.Tensor] = {}
+        self.ncv, self.low_memory, self.eigenvectors = ncv, low_memory, bool(eigenvectors)
         self.timed = timed
 
     def empty(self, name: str, shape: tuple[int, ...], device, dtype) -> torch.Tensor:
