@@ -34,10 +34,10 @@ lint: setup
 
 # ours vs the peers; each writes benchmarks/results/*.json, rendered to benchmarks/RESULTS.md
 bench: setup
-	$(VPY) benchmarks/train_throughput.py
-	$(VPY) benchmarks/hessian_vs_pyhessian.py
-	$(VPY) benchmarks/hvp_backends.py
-	$(VPY) benchmarks/render.py
+	$(VPY) -m benchmarks.train_throughput
+	$(VPY) -m benchmarks.hessian_vs_pyhessian
+	$(VPY) -m benchmarks.hvp_backends
+	$(VPY) -m benchmarks.render
 
 # The committed gallery and findings table: every study behind F1-F10 on the small-preset
 # cache (trained first where missing; resumable), PNGs and figures/README.md regenerated.

@@ -1,7 +1,8 @@
 """CCT's headline on a CPU: cct-2-3x2 trained on Fashion-MNIST with the quick recipe for a
 wall-clock budget (default 10 minutes), then its test accuracy.
 
-python benchmarks/cct_quick.py [--minutes 10] [--model cct-2-3x2] [--runs-dir runs]
+python -m benchmarks.cct_quick [--minutes 10] [--model cct-2-3x2] [--runs-dir runs]
+                               [--device cpu]
 Goal: >= 90 % test accuracy after 10 minutes on the 2-core CPU.
 
 The budget becomes a number of epochs before training starts, so the cosine schedule ends on
@@ -20,13 +21,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import record  # noqa: E402
+from benchmarks.common import Headline, add_device, record
+from studies import cache
+from vitprobe import results
+from vitprobe.train import TrainConfig, fit
 
-from studies import cache  # noqa: E402
-from vitprobe import results  # noqa: E402
-from vitprobe.train import TrainConfig, fit  # noqa: E402
+HEADLINES = (Headline("cct_quick", "cct-2-3x2's Fashion-MNIST test accuracy after a 10-minute "
+                      "training budget", lambda rows: rows[0]["test accuracy %"], goal=90,
+                      at_least=True, unit=" %"),)
 
 
 def calibrate(spec: cache.RunSpec, recipe) -> float:
@@ -60,8 +62,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--out", default="results/cct_quick")
+    add_device(p)
     a = p.parse_args()
-    spec = cache.RunSpec(model=a.model, seed=a.seed, runs_dir=a.runs_dir)
+    spec = cache.RunSpec(model=a.model, seed=a.seed, runs_dir=a.runs_dir, device=str(a.device))
     run_dir = spec.run_dir.with_name(f"{spec.run_name}-{a.minutes:g}min")
     plan_path = run_dir / "config.json"
     recipe = spec.recipe()
@@ -84,7 +87,8 @@ def main() -> None:
           f"epochs of the quick recipe in {a.minutes:g} min", flush=True)
     recipe = replace(recipe, epochs=plan["epochs"])
     model = cache.build(spec)
-    metrics = fit(model, train_loader, test_loader, TrainConfig(recipe, seed=a.seed), run_dir)
+    metrics = fit(model, train_loader, test_loader,
+                  TrainConfig(recipe, seed=a.seed, device=spec.device), run_dir)
     minutes = sum(m["epoch_seconds"] for m in metrics) / 60
     for m in metrics:
         print(f"  epoch {m['epoch']}: test accuracy {100 * m['test_acc']:.2f} %")

@@ -18,8 +18,8 @@
    the free memory, recorded), on ``--device``, in a child process whose peak resident memory
    is read when it ends; its time, HVPs and each pair's residual.
 
-python benchmarks/hessian_scale.py [--models vit-ti,resnet-18 | --models ""] [--skip-vit-b]
-                                   [--seeds 0,1,2,3,4] [--ncv 20] [--device cuda] [--runs-dir runs]
+python -m benchmarks.hessian_scale [--models vit-ti,resnet-18 | --models ""] [--skip-vit-b]
+                                   [--seeds 0,1,2,3,4] [--ncv 20] [--device cpu] [--runs-dir runs]
 """
 
 from __future__ import annotations
@@ -35,12 +35,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import record  # noqa: E402
-
-from studies.cache import RunSpec, build, trained_model  # noqa: E402
-from studies.protocols import spectrum_loader  # noqa: E402
-from vitprobe import hessian, solvers, stats  # noqa: E402
+from benchmarks.common import Headline, add_device, record
+from studies.cache import RunSpec, build, trained_model
+from studies.protocols import spectrum_loader
+from vitprobe import hessian, solvers, stats
 
 
 class TimedOperator:
@@ -76,6 +74,25 @@ class TimedOperator:
 
 GOAL = 1.10  # the solver's time over its HVPs' that the overhead rows are read against
 
+
+def _overhead(rows: list[dict]) -> float:
+    """The largest per-model mean overhead of the default layout's reused-workspace calls."""
+    by: dict[str, list[float]] = {}
+    for r in rows:
+        if r.get("mode") == "default" and r["call"] == "workspace reused":
+            by.setdefault(r["model"], []).append(r["overhead"])
+    return max(sum(v) / len(v) for v in by.values())
+
+
+HEADLINES = (
+    Headline("eigsh_overhead", "top-5 solve's time / its HVPs' time (workspace reused, mean "
+             "over start vectors), worst of vit-ti and resnet-18", _overhead, goal=GOAL,
+             at_least=False),
+    Headline("hessian_scale", "vit-b (86 M parameters) top-5 at tol 1e-3, no flag: peak "
+             "resident memory", lambda rows: rows[0]["peak_rss_gib"], goal=12, at_least=False,
+             unit=" GiB"),
+)
+
 def problem(name: str, trained: bool, device: str = "cpu", runs_dir: str = "runs"):
     """The model (the quick preset's, trained or at its initialisation) and one batch of 16."""
     spec = RunSpec(model=name, data="fashion-mnist", preset="quick", progress=False,
@@ -90,9 +107,9 @@ def timed_solve(H, ws: solvers.Workspace, seed: int, low_memory: bool | None = F
     the overhead, the solver's own time by section (the solvers' timing hook,
     ``solvers.timing``), residuals and eigenvalues. ``verbose``: progress lines as the HVPs
     go."""
-    ws.timed = True
+    ws.timed, ws.low_memory, ws.ncv = True, low_memory, ncv
     r = solvers.eigsh(TimedOperator(H, verbose=verbose) if verbose else H, 5, tol=tol,
-                      seed=seed, low_memory=low_memory, ncv=ncv, workspace=ws)
+                      seed=seed, workspace=ws)
     t = r.timings
     return {"seed": seed, "layout": r.layout, "hvps": r.num_hvps, "seconds": r.seconds,
             "hvp_seconds": t["products"], "overhead": r.seconds / t["products"],
@@ -108,7 +125,7 @@ def solve(name: str, low_memory: bool | None, ncv: int | None, tol: float,
     per mini-batch). ``low_memory=None``: the layout the solver picks from the free memory."""
     model, batch = problem(name, trained=name != "vit-b", device=device, runs_dir=runs_dir)
     rows, ws = [], solvers.Workspace()
-    with hessian.operator(model, F.cross_entropy, batch) as H:
+    with hessian.OperatorSpec(model, F.cross_entropy, batch).open() as H:
         for call, seed in enumerate((0, *seeds)):
             row = timed_solve(H, ws, seed, low_memory, ncv, tol, verbose=name == "vit-b")
             rows.append({"model": name, "parameters": H.n,
@@ -120,9 +137,11 @@ def solve(name: str, low_memory: bool | None, ncv: int | None, tol: float,
 def child(name: str, ncv: int | None, tol: float, device: str) -> dict:
     """Run one solve on ``device`` in a fresh process, in the layout the solver picks (no
     flag); its peak resident memory included (and on a GPU its peak device memory)."""
-    cmd = [sys.executable, __file__, "--child", name, "--tol", str(tol), "--device", device]
+    cmd = [sys.executable, "-m", "benchmarks.hessian_scale", "--child", name, "--tol", str(tol),
+           "--device", str(device)]
     cmd += ["--ncv", str(ncv)] if ncv else []
-    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
     row = json.loads(out.strip().splitlines()[-1])
     row["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     return row
@@ -136,7 +155,7 @@ def main() -> None:
                    help="start vectors of the calls that reuse the workspace")
     p.add_argument("--ncv", type=int, default=None, help="basis size (default: the solver's)")
     p.add_argument("--tol", type=float, default=1e-3)
-    p.add_argument("--device", default="cpu", help="where the models and the solver run")
+    add_device(p)
     p.add_argument("--runs-dir", default="runs", help="the training cache of the models")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()

@@ -3,23 +3,24 @@
 28 px), interleaved in one run; then what one vmapped pass over m vectors (``matmat``, used
 by the residual check, Hutch++ and Hutchinson) costs per vector against m single HVPs.
 
-python benchmarks/hvp_backends.py [--columns 8]
+python -m benchmarks.hvp_backends [--columns 8] [--device cpu]
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, record  # noqa: E402
+from benchmarks.common import Headline, add_device, interleaved, record
+from models import create_model
+from vitprobe import hessian
 
 # ruff: noqa: B023  (closures are timed inside the loop iteration that defines them)
-from models import create_model  # noqa: E402
-from vitprobe import hessian  # noqa: E402
+
+HEADLINES = (Headline("hvp_backends", "one HVP (double backward) / one gradient, batch 16, "
+                      "worst of vit-ti and resnet-18",
+                      lambda rows: max(r["HVP / gradient"] for r in rows), goal=2.5,
+                      at_least=False),)
 
 
 def main() -> None:
@@ -27,15 +28,17 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--columns", type=int, default=8, help="vectors per matmat pass")
-    m = p.parse_args().columns
+    add_device(p)
+    a = p.parse_args()
+    m, dev = a.columns, a.device
     torch.manual_seed(0)
-    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
-    print(f"cpu, {torch.get_num_threads()} threads, batch 16")
+    x, y = torch.randn(16, 1, 28, 28, device=dev), torch.randint(0, 10, (16,), device=dev)
+    print(f"{dev}, {torch.get_num_threads()} CPU threads, batch 16")
     rows = []
     for name, kw in (("vit-ti", {"patch_size": 4}), ("resnet-18", {})):
-        model = create_model(name, num_classes=10, in_chans=1, img_size=28, **kw).eval()
-        with hessian.operator(model, F.cross_entropy, (x, y)) as H:
-            v = torch.randn(H.n)
+        model = create_model(name, num_classes=10, in_chans=1, img_size=28, **kw).to(dev).eval()
+        with hessian.OperatorSpec(model, F.cross_entropy, (x, y)).open() as H:
+            v = torch.randn(H.n, device=dev)
             params = {k: t.clone().requires_grad_(True) for k, t in H.params.items()}
 
             def grad_once():
@@ -49,14 +52,14 @@ def main() -> None:
                 H.backend = "reverse"
                 H.matvec(v)
 
-            V = torch.randn(H.n, m)
+            V = torch.randn(H.n, m, device=dev)
 
             def block():
                 H.backend = "reverse"
                 H.matmat(V, block=m)
 
             t = interleaved({"reverse": rev, "forward": fwd, "grad": grad_once,
-                             "block": block}, rounds=5)
+                             "block": block}, rounds=5, device=dev)
         print(f"{name:10s} gradient {t['grad'] * 1e3:6.0f} ms   double backward "
               f"{t['reverse'] * 1e3:6.0f} ms ({t['reverse'] / t['grad']:.2f}x)   "
               f"forward-over-reverse {t['forward'] * 1e3:6.0f} ms "
@@ -69,7 +72,7 @@ def main() -> None:
                      "HVP / gradient": t["reverse"] / t["grad"],
                      "forward-over-reverse ms": 1e3 * t["forward"],
                      f"matmat of {m} / {m} HVPs": t["block"] / (m * t["reverse"])})
-    record("hvp_backends", rows, {"columns": m, "batch": 16, "rounds": 5},
+    record("hvp_backends", rows, {"columns": m, "batch": 16, "rounds": 5, "device": dev},
            "Double backward vs forward-over-reverse HVPs, and one vmapped pass over several "
            "vectors against single HVPs.")
 

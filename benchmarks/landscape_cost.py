@@ -4,8 +4,8 @@ measured in this run (the median of 3 forwards). The same ratio for the ``loss-l
 package's random_plane at the same grid and data: its ``filter`` normalisation crashes on
 both models (ZeroDivisionError on zero-initialised tensors), so it is timed with ``layer``.
 
-python benchmarks/landscape_cost.py [--steps 21] [--images 512] [--models vit-ti,resnet-18]
-    [--no-peer]
+python -m benchmarks.landscape_cost [--steps 21] [--images 512] [--models vit-ti,resnet-18]
+    [--no-peer] [--device cpu]
 Goal: <= 1.15 on CPU.
 """
 
@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import record  # noqa: E402
+from benchmarks.common import Headline, add_device, record, synchronizer
+from models import create_model
+from vitprobe import data as vdata
+from vitprobe import landscape
 
-from models import create_model  # noqa: E402
-from vitprobe import data as vdata  # noqa: E402
-from vitprobe import landscape  # noqa: E402
+HEADLINES = (Headline("landscape_cost", "a loss surface's time / its lower bound (steps² "
+                      "no-grad forwards over the same images), worst of the models",
+                      lambda rows: max(r["ours / bound"] for r in rows), goal=1.15,
+                      at_least=False),)
 
 
 def main() -> None:
@@ -34,23 +35,28 @@ def main() -> None:
     p.add_argument("--images", type=int, default=512)
     p.add_argument("--models", default="vit-ti,resnet-18")
     p.add_argument("--no-peer", action="store_true", help="skip loss-landscapes")
+    add_device(p)
     a = p.parse_args()
+    dev, sync = a.device, synchronizer(a.device)
     test = vdata.load("fashion-mnist", "test")
-    x = test.normalize(test.images[:a.images])
-    y = test.targets[:a.images]
+    x = test.normalize(test.images[:a.images]).to(dev)
+    y = test.targets[:a.images].to(dev)
     batch = (x, y)
-    print(f"cpu, {torch.get_num_threads()} threads, {a.steps}x{a.steps} grid, {a.images} images")
+    print(f"{dev}, {torch.get_num_threads()} CPU threads, {a.steps}x{a.steps} grid, "
+          f"{a.images} images")
     rows = []
     for name in a.models.split(","):
         kw = {"patch_size": 4} if name.startswith("vit") else {}
         torch.manual_seed(0)
-        model = create_model(name, num_classes=10, in_chans=1, img_size=28, **kw).eval()
+        model = create_model(name, num_classes=10, in_chans=1, img_size=28, **kw).to(dev).eval()
         with torch.no_grad():
             model(x)
             times = []
             for _ in range(3):
+                sync()
                 t = time.perf_counter()
                 model(x)
+                sync()
                 times.append(time.perf_counter() - t)
         fwd = sorted(times)[1]
         bound = a.steps ** 2 * fwd
@@ -74,6 +80,7 @@ def main() -> None:
         else:
             for norm in ("filter", "layer"):
                 m = copy.deepcopy(model)
+                sync()
                 t = time.perf_counter()
                 try:
                     loss_landscapes.random_plane(m, llm.Loss(F.cross_entropy, x, y),
@@ -82,6 +89,7 @@ def main() -> None:
                     line += f"   loss-landscapes[{norm}] crashed: {type(e).__name__}: {e}"
                     row[f"loss-landscapes[{norm}]"] = f"crashed ({type(e).__name__})"
                     continue
+                sync()
                 peer = time.perf_counter() - t
                 line += f"   loss-landscapes[{norm}] {peer:7.1f} s  ratio {peer / bound:.3f}"
                 row.update({f"loss-landscapes[{norm}] s": peer,

@@ -1,7 +1,8 @@
 """Training images/s: our vit-ti vs timm's VisionTransformer of the same configuration, and
 our resnet-18 vs torchvision's resnet18 with the same CIFAR stem, in one run, interleaved.
 
-python benchmarks/train_throughput.py [--batch-size 64] [--steps 4] [--rounds 3] [--bf16]
+python -m benchmarks.train_throughput [--batch-size 64] [--steps 4] [--rounds 3] [--bf16]
+                                      [--device cpu]
 Goal: ratio (ours / peer) >= 0.95 for both.
 
 Both sides train in float32, the CPU presets' precision (``--bf16``: both under bf16
@@ -13,19 +14,19 @@ fused SDPA on CUDA); the peer keeps timm's default (fused SDPA).
 from __future__ import annotations
 
 import argparse
-import sys
 from contextlib import nullcontext
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, record  # noqa: E402
+from benchmarks.common import Headline, add_device, interleaved, record
+from models import create_model
+from vitprobe.features import explicit_attention
+from vitprobe.train import TrainConfig, autocast, autocast_dtype, fused_attention
 
-from models import create_model  # noqa: E402
-from vitprobe.features import explicit_attention  # noqa: E402
-from vitprobe.train import TrainConfig, autocast, autocast_dtype, fused_attention  # noqa: E402
+HEADLINES = (Headline("train_throughput", "training images/s, ours / the peer's same "
+                      "architecture (timm ViT, torchvision ResNet), worst of the two",
+                      lambda rows: min(r["ratio"] for r in rows), goal=0.95, at_least=True),)
 
 
 def peer_vit():
@@ -46,15 +47,16 @@ def peer_resnet():
 
 
 def train_steps(model, x, y, steps, amp: torch.dtype | None, policy: bool):
-    """``steps`` AdamW steps; ``policy``: with the attention kernel ``fit`` picks on CPU."""
+    """``steps`` AdamW steps; ``policy``: with the attention kernel ``fit`` picks on the
+    device."""
     opt = torch.optim.AdamW(model.parameters(), 1e-4)
     model.train()
-    explicit = policy and not fused_attention(TrainConfig(recipe=None, device="cpu"))
+    explicit = policy and not fused_attention(TrainConfig(recipe=None, device=x.device))
 
     def run():
         with explicit_attention(model) if explicit else nullcontext():
             for _ in range(steps):
-                with autocast(torch.device("cpu"), amp):
+                with autocast(x.device, amp):
                     loss = F.cross_entropy(model(x).float(), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -68,25 +70,28 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast on both sides")
+    add_device(p)
     a = p.parse_args()
     torch.manual_seed(0)
-    x = torch.randn(a.batch_size, 1, 28, 28)
-    y = torch.randint(0, 10, (a.batch_size,))
+    x = torch.randn(a.batch_size, 1, 28, 28, device=a.device)
+    y = torch.randint(0, 10, (a.batch_size,), device=a.device)
     pairs = {
         "vit-ti": (create_model("vit-ti", num_classes=10, in_chans=1, img_size=28, patch_size=4),
                    peer_vit(), "timm VisionTransformer"),
         "resnet-18": (create_model("resnet-18", num_classes=10, in_chans=1, img_size=28),
                       peer_resnet(), "torchvision resnet18 (CIFAR stem)"),
     }
-    amp = autocast_dtype(torch.device("cpu"), "bfloat16" if a.bf16 else "float32")
-    print(f"device cpu, {torch.get_num_threads()} threads, batch {a.batch_size}, "
+    pairs = {k: (ours.to(a.device), peer.to(a.device), name)
+             for k, (ours, peer, name) in pairs.items()}
+    amp = autocast_dtype(a.device, "bfloat16" if a.bf16 else "float32")
+    print(f"device {a.device}, {torch.get_num_threads()} CPU threads, batch {a.batch_size}, "
           f"{a.steps} steps x {a.rounds} rounds (median), autocast {amp or 'off (float32)'}"
           )
     rows = []
     for name, (ours, peer, peer_name) in pairs.items():
         t = interleaved({"ours": train_steps(ours, x, y, a.steps, amp, policy=True),
                          "peer": train_steps(peer, x, y, a.steps, amp, policy=False)},
-                        rounds=a.rounds)
+                        rounds=a.rounds, device=a.device)
         ips = {k: a.steps * a.batch_size / v for k, v in t.items()}
         print(f"{name:10s} ours {ips['ours']:7.1f} img/s   {peer_name} {ips['peer']:7.1f} img/s"
               f"   ratio {ips['ours'] / ips['peer']:.3f}")
