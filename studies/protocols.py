@@ -99,12 +99,11 @@ def model_landscape(model, batches, options: LandscapeOptions, seed: int, resume
     o = options
     d1 = landscape.random_direction(model, norm=o.norm, seed=seed)
     d2 = landscape.random_direction(model, norm=o.norm, seed=seed + 1)
-    bn = batches if o.recalibrate_bn else None
-    s2 = landscape.surface(model, F.cross_entropy, batches, (d1, d2), (o.steps, o.steps),
-                           o.span, l2_coef=o.l2_coef, bn_data=bn, resume_path=resume,
-                           progress=o.progress, group=group)
-    s1 = landscape.surface(model, F.cross_entropy, batches, (d1,), 2 * o.steps - 1, o.span,
-                           l2_coef=o.l2_coef, bn_data=bn, group=group)
+    spec = landscape.LossSpec(model, F.cross_entropy, batches, l2_coef=o.l2_coef,
+                              bn_data=batches if o.recalibrate_bn else None, group=group)
+    s2 = landscape.surface(spec, (d1, d2), (o.steps, o.steps), o.span, resume_path=resume,
+                           progress=o.progress)
+    s1 = landscape.surface(spec, (d1,), 2 * o.steps - 1, o.span)
     return {"surface": s2, "slice": s1}
 
 

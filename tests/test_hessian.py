@@ -489,11 +489,12 @@ def test_the_model_level_call_is_the_spec_call(vit64):
 def test_no_public_hessian_or_solver_function_takes_more_than_8_parameters():
     import inspect
 
-    from vitprobe import solvers
+    from vitprobe import landscape, solvers
 
-    for mod in (hessian, spectra, solvers):
-        for name in getattr(mod, "__all__", []):
+    for mod in (hessian, spectra, solvers, landscape):
+        for name in dir(mod):
             obj = getattr(mod, name)
-            if inspect.isfunction(obj):
+            if inspect.isfunction(obj) and not name.startswith("_") and \
+                    obj.__module__.startswith("vitprobe"):
                 params = inspect.signature(obj).parameters
                 assert len(params) <= 8, (mod.__name__, name, list(params))

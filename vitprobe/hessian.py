@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 __all__ = ["OperatorSpec", "HessianOperator", "Operator", "EigenResult", "TraceResult",
            "Density", "Workspace", "hvp", "top_eigenvalues", "trace", "density", "opened",
-           "lanczos_tridiagonal", "model_alias"]
+           "lanczos_tridiagonal", "model_alias", "spec_alias"]
 
 
 def __getattr__(name: str):
@@ -335,27 +335,33 @@ class OperatorSpec:
 
 
 Operator = OperatorSpec | HessianOperator
-_SPEC_FIELDS = ("mode", "params", "weight_decay", "backend", "group")
 
 
-def model_alias(fn):
-    """Let ``fn(op, ...)`` also be called at the model level, as the package's API contract has
-    it: ``fn(model, loss_fn, data, *rest, mode=..., params=..., weight_decay=...,
-    backend=..., group=..., **options)`` is ``fn(OperatorSpec(model, loss_fn, data, mode=...,
-    ...), *rest, **options)``."""
+def spec_alias(spec_cls):
+    """A decorator letting ``fn(spec, ...)`` also be called at the model level, as the
+    package's API contract has it: ``fn(model, loss_fn, data, *rest, **options)``, with
+    ``spec_cls``'s other fields among ``options``, is ``fn(spec_cls(model, loss_fn, data,
+    **those), *rest, **the rest of options)``."""
+    names = [f.name for f in fields(spec_cls)][3:]
 
-    @functools.wraps(fn)
-    def call(op, *args, **kwargs):
-        if isinstance(op, nn.Module):
-            if len(args) < 2:
-                raise TypeError(f"{fn.__name__}(model, loss_fn, data, ...) needs loss_fn and "
-                                f"data; or pass a hessian.OperatorSpec")
-            spec = {k: kwargs.pop(k) for k in _SPEC_FIELDS if k in kwargs}
-            op, args = OperatorSpec(op, args[0], args[1], **spec), args[2:]
-        return fn(op, *args, **kwargs)
+    def decorate(fn):
+        @functools.wraps(fn)
+        def call(op, *args, **kwargs):
+            if isinstance(op, nn.Module):
+                if len(args) < 2:
+                    raise TypeError(f"{fn.__name__}(model, loss_fn, data, ...) needs loss_fn "
+                                    f"and data; or pass a {spec_cls.__name__}")
+                spec = {k: kwargs.pop(k) for k in names if k in kwargs}
+                op, args = spec_cls(op, args[0], args[1], **spec), args[2:]
+            return fn(op, *args, **kwargs)
 
-    return call
+        return call
 
+    return decorate
+
+
+# hessian.top_eigenvalues(model, loss_fn, data, k=5, mode="train", weight_decay=0.05, ...)
+model_alias = spec_alias(OperatorSpec)
 
 @contextlib.contextmanager
 def opened(op: Operator) -> Iterator[HessianOperator]:

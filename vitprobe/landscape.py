@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from . import results
 from .features import probe_mode
-from .hessian import as_batches
+from .hessian import as_batches, spec_alias
 
 Direction = dict[str, torch.Tensor]
 NORMS = ("filter", "layer", "paper", None)
@@ -186,20 +186,39 @@ def _fingerprint(dirs: Sequence[Direction], coords, l2_coef, batches) -> str:
     return h.hexdigest()[:16]
 
 
-def surface(model: nn.Module, loss_fn: Callable, data, directions: Sequence[Direction],
-            steps: int | Sequence[int] = 21, span: float | Sequence[float] = 1.0,
-            l2_coef: float = 0.0, mode: str = "eval", bn_data=None,
-            resume_path: str | Path | None = None, save_every_s: float = 30.0,
-            progress: bool = False, group=None) -> Surface:
-    """Loss over a 1-D or 2-D grid of θ + α·d₁ (+ β·d₂), α, β ∈ [−span, span].
+@dataclass(frozen=True)
+class LossSpec:
+    """What a landscape is the loss of: ``model`` and ``loss_fn(outputs, targets)`` on
+    ``data`` (one batch or an iterable of them, averaged by size), in the probe's ``mode``
+    ("eval": BN running statistics; "train": batch statistics; dropout off in both), plus
+    the paper's l2 term ``l2_coef`` · Σ_p ‖θ_p‖ (as in Park & Kim's code); ``bn_data``:
+    batches to re-estimate BN statistics from at every point (default: the model's running
+    statistics); ``group``: a torch.distributed process group whose ranks share the grid
+    points (round-robin; the full grid is all-reduced back to every rank)."""
 
-    l2_coef adds the paper's l2 term, l2_coef · Σ_p ‖θ_p‖ (as in Park & Kim's code).
-    bn_data: re-estimate BN statistics at every point from these batches (default: the
-    model's running statistics, eval mode). resume_path: an .npz that holds the partial grid;
-    rerunning the same call continues where it stopped. group: a torch.distributed process
-    group; grid points are dealt round-robin to its ranks and the full grid is all-reduced
-    back to every rank (each rank keeps its own resume file).
+    model: nn.Module
+    loss_fn: Callable
+    data: object
+    mode: str = "eval"
+    l2_coef: float = 0.0
+    bn_data: object = None
+    group: object = None
+
+
+@spec_alias(LossSpec)
+def surface(spec: LossSpec, directions: Sequence[Direction],
+            steps: int | Sequence[int] = 21, span: float | Sequence[float] = 1.0, *,
+            resume_path: str | Path | None = None, save_every_s: float = 30.0,
+            progress: bool = False) -> Surface:
+    """Loss over a 1-D or 2-D grid of θ + α·d₁ (+ β·d₂), α, β ∈ [−span, span], of the
+    ``LossSpec`` (or, as the API contract has it, ``surface(model, loss_fn, data,
+    directions, steps, span, l2_coef=..., mode=..., bn_data=..., group=...)``).
+
+    resume_path: an .npz that holds the partial grid, saved every ``save_every_s``;
+    rerunning the same call continues where it stopped (each rank keeps its own file).
     """
+    model, loss_fn, data, mode = spec.model, spec.loss_fn, spec.data, spec.mode
+    l2_coef, bn_data, group = spec.l2_coef, spec.bn_data, spec.group
     rank, world_size = 0, 1
     if group is not None:
         import torch.distributed as dist
