@@ -10,6 +10,8 @@ import functools
 import json
 import logging
 import os
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -66,6 +68,37 @@ def slug(label: str) -> str:
     return label.replace(SMOKE_MARK, "").replace(" (", "-").replace(")", "").replace(" ", "_")
 
 
+POOLS = ("cls", "gap", "seqpool", "map")
+_SAFE_TEXT = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def _check_path_safe(spec: RunSpec) -> None:
+    """Every field that reaches the run folder's name is checked before anything is written:
+    a pooling of ``POOLS``, a teacher of the model registry, override keys that are
+    identifiers and values that are numbers, booleans, tuples of them or plain words (no
+    ``/``, ``..``, spaces or ``;``)."""
+    from models import list_models
+
+    if spec.pool is not None and spec.pool not in POOLS:
+        raise ValueError(f"unknown pooling {spec.pool!r}; allowed: {', '.join(POOLS)}")
+    if spec.teacher is not None and spec.teacher not in list_models():
+        raise ValueError(f"unknown teacher {spec.teacher!r}; allowed: a model name of "
+                         f"models.list_models(), e.g. vit-ti")
+
+    def plain(v) -> bool:
+        if isinstance(v, bool | int | float) or v is None:
+            return True
+        if isinstance(v, tuple | list):
+            return all(plain(x) for x in v)
+        return isinstance(v, str) and bool(_SAFE_TEXT.fullmatch(v)) and ".." not in v
+
+    for k, v in spec.overrides.items():
+        if not (isinstance(k, str) and k.isidentifier()) or not plain(v):
+            raise ValueError(f"model argument {k}={v!r} is refused: keys are identifiers and "
+                             f"values numbers, booleans, tuples of them or plain words "
+                             f"(letters, digits, _ . + -)")
+
+
 @dataclass
 class RunSpec:
     model: str
@@ -109,6 +142,7 @@ class RunSpec:
             self.equal_steps = False  # the full set: one run, whatever the flag
         if self.pool == "cls" and self.model.startswith("vit-"):
             self.pool = None  # the ViT default: one cache entry, not two identical runs
+        _check_path_safe(self)
 
     @classmethod
     def from_args(cls, args, model: str, device: str) -> RunSpec:
@@ -273,6 +307,8 @@ def load_checkpoint(model: nn.Module, path: str | Path, name: str) -> nn.Module:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         state = results.load_weights(path)
+    except results.CorruptCheckpoint:
+        raise
     except Exception as e:  # safetensors raises its own error types
         raise ValueError(f"checkpoint {path} is not a safetensors file ({e})") from None
     own = model.state_dict()
@@ -300,10 +336,59 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
     run_dir = spec.run_dir
     final = run_dir / "model.safetensors"
     config = run_config(spec, model)
-    _check_cached_recipe(run_dir, config)
-    if not final.is_file():
-        if distributed()[0] == 0:
-            results.save_result(run_dir / "config.json", {}, config, spec.seed)
+    with run_lock(run_dir):
+        _check_cached_recipe(run_dir, config)
+        if final.is_file():
+            try:
+                load_checkpoint(model, final, spec.model)
+            except results.CorruptCheckpoint as e:
+                aside = final.with_name(final.name + ".corrupt")
+                os.replace(final, aside)
+                log.warning("%s; moved to %s, the run resumes from its last good checkpoint",
+                            e, aside.name)
+        if not final.is_file():
+            _train(spec, model, run_dir, config)
+        load_checkpoint(model, final, spec.model)
+    # on spec.device whether it was trained now (fit moved it) or read from the cache
+    return model.to(spec.device).eval(), {"run_dir": str(run_dir),
+                                          "metrics": run_metrics(run_dir)}
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """One process at a time trains or reads a run: a file lock beside its folder (rank 0
+    only under torch.distributed: the other ranks follow it through the collectives). A
+    second process waits with a message, then reads what the first one trained. Temporary
+    files that a killed write left in the folder are removed once the lock is held."""
+    from filelock import FileLock, Timeout
+
+    if distributed()[0] != 0:
+        yield
+        return
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run_dir.parent / f".{run_dir.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("another process is training or reading %s; waiting for it to finish "
+                    "(lock file %s)", run_dir, lock.lock_file)
+        lock.acquire()
+    try:
+        for tmp in run_dir.rglob(".*.*") if run_dir.is_dir() else ():
+            if tmp.is_file() and tmp.name.count(".") >= 2:  # atomic_write_bytes's temp files
+                tmp.unlink(missing_ok=True)
+        yield
+    finally:
+        lock.release()
+
+
+def _train(spec: RunSpec, model: nn.Module, run_dir: Path, config: dict) -> None:
+    """Train ``spec``'s run into ``run_dir`` (resuming from its checkpoints); a failure
+    removes the folder only when this call created it and no checkpoint is in it."""
+    created = not run_dir.exists()
+    if distributed()[0] == 0:
+        results.save_result(run_dir / "config.json", {}, config, spec.seed)
+    try:
         train_loader, test_loader = loaders(spec)
         log.info("training %s on %s (%d images, preset %s) into %s", spec.model, spec.data,
                  len(train_loader.data), spec.preset, run_dir)
@@ -317,27 +402,23 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
                                                overrides={}, pool=None))
             model.set_distilled_training(True)
             criterion = Distillation(teacher.to(spec.device), spec.distill, spec.alpha, spec.tau)
-        try:
-            fit(model, train_loader, test_loader,
-                TrainConfig(spec.recipe(), seed=spec.seed, device=spec.device,
-                            progress=spec.progress,
-                            # a small fraction at equal steps: tens of short epochs
-                            evaluations=EQUAL_STEPS_EVALUATIONS if spec.equal_steps else None,
-                            tensorboard=str(Path(spec.tensorboard) / spec.data / spec.run_name)
-                            if spec.tensorboard else None), run_dir, criterion=criterion)
-        except BaseException:
+        fit(model, train_loader, test_loader,
+            TrainConfig(spec.recipe(), seed=spec.seed, device=spec.device,
+                        progress=spec.progress,
+                        # a small fraction at equal steps: tens of short epochs
+                        evaluations=EQUAL_STEPS_EVALUATIONS if spec.equal_steps else None,
+                        tensorboard=str(Path(spec.tensorboard) / spec.data / spec.run_name)
+                        if spec.tensorboard else None), run_dir, criterion=criterion)
+    except BaseException:
+        if created:
             _remove_if_nothing_to_resume(run_dir)
-            raise
-        if spec.teacher:
-            model.set_distilled_training(False)
-        if distributed()[1] > 1:
-            import torch.distributed as dist
+        raise
+    if spec.teacher:
+        model.set_distilled_training(False)
+    if distributed()[1] > 1:
+        import torch.distributed as dist
 
-            dist.barrier()  # rank 0 writes model.safetensors; the others read it
-    # on spec.device whether it was trained now (fit moved it) or read from the cache
-    load_checkpoint(model, final, spec.model)
-    return model.to(spec.device).eval(), {"run_dir": str(run_dir),
-                                          "metrics": run_metrics(run_dir)}
+        dist.barrier()  # rank 0 writes model.safetensors; the others read it
 
 
 def _remove_if_nothing_to_resume(run_dir: Path) -> None:
@@ -356,6 +437,11 @@ def _check_cached_recipe(run_dir: Path, config: dict) -> None:
     """A cached run trained with another recipe or architecture is not silently reused."""
     path = run_dir / "config.json"
     if not path.is_file():
+        held = [k for k in ("state.pt", "model.safetensors", "epochs") if (run_dir / k).exists()]
+        if held:
+            raise ValueError(f"the cached run {run_dir} holds {', '.join(held)} but no "
+                             f"config.json, so what it was trained with is unknown: delete it "
+                             f"or pass another --runs-dir")
         return
     saved = results.load_json(path).get("config", {})
     want = json.loads(results.to_json(config))  # the same JSON types as the saved file

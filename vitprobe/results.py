@@ -151,33 +151,88 @@ def save_result(path: str | Path, results: Any, config: dict, seed: int | None) 
                             "provenance": provenance()})
 
 
+# A checkpoint written by ``save_state`` / ``save_weights`` carries the SHA-256 of its bytes
+# (state: a header before torch.save's bytes; safetensors: in its metadata, over the tensor
+# data), so a file with flipped bits is refused when read instead of giving a wrong model.
+_STATE_MAGIC = b"VITPROBE-STATE-SHA256\n"
+_WEIGHTS_KEY = "vitprobe_sha256"
+
+
+class CorruptCheckpoint(ValueError):
+    """A checkpoint whose bytes do not match the checksum written with them."""
+
+
+def _corrupt(path) -> CorruptCheckpoint:
+    return CorruptCheckpoint(f"{path} is corrupt: its bytes do not match the SHA-256 written "
+                             f"with them (flipped bits or a partial copy)")
+
+
 def save_state(path: str | Path, state: dict) -> Path:
-    """torch.save to a temporary file, then rename (loaded with weights_only=True)."""
+    """torch.save to a temporary file, then rename (loaded with weights_only=True); the
+    payload's SHA-256 goes in front of it."""
+    import hashlib
     import io
 
     buf = io.BytesIO()
     torch.save(state, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    payload = buf.getvalue()
+    return atomic_write_bytes(path, _STATE_MAGIC + hashlib.sha256(payload).digest() + payload)
 
 
 def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """``save_state``'s dict; ``CorruptCheckpoint`` where the checksum does not match (a
+    file without one, from an older vitprobe, is read as it is)."""
+    import hashlib
+    import io
+
+    blob = Path(path).read_bytes()
+    if blob.startswith(_STATE_MAGIC):
+        n = len(_STATE_MAGIC)
+        digest, payload = blob[n:n + 32], blob[n + 32:]
+        if hashlib.sha256(payload).digest() != digest:
+            raise _corrupt(path)
+        blob = payload
+    return torch.load(io.BytesIO(blob), map_location=map_location, weights_only=True)
+
+
+def _safetensors_data(blob: bytes) -> tuple[dict, bytes]:
+    """(the header's metadata, the tensor data) of a safetensors file's bytes."""
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    return header.get("__metadata__") or {}, blob[8 + n:]
 
 
 def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor],
                  metadata: dict | None = None) -> Path:
-    """safetensors file of a state dict (tensors cloned and made contiguous), atomically."""
+    """safetensors file of a state dict (tensors cloned and made contiguous), atomically,
+    with the SHA-256 of its tensor data in the metadata."""
+    import hashlib
+
     from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
     meta = {k: json.dumps(_jsonable(v)) for k, v in (metadata or {}).items()}
+    _, data = _safetensors_data(save(tensors, metadata=meta))
+    meta[_WEIGHTS_KEY] = hashlib.sha256(data).hexdigest()
     return atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
 def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+    """A safetensors file's tensors; ``CorruptCheckpoint`` where it carries our checksum and
+    its data does not match it (anyone's safetensors file without one is read as it is)."""
+    import hashlib
 
-    return load_file(str(path), device=str(device))
+    from safetensors.torch import load
+
+    blob = Path(path).read_bytes()
+    try:
+        meta, data = _safetensors_data(blob)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a safetensors file ({type(e).__name__})") from None
+    if _WEIGHTS_KEY in meta and hashlib.sha256(data).hexdigest() != meta[_WEIGHTS_KEY]:
+        raise _corrupt(path)
+    tensors = load(blob)
+    return {k: v.to(device) for k, v in tensors.items()} if str(device) != "cpu" else tensors
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
