@@ -28,6 +28,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
+from math import inf
 from typing import Any
 
 import numpy as np
@@ -108,8 +109,6 @@ class HessianOperator:
                                  f"{list(named)[:3]}")
         if not names:
             raise ValueError("no parameters to differentiate (params is empty)")
-        if backend not in ("reverse", "forward"):
-            raise ValueError(f"backend must be 'reverse' or 'forward'; got {backend!r}")
         self.model, self.loss_fn, self.backend = model, loss_fn, backend
         self.names = names
         self.weight_decay = float(weight_decay)
@@ -319,6 +318,15 @@ class OperatorSpec:
     weight_decay: float = 0.0
     backend: str = "reverse"
     group: Any = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("eval", "train"):
+            raise ValueError(f"mode must be 'eval' or 'train'; got {self.mode!r}")
+        if self.backend not in ("reverse", "forward"):
+            raise ValueError(f"backend must be 'reverse' or 'forward'; got {self.backend!r}")
+        if not (isinstance(self.weight_decay, int | float) and 0 <= self.weight_decay < inf):
+            raise ValueError(f"weight_decay must be a finite number >= 0; got "
+                             f"{self.weight_decay!r}")
 
     def with_data(self, data) -> OperatorSpec:
         """The same operator on other data (e.g. one mini-batch of a loader)."""

@@ -204,6 +204,12 @@ class LossSpec:
     bn_data: object = None
     group: object = None
 
+    def __post_init__(self) -> None:
+        if self.mode not in ("eval", "train"):
+            raise ValueError(f"mode must be 'eval' or 'train'; got {self.mode!r}")
+        if not (isinstance(self.l2_coef, int | float) and 0 <= self.l2_coef < float("inf")):
+            raise ValueError(f"l2_coef must be a finite number >= 0; got {self.l2_coef!r}")
+
 
 @spec_alias(LossSpec)
 def surface(spec: LossSpec, directions: Sequence[Direction],

@@ -48,6 +48,10 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, which: str = "LM", tol: float = 1
     """
     ws = workspace or Workspace()
     ncv, low_memory = ws.ncv, ws.low_memory
+    if not 0 < tol < 1:
+        raise ValueError(f"tol is a relative residual and must be in (0, 1); got {tol!r}")
+    if not isinstance(max_matvecs, int) or max_matvecs < 1:
+        raise ValueError(f"max_matvecs must be a positive integer; got {max_matvecs!r}")
     if which not in ("LM", "LA", "SA"):
         raise ValueError(f"which must be 'LM', 'LA' or 'SA'; got {which!r}")
     if method not in ("lanczos", "arpack", "power"):
