@@ -162,3 +162,15 @@ def test_an_escaping_model_argument_is_one_line_on_the_command_line(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "model argument qkv_bias=" in r.stderr
     assert not any(tmp_path.parent.glob("escaped*")) and not (tmp_path / "r2").exists()
+
+
+def test_a_flipped_checkpoint_given_on_the_command_line_is_one_line(tmp_path):
+    from models import create_model
+
+    m = create_model("resnet-18", num_classes=10, in_chans=1, img_size=28)
+    p = results.save_weights(tmp_path / "mine.safetensors", m.state_dict())
+    flip(p, offset_from_end=4096)
+    r = subprocess.run([sys.executable, "-m", "studies.train", "--model", "resnet-18",
+                        "--checkpoint", str(p)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "mine.safetensors is corrupt" in r.stderr
