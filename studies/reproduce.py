@@ -206,7 +206,7 @@ def check_one_code(markers: dict[str, dict], allow_mixed: bool) -> None:
 # Figures made by other commands that the gallery lists when they are there.
 EXTRA_FIGURES = (
     ("cct_quick.png", "cct-2-3x2's test accuracy against training minutes on the 2-core CPU "
-                      "(CCT's headline; 90 % goal)", "python benchmarks/cct_quick.py"),
+                      "(CCT's headline; 90 % goal)", "python -m benchmarks.cct_quick"),
 )
 
 

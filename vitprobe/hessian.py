@@ -219,7 +219,7 @@ class HessianOperator:
         """H V for the columns of a flat (n, m) matrix. ``block`` > 1 pushes that many columns
         through one vmapped / ``is_grads_batched`` pass (memory grows with it). On CPU a
         batched pass costs *more* than the same number of single HVPs
-        (``benchmarks/hvp_backends.py --columns 8``), so the default is one column at a time;
+        (``python -m benchmarks.hvp_backends --columns 8``), so the default is one column at a time;
         on a GPU with small batches a larger block can pay, measure it there."""
         if V.ndim != 2 or V.shape[0] != self.n:
             raise ValueError(f"V must have shape ({self.n}, m); got {tuple(V.shape)}")

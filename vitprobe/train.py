@@ -145,7 +145,7 @@ class TrainConfig:
     # attention kernel while training: fused scaled_dot_product_attention (True), the explicit
     # softmax path (False), or by device (None): fused on CUDA, explicit on CPU, where the
     # flash-attention backward is slow at ViT sequence lengths
-    # (benchmarks/train_throughput.py measures both)
+    # (python -m benchmarks.train_throughput measures both)
     fused_attention: bool | None = None
     # TensorBoard log folder: per-step loss and learning rate, per-epoch accuracy (rank 0)
     tensorboard: str | None = None
