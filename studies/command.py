@@ -1,13 +1,16 @@
 """The ``vitprobe`` console command: ``vitprobe <study> [arguments]`` runs
 ``python -m studies.<study> [arguments]`` (the same arguments, the same exit codes).
 
-vitprobe --help            lists the studies
+vitprobe --help            lists the studies (read from their files: nothing heavy imported)
+vitprobe --version         the package's version and the torch it runs on
+vitprobe models            the model registry's names
 vitprobe hessian --help    one study's arguments and defaults
 """
 
 from __future__ import annotations
 
 import sys
+import textwrap
 from importlib import import_module
 
 # the runnable studies, in the order a newcomer meets them
@@ -15,28 +18,65 @@ STUDIES = ("train", "hessian", "pooling", "landscape", "fourier", "variance", "r
            "attention", "alternet", "subsets", "zoo", "reproduce")
 
 
+def summary(study: str) -> str:
+    """A study's first docstring paragraph as one line, read from its source file (the
+    module is not imported: no torch start-up)."""
+    import ast
+    from importlib.util import find_spec
+
+    origin = find_spec(f"studies.{study}").origin
+    with open(origin, encoding="utf-8") as f:
+        doc = ast.get_docstring(ast.parse(f.read())) or ""
+    return " ".join(doc.split("\n\n")[0].split())
+
+
 def usage() -> str:
     lines = ["usage: vitprobe <study> [arguments]   (= python -m studies.<study> [arguments])",
-             "", "studies:"]
+             "       vitprobe models | --version | --help", "", "studies:"]
     for name in STUDIES:
-        doc = (import_module(f"studies.{name}").__doc__ or "").strip().splitlines()
-        lines.append(f"  {name:<11} {doc[0] if doc else ''}")
+        text = textwrap.wrap(summary(name), 78) or [""]
+        lines.append(f"  {name:<11} {text[0]}")
+        lines += [f"  {'':<11} {t}" for t in text[1:]]
     lines += ["", "vitprobe <study> --help shows a study's arguments and their defaults."]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    from . import cli
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
 
+    try:
+        ours = dist_version("vitprobe")
+    except PackageNotFoundError:
+        ours = "unknown (not installed)"
+    try:
+        torch = dist_version("torch")
+    except PackageNotFoundError:
+        torch = "not installed"
+    return f"vitprobe {ours} (torch {torch}, Python {sys.version.split()[0]})"
+
+
+def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         sys.exit(0 if argv else 2)
+    if argv[0] == "--version":
+        print(version())
+        sys.exit(0)
+    if argv[0] == "models":
+        from models import list_models
+
+        print("\n".join(list_models()))
+        print("timm:<name>   any timm model, e.g. timm:vit_tiny_patch16_224")
+        sys.exit(0)
     name, rest = argv[0], argv[1:]
     if name not in STUDIES:
-        print(f"vitprobe: error: unknown study {name!r}; allowed: {', '.join(STUDIES)}",
-              file=sys.stderr)
+        print(f"vitprobe: error: unknown study {name!r}; allowed: {', '.join(STUDIES)}, "
+              f"models, --version, --help", file=sys.stderr)
         sys.exit(2)
+    from . import cli
+
     cli.run(import_module(f"studies.{name}").main, rest)
 
 

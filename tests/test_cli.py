@@ -202,6 +202,16 @@ def test_vitprobe_console_command_lists_and_runs_the_studies(tmp_path):
     assert r.returncode == 2 and "--num-batches: 0 is not allowed" in r.stderr
     r = subprocess.run([str(exe), "nonsense"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "unknown study 'nonsense'; allowed: train, hessian" in r.stderr
+    r = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("vitprobe 0.") and "torch 2." in r.stdout
+    r = subprocess.run([str(exe), "models"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and {"vit-ti", "resnet-18", "alternet-18"} <= set(r.stdout.split())
+    # the list is read from the studies' files: no torch start-up behind --help
+    code = ("import sys; from studies import command; text = command.usage(); "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
+            "assert 'loss = NLL + l2.' in ' '.join(text.split())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
 
 
 def test_help_shows_the_whole_description_every_default_and_the_run_time():
