@@ -125,6 +125,11 @@ def test_a_damaged_fashion_mnist_file_is_named(tmp_path, damage):
 def test_missing_data_set_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="--data-dir"):
         vdata.load("cifar10", "train", data_dir=tmp_path)
+    # a --data-dir without the files is an error, not a silent read of the system's copy
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path} holds no Fashion-MNIST"):
+        vdata.load("fashion-mnist", "test", data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="holds no Fashion-MNIST"):
+        vdata.source_files("fashion-mnist", "train", tmp_path)
     with pytest.raises(ValueError, match="allowed: fashion-mnist, cifar10"):
         vdata.load("imagenet")
 

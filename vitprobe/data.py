@@ -114,8 +114,24 @@ def _find_idx(stem: str, roots: list[Path]) -> Path | None:
     return None
 
 
+def _fmnist_roots(data_dir: Path | None) -> list[Path]:
+    """Where Fashion-MNIST is looked for: the folder given (only there: a wrong --data-dir
+    is an error, never a silent fall-back), else the system's."""
+    return [data_dir] if data_dir else [SYSTEM_FASHION_MNIST]
+
+
+def _fmnist_missing(data_dir: Path | None) -> FileNotFoundError:
+    where = (f"{data_dir} holds no Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz] ...), "
+             f"also not under {data_dir}/fashion-mnist or {data_dir}/FashionMNIST/raw"
+             if data_dir else "Fashion-MNIST not found")
+    return FileNotFoundError(
+        f"{where}: install it with 'apt-get install dataset-fashion-mnist' (files go to "
+        f"{SYSTEM_FASHION_MNIST}), pass --data-dir DIR holding the IDX files, or add "
+        f"--download where there is internet")
+
+
 def _load_fashion_mnist(split: str, data_dir: Path | None, download: bool) -> tuple:
-    roots = ([data_dir] if data_dir else []) + [SYSTEM_FASHION_MNIST]
+    roots = _fmnist_roots(data_dir)
     stems = _FMNIST_FILES[split]
     paths = [_find_idx(s, roots) for s in stems]
     if None in paths and download:
@@ -125,10 +141,7 @@ def _load_fashion_mnist(split: str, data_dir: Path | None, download: bool) -> tu
         torchvision.datasets.FashionMNIST(str(root), train=split == "train", download=True)
         paths = [_find_idx(s, [root]) for s in stems]
     if None in paths:
-        raise FileNotFoundError(
-            "Fashion-MNIST not found: install it with 'apt-get install dataset-fashion-mnist' "
-            f"(files go to {SYSTEM_FASHION_MNIST}), pass --data-dir DIR holding the IDX files, "
-            "or add --download where there is internet")
+        raise _fmnist_missing(data_dir)
     images = torch.from_numpy(read_idx(paths[0]).copy()).unsqueeze(1)
     targets = torch.from_numpy(read_idx(paths[1]).astype(np.int64))
     return images, targets
@@ -188,11 +201,9 @@ def source_files(name: str, split: str, data_dir: str | Path | None = None) -> l
     one is a FileNotFoundError saying how to get it."""
     data_dir = Path(data_dir) if data_dir else None
     if name == "fashion-mnist":
-        paths = [_find_idx(s, ([data_dir] if data_dir else []) + [SYSTEM_FASHION_MNIST])
-                 for s in _FMNIST_FILES[split]]
+        paths = [_find_idx(s, _fmnist_roots(data_dir)) for s in _FMNIST_FILES[split]]
         if None in paths:
-            raise FileNotFoundError("Fashion-MNIST not found: install it with 'apt-get install "
-                                    "dataset-fashion-mnist' or pass --data-dir DIR")
+            raise _fmnist_missing(data_dir)
         return paths
     if name in _CIFAR:
         folder, files, _ = _CIFAR[name]
