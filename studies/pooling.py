@@ -28,15 +28,23 @@ from .protocols import (
 
 def main(argv: list[str] | None = None) -> int:
     p = cli.base_parser("studies.pooling", __doc__)
-    p.add_argument("--pools", default=",".join(POOLS))
+    p.add_argument("--pools", default=",".join(POOLS),
+                   help="the poolings compared, comma-separated (default: %(default)s)")
     p.add_argument("--steps", type=cli.positive_int, default=11,
                    help="landscape grid points per axis (default: %(default)s)")
-    p.add_argument("--span", type=float, default=1.0)
+    p.add_argument("--span", type=float, default=1.0,
+                   help="the landscape grid spans [-span, span] per axis (default: "
+                        "%(default)s)")
     p.add_argument("--num-images", type=cli.positive_int, default=512)
     p.add_argument("--num-batches", type=cli.positive_int, default=None,
                    help="Hessian mini-batches (default: the preset's)")
-    p.add_argument("--l2-coef", type=float, default=0.05)
+    p.add_argument("--l2-coef", type=float, default=0.05,
+                   help="the landscape's l2 term coefficient, l2_coef * sum_p ||theta_p|| "
+                        "(default: %(default)s)")
     args = p.parse_args(argv)
+    if args.pool is not None:
+        p.error("--pool names one pooling of a trained model; this study compares several: "
+                "use --pools, e.g. --pools cls,gap")
     cli.setup_logging(args.quiet)
     pools = [q for q in args.pools.split(",") if q]
     bad = [q for q in pools if q not in POOLS]

@@ -280,3 +280,9 @@ def test_figure_titles_name_the_default_pooling_of_token_models():
                        pool="gap")
     assert with_pooling("vit-ti (gap)", gap) == "vit-ti (gap)"
     assert with_pooling("resnet-18", cnn) == "resnet-18"
+
+
+def test_pooling_refuses_pool_and_points_to_pools(tmp_path):
+    r = run("studies.pooling", "--pool", "gap", "--runs-dir", str(tmp_path))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "use --pools, e.g. --pools cls,gap" in r.stderr
