@@ -81,6 +81,18 @@ def fraction(text: str) -> float:
     return v
 
 
+def non_negative(text: str) -> float:
+    """A finite number >= 0 (a weight decay, an l2 coefficient, a span)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"{v:g} is not allowed: it must be a finite number "
+                                         f">= 0")
+    return v
+
+
 def tolerance(text: str) -> float:
     """A number in (0, 1)."""
     v = fraction(text)

@@ -51,7 +51,7 @@ def parser() -> cli.ArgumentParser:
                    help="top-k eigenvalues per mini-batch (default: %(default)s)")
     p.add_argument("--tol", type=cli.tolerance, default=1e-3,
                    help="relative residual to certify, in (0, 1) (default: %(default)s)")
-    p.add_argument("--weight-decay", type=float, default=None,
+    p.add_argument("--weight-decay", type=cli.non_negative, default=None,
                    help="l2 coefficient added to the loss (default: the preset's weight decay)")
     p.add_argument("--mode", choices=("eval", "train"), default="eval")
     p.add_argument("--clean", action="store_true",

@@ -26,7 +26,7 @@ def parser() -> cli.ArgumentParser:
     p.add_argument("--span", type=float, default=1.0, help="grid covers [-span, span]^2")
     p.add_argument("--num-images", type=cli.positive_int, default=512)
     p.add_argument("--norm", choices=("filter", "layer", "paper", "none"), default="filter")
-    p.add_argument("--l2-coef", type=float, default=0.05,
+    p.add_argument("--l2-coef", type=cli.non_negative, default=0.05,
                    help="the paper's l2 term: coef x sum of parameter norms (0 to drop)")
     p.add_argument("--clean-test", action="store_true",
                    help="clean test images instead of augmented training images (labelled)")

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-images", type=cli.positive_int, default=512)
     p.add_argument("--num-batches", type=cli.positive_int, default=None,
                    help="Hessian mini-batches (default: the preset's)")
-    p.add_argument("--l2-coef", type=float, default=0.05,
+    p.add_argument("--l2-coef", type=cli.non_negative, default=0.05,
                    help="the landscape's l2 term coefficient, l2_coef * sum_p ||theta_p|| "
                         "(default: %(default)s)")
     args = p.parse_args(argv)

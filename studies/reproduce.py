@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, type=cli.writable_dir,
                    help="default: results/reproduce-<preset>")
     p.add_argument("--figures-dir", default=None,
-                   help="default: figures/ for the small preset, <out>/figures otherwise")
+                   help="default: the committed gallery figures/ for the small preset "
+                        "without --out, <out>/figures otherwise")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if there)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--report-only", action="store_true",
@@ -301,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or SEEDS[args.preset]
     data = args.data or ("cifar100" if args.preset == "paper" else "fashion-mnist")
     out = Path(args.out or f"results/reproduce-{args.preset}")
-    figures_dir = Path(args.figures_dir or ("figures" if args.preset == "small"
+    # everything lands under --out when it is given: the committed gallery is written only
+    # by the small preset's default run (or by an explicit --figures-dir)
+    figures_dir = Path(args.figures_dir or ("figures" if args.preset == "small" and not args.out
                                             else out / "figures"))
     common = ["--preset", args.preset, "--data", data, "--runs-dir", args.runs_dir]
     common += ["--data-dir", args.data_dir] if args.data_dir else []

@@ -43,6 +43,8 @@ def test_bad_input_is_one_line_and_exit_code_2(args, needle, tmp_path):
     (["--tol", "1"], "argument --tol: 1 is not allowed: it must be in (0, 1)"),
     (["--at-epochs", "9"], "--at-epochs 9: vit-ti's training has epochs 0..1"),
     (["--at-epochs", "x"], "--at-epochs takes comma-separated epochs >= 0"),
+    (["--weight-decay", "-1"], "argument --weight-decay: -1 is not allowed: it must be a "
+                               "finite number >= 0"),
 ])
 def test_hessian_arguments_are_checked_before_any_training(args, needle, tmp_path):
     r = run("studies.hessian", "--preset", "smoke", "--data", "synthetic", *args,
@@ -286,3 +288,13 @@ def test_pooling_refuses_pool_and_points_to_pools(tmp_path):
     r = run("studies.pooling", "--pool", "gap", "--runs-dir", str(tmp_path))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "use --pools, e.g. --pools cls,gap" in r.stderr
+
+
+def test_report_only_with_out_writes_the_gallery_under_out(tmp_path):
+    """--out given: the gallery lands in <out>/figures, never in the committed figures/ of
+    the folder the command runs in."""
+    r = run("studies.reproduce", "--preset", "small", "--report-only", "--seeds", "0",
+            "--out", str(tmp_path / "o"), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o" / "figures" / "README.md").is_file()
+    assert not (tmp_path / "figures").exists()
