@@ -159,6 +159,7 @@ def main() -> None:
     p.add_argument("--runs-dir", default="runs", help="the training cache of the models")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
+    a.device = str(a.device)  # RunSpec and the child's command line take the name
     if a.child:
         row = solve(a.child, None, a.ncv, a.tol, device=a.device)[0]
         if torch.device(a.device).type == "cuda":
