@@ -20,6 +20,7 @@ from torch import nn
 
 from models import create_model
 from models.layers import resample_position_embeddings
+from models.vit import POOLS
 from vitprobe import data as vdata
 from vitprobe import results
 from vitprobe.train import PRECISIONS, SCHEDULE, Distillation, TrainConfig, distributed, fit
@@ -68,7 +69,6 @@ def slug(label: str) -> str:
     return label.replace(SMOKE_MARK, "").replace(" (", "-").replace(")", "").replace(" ", "_")
 
 
-POOLS = ("cls", "gap", "seqpool", "map")
 _SAFE_TEXT = re.compile(r"[A-Za-z0-9_.+-]+")
 
 
@@ -338,17 +338,19 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
     config = run_config(spec, model)
     with run_lock(run_dir):
         _check_cached_recipe(run_dir, config)
+        loaded = False
         if final.is_file():
             try:
                 load_checkpoint(model, final, spec.model)
+                loaded = True
             except results.CorruptCheckpoint as e:
                 aside = final.with_name(final.name + ".corrupt")
                 os.replace(final, aside)
                 log.warning("%s; moved to %s, the run resumes from its last good checkpoint",
                             e, aside.name)
-        if not final.is_file():
+        if not loaded:
             _train(spec, model, run_dir, config)
-        load_checkpoint(model, final, spec.model)
+            load_checkpoint(model, final, spec.model)
     # on spec.device whether it was trained now (fit moved it) or read from the cache
     return model.to(spec.device).eval(), {"run_dir": str(run_dir),
                                           "metrics": run_metrics(run_dir)}
@@ -374,8 +376,8 @@ def run_lock(run_dir: Path):
                     "(lock file %s)", run_dir, lock.lock_file)
         lock.acquire()
     try:
-        for tmp in run_dir.rglob(".*.*") if run_dir.is_dir() else ():
-            if tmp.is_file() and tmp.name.count(".") >= 2:  # atomic_write_bytes's temp files
+        for tmp in run_dir.rglob(".*.*") if run_dir.is_dir() else ():  # ".<name>.<random>"
+            if tmp.is_file():  # atomic_write_bytes's temp files
                 tmp.unlink(missing_ok=True)
         yield
     finally:

@@ -70,23 +70,24 @@ def positive_int(text: str) -> int:
     return v
 
 
-def fraction(text: str) -> float:
-    """A number in (0, 1]."""
+def _number(text: str) -> float:
     try:
-        v = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def fraction(text: str) -> float:
+    """A number in (0, 1]."""
+    v = _number(text)
     if not 0 < v <= 1:
         raise argparse.ArgumentTypeError(f"{v:g} is not allowed: it must be in (0, 1]")
     return v
 
 
 def non_negative(text: str) -> float:
-    """A finite number >= 0 (a weight decay, an l2 coefficient, a span)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    """A finite number >= 0 (a weight decay, an l2 coefficient)."""
+    v = _number(text)
     if not 0 <= v < float("inf"):
         raise argparse.ArgumentTypeError(f"{v:g} is not allowed: it must be a finite number "
                                          f">= 0")

@@ -102,6 +102,12 @@ def full_precision() -> Iterator[None]:
             setattr(obj, name, value)
 
 
+def check_mode(mode: str) -> None:
+    """A probe's mode: "eval" (BN running statistics) or "train" (batch statistics)."""
+    if mode not in ("eval", "train"):
+        raise ValueError(f"mode must be 'eval' or 'train'; got {mode!r}")
+
+
 @contextlib.contextmanager
 def probe_mode(model: nn.Module, mode: str) -> Iterator[None]:
     """Put ``model`` in the probe's mode, in full float32 precision (``full_precision``);
@@ -109,8 +115,7 @@ def probe_mode(model: nn.Module, mode: str) -> Iterator[None]:
 
     ``"train"`` switches only normalisation layers to batch statistics.
     """
-    if mode not in ("eval", "train"):
-        raise ValueError(f"mode must be 'eval' or 'train'; got {mode!r}")
+    check_mode(mode)
     with eval_mode(model), full_precision():
         if mode == "train":
             for m in model.modules():

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .features import probe_mode
+from .features import check_mode, probe_mode
 from .solvers import (
     Density,
     EigenResult,
@@ -295,6 +295,12 @@ class HessianOperator:
 
 
 # ------------------------------------------------------------------------------ the spec
+def check_non_negative(name: str, value) -> None:
+    """A weight decay or l2 coefficient: a finite number >= 0."""
+    if not (isinstance(value, int | float) and 0 <= value < inf):
+        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
+
+
 @dataclass(frozen=True)
 class OperatorSpec:
     """What a loss Hessian is of: ``model`` and ``loss_fn(outputs, targets)`` on ``data``
@@ -320,13 +326,10 @@ class OperatorSpec:
     group: Any = None
 
     def __post_init__(self) -> None:
-        if self.mode not in ("eval", "train"):
-            raise ValueError(f"mode must be 'eval' or 'train'; got {self.mode!r}")
+        check_mode(self.mode)
         if self.backend not in ("reverse", "forward"):
             raise ValueError(f"backend must be 'reverse' or 'forward'; got {self.backend!r}")
-        if not (isinstance(self.weight_decay, int | float) and 0 <= self.weight_decay < inf):
-            raise ValueError(f"weight_decay must be a finite number >= 0; got "
-                             f"{self.weight_decay!r}")
+        check_non_negative("weight_decay", self.weight_decay)
 
     def with_data(self, data) -> OperatorSpec:
         """The same operator on other data (e.g. one mini-batch of a loader)."""

@@ -23,8 +23,8 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from . import results
-from .features import probe_mode
-from .hessian import as_batches, spec_alias
+from .features import check_mode, probe_mode
+from .hessian import as_batches, check_non_negative, spec_alias
 
 Direction = dict[str, torch.Tensor]
 NORMS = ("filter", "layer", "paper", None)
@@ -205,10 +205,8 @@ class LossSpec:
     group: object = None
 
     def __post_init__(self) -> None:
-        if self.mode not in ("eval", "train"):
-            raise ValueError(f"mode must be 'eval' or 'train'; got {self.mode!r}")
-        if not (isinstance(self.l2_coef, int | float) and 0 <= self.l2_coef < float("inf")):
-            raise ValueError(f"l2_coef must be a finite number >= 0; got {self.l2_coef!r}")
+        check_mode(self.mode)
+        check_non_negative("l2_coef", self.l2_coef)
 
 
 @spec_alias(LossSpec)
