@@ -1,6 +1,8 @@
 """Data sets as in-memory uint8 tensors, and seeded, resumable loaders with the presets'
 augmentation.
 
+Each data set is one ``DataSource`` in ``SOURCES`` (its shape and normalisation, the files a
+split is read from, its reader); ``load`` and ``source_files`` dispatch to it once.
 ``fashion-mnist`` is the embedded default (Debian's ``dataset-fashion-mnist`` IDX files);
 ``cifar10``/``cifar100`` come through torchvision's download or a ``--data-dir``;
 ``synthetic`` is a small learnable set for tests only.
@@ -21,12 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATASETS = ("fashion-mnist", "cifar10", "cifar100", "synthetic")
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-_FMNIST_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
 
 
 @dataclass(frozen=True)
@@ -37,16 +34,6 @@ class DatasetInfo:
     img_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-
-
-INFO = {
-    "fashion-mnist": DatasetInfo("fashion-mnist", 10, 1, 28, (0.2860,), (0.3530,)),
-    "cifar10": DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465),
-                           (0.2470, 0.2435, 0.2616)),
-    "cifar100": DatasetInfo("cifar100", 100, 3, 32, (0.5071, 0.4865, 0.4409),
-                            (0.2673, 0.2564, 0.2762)),
-    "synthetic": DatasetInfo("synthetic", 4, 1, 28, (0.5,), (0.25,)),
-}
 
 
 @dataclass
@@ -74,9 +61,8 @@ class ImageData:
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    if name not in INFO:
-        raise ValueError(f"unknown data set {name!r}; allowed: {', '.join(DATASETS)}")
-    return INFO[name]
+    """Classes, channels, image size and normalisation of a registered data set."""
+    return source(name).info
 
 
 # ---------------------------------------------------------------------------------- readers
@@ -102,49 +88,6 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise ValueError(f"{path}: header says {shape} but holds {data.size} values "
                          f"(truncated or corrupt); delete it and get the data set again")
     return data.reshape(shape).astype(data.dtype.newbyteorder("="))
-
-
-def _find_idx(stem: str, roots: list[Path]) -> Path | None:
-    for root in roots:
-        for sub in ("", "fashion-mnist", "FashionMNIST/raw"):
-            for ext in (".gz", ""):
-                p = root / sub / f"{stem}{ext}"
-                if p.is_file():
-                    return p
-    return None
-
-
-def _fmnist_roots(data_dir: Path | None) -> list[Path]:
-    """Where Fashion-MNIST is looked for: the folder given (only there: a wrong --data-dir
-    is an error, never a silent fall-back), else the system's."""
-    return [data_dir] if data_dir else [SYSTEM_FASHION_MNIST]
-
-
-def _fmnist_missing(data_dir: Path | None) -> FileNotFoundError:
-    where = (f"{data_dir} holds no Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz] ...), "
-             f"also not under {data_dir}/fashion-mnist or {data_dir}/FashionMNIST/raw"
-             if data_dir else "Fashion-MNIST not found")
-    return FileNotFoundError(
-        f"{where}: install it with 'apt-get install dataset-fashion-mnist' (files go to "
-        f"{SYSTEM_FASHION_MNIST}), pass --data-dir DIR holding the IDX files, or add "
-        f"--download where there is internet")
-
-
-def _load_fashion_mnist(split: str, data_dir: Path | None, download: bool) -> tuple:
-    roots = _fmnist_roots(data_dir)
-    stems = _FMNIST_FILES[split]
-    paths = [_find_idx(s, roots) for s in stems]
-    if None in paths and download:
-        import torchvision
-
-        root = data_dir or Path("data")
-        torchvision.datasets.FashionMNIST(str(root), train=split == "train", download=True)
-        paths = [_find_idx(s, [root]) for s in stems]
-    if None in paths:
-        raise _fmnist_missing(data_dir)
-    images = torch.from_numpy(read_idx(paths[0]).copy()).unsqueeze(1)
-    targets = torch.from_numpy(read_idx(paths[1]).astype(np.int64))
-    return images, targets
 
 
 class _CifarUnpickler(pickle.Unpickler):
@@ -188,31 +131,149 @@ def read_cifar_batch(path: str | Path, label_key: str) -> tuple[np.ndarray, np.n
     return images, labels
 
 
-_CIFAR = {
-    "cifar10": ("cifar-10-batches-py",
-                {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
-                "labels"),
-    "cifar100": ("cifar-100-python", {"train": ["train"], "test": ["test"]}, "fine_labels"),
-}
+# --------------------------------------------------------------------------- the registry
+class DataSource:
+    """One data set: its ``info`` (classes, shape, normalisation), the files a split is read
+    from, and the reader. ``load`` dispatches to the registered source once."""
+
+    info: DatasetInfo
+
+    def files(self, split: str, data_dir: Path | None) -> list[Path]:
+        """The files ``split`` is read from (``[]`` for generated data); a missing one is a
+        FileNotFoundError saying how to get it."""
+        raise NotImplementedError
+
+    def read(self, split: str, data_dir: Path | None, download: bool) -> tuple:
+        """``split`` as (uint8 images (N, C, H, W), int64 targets (N,))."""
+        raise NotImplementedError
+
+
+class FashionMNIST(DataSource):
+    """The embedded default: IDX files (gzipped or not) from ``--data-dir`` (only there: a
+    wrong folder is an error, never a silent fall-back to the system's) or Debian's
+    ``dataset-fashion-mnist``."""
+
+    info = DatasetInfo("fashion-mnist", 10, 1, 28, (0.2860,), (0.3530,))
+    STEMS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+    @staticmethod
+    def _find(stem: str, root: Path) -> Path | None:
+        for sub in ("", "fashion-mnist", "FashionMNIST/raw"):
+            for ext in (".gz", ""):
+                p = root / sub / f"{stem}{ext}"
+                if p.is_file():
+                    return p
+        return None
+
+    @staticmethod
+    def _missing(data_dir: Path | None) -> FileNotFoundError:
+        where = (f"{data_dir} holds no Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz] "
+                 f"...), also not under {data_dir}/fashion-mnist or {data_dir}/FashionMNIST/raw"
+                 if data_dir else "Fashion-MNIST not found")
+        return FileNotFoundError(
+            f"{where}: install it with 'apt-get install dataset-fashion-mnist' (files go to "
+            f"{SYSTEM_FASHION_MNIST}), pass --data-dir DIR holding the IDX files, or add "
+            f"--download where there is internet")
+
+    def files(self, split: str, data_dir: Path | None) -> list[Path]:
+        paths = [self._find(s, data_dir or SYSTEM_FASHION_MNIST) for s in self.STEMS[split]]
+        if None in paths:
+            raise self._missing(data_dir)
+        return paths
+
+    def read(self, split: str, data_dir: Path | None, download: bool) -> tuple:
+        root = data_dir or SYSTEM_FASHION_MNIST
+        if download and None in [self._find(s, root) for s in self.STEMS[split]]:
+            import torchvision
+
+            root = data_dir or Path("data")
+            torchvision.datasets.FashionMNIST(str(root), train=split == "train", download=True)
+        paths = [self._find(s, root) for s in self.STEMS[split]]
+        if None in paths:
+            raise self._missing(data_dir)
+        images = torch.from_numpy(read_idx(paths[0]).copy()).unsqueeze(1)
+        targets = torch.from_numpy(read_idx(paths[1]).astype(np.int64))
+        return images, targets
+
+
+@dataclass(frozen=True)
+class Cifar(DataSource):
+    """CIFAR-10/100's python-format batches under ``--data-dir`` (default ``data/``),
+    downloaded by torchvision with ``--download``, read by ``read_cifar_batch``."""
+
+    info: DatasetInfo
+    folder: str                      # the archive's folder under the data directory
+    split_files: dict                # split -> its batch files
+    label_key: str                   # the batches' label field
+    torchvision_class: str           # torchvision.datasets' downloader
+
+    def files(self, split: str, data_dir: Path | None) -> list[Path]:
+        paths = [(data_dir or Path("data")) / self.folder / f for f in self.split_files[split]]
+        if not all(p.is_file() for p in paths):
+            raise FileNotFoundError(f"{self.info.name} not found under {paths[0].parent}: pass "
+                                    f"--data-dir DIR holding {self.folder}/, or add --download "
+                                    f"where there is internet")
+        return paths
+
+    def read(self, split: str, data_dir: Path | None, download: bool) -> tuple:
+        root = data_dir or Path("data")
+        if download and not all((root / self.folder / f).is_file()
+                                for f in self.split_files[split]):
+            import torchvision
+
+            getattr(torchvision.datasets, self.torchvision_class)(
+                str(root), train=split == "train", download=True)
+        parts = [read_cifar_batch(p, self.label_key) for p in self.files(split, data_dir)]
+        return (torch.from_numpy(np.concatenate([p[0] for p in parts])),
+                torch.from_numpy(np.concatenate([p[1] for p in parts])))
+
+
+class Synthetic(DataSource):
+    """Four classes of 28x28 images, a bright square in one quadrant plus noise: a small
+    learnable set for tests."""
+
+    info = DatasetInfo("synthetic", 4, 1, 28, (0.5,), (0.25,))
+
+    def files(self, split: str, data_dir: Path | None) -> list[Path]:
+        return []
+
+    def read(self, split: str, data_dir: Path | None, download: bool) -> tuple:
+        n = 512 if split == "train" else 256
+        g = torch.Generator().manual_seed(0 if split == "train" else 1)
+        targets = torch.arange(n) % 4
+        images = torch.rand(n, 1, 28, 28, generator=g) * 0.3
+        for c in range(4):
+            r, q = divmod(c, 2)
+            images[targets == c, :, r * 14 + 3:r * 14 + 11, q * 14 + 3:q * 14 + 11] += 0.6
+        return (images.clamp(0, 1) * 255).to(torch.uint8), targets
+
+
+SOURCES: dict[str, DataSource] = {s.info.name: s for s in (
+    FashionMNIST(),
+    Cifar(DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+          "cifar-10-batches-py",
+          {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
+          "labels", "CIFAR10"),
+    Cifar(DatasetInfo("cifar100", 100, 3, 32, (0.5071, 0.4865, 0.4409),
+                      (0.2673, 0.2564, 0.2762)),
+          "cifar-100-python", {"train": ["train"], "test": ["test"]}, "fine_labels", "CIFAR100"),
+    Synthetic(),
+)}
+DATASETS = tuple(SOURCES)
+
+
+def source(name: str) -> DataSource:
+    """The registered source of data set ``name``."""
+    if name not in SOURCES:
+        raise ValueError(f"unknown data set {name!r}; allowed: {', '.join(DATASETS)}")
+    return SOURCES[name]
 
 
 def source_files(name: str, split: str, data_dir: str | Path | None = None) -> list[Path]:
     """The files a split of a data set is read from (``[]`` for generated data); a missing
     one is a FileNotFoundError saying how to get it."""
-    data_dir = Path(data_dir) if data_dir else None
-    if name == "fashion-mnist":
-        paths = [_find_idx(s, _fmnist_roots(data_dir)) for s in _FMNIST_FILES[split]]
-        if None in paths:
-            raise _fmnist_missing(data_dir)
-        return paths
-    if name in _CIFAR:
-        folder, files, _ = _CIFAR[name]
-        paths = [(data_dir or Path("data")) / folder / f for f in files[split]]
-        if not all(p.is_file() for p in paths):
-            raise FileNotFoundError(f"{name} not found under {paths[0].parent}: pass "
-                                    f"--data-dir DIR holding {folder}/")
-        return paths
-    return []
+    return source(name).files(split, Path(data_dir) if data_dir else None)
 
 
 @functools.lru_cache(maxsize=16)
@@ -228,53 +289,16 @@ def content_identity(name: str, data_dir: str | None = None) -> dict:
         for p in files}}
 
 
-def _load_cifar(name: str, split: str, data_dir: Path | None, download: bool) -> tuple:
-    folder, files, key = _CIFAR[name]
-    root = data_dir or Path("data")
-    paths = [root / folder / f for f in files[split]]
-    if not all(p.is_file() for p in paths) and download:
-        import torchvision
-
-        cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
-        cls(str(root), train=split == "train", download=True)
-    if not all(p.is_file() for p in paths):
-        raise FileNotFoundError(
-            f"{name} not found under {root / folder}: pass --data-dir DIR holding "
-            f"{folder}/, or add --download where there is internet")
-    parts = [read_cifar_batch(p, key) for p in paths]
-    images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
-    targets = torch.from_numpy(np.concatenate([p[1] for p in parts]))
-    return images, targets
-
-
-def _synthetic(split: str, n: int | None = None) -> tuple:
-    """Four classes of 28x28 images: a bright square in one quadrant, plus noise."""
-    n = n or (512 if split == "train" else 256)
-    g = torch.Generator().manual_seed(0 if split == "train" else 1)
-    targets = torch.arange(n) % 4
-    images = torch.rand(n, 1, 28, 28, generator=g) * 0.3
-    for c in range(4):
-        r, s = divmod(c, 2)
-        images[targets == c, :, r * 14 + 3:r * 14 + 11, s * 14 + 3:s * 14 + 11] += 0.6
-    return (images.clamp(0, 1) * 255).to(torch.uint8), targets
-
-
 def load(name: str, split: str = "train", data_dir: str | Path | None = None,
          download: bool = False, data_fraction: float = 1.0, seed: int = 0) -> ImageData:
     """Load a split of a data set into memory, optionally a class-stratified fraction."""
-    info = dataset_info(name)
+    src = source(name)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
     if not 0.0 < data_fraction <= 1.0:
         raise ValueError(f"data_fraction must be in (0, 1]; got {data_fraction}")
-    data_dir = Path(data_dir) if data_dir else None
-    if name == "fashion-mnist":
-        images, targets = _load_fashion_mnist(split, data_dir, download)
-    elif name in ("cifar10", "cifar100"):
-        images, targets = _load_cifar(name, split, data_dir, download)
-    else:
-        images, targets = _synthetic(split)
-    data = ImageData(images, targets, info)
+    images, targets = src.read(split, Path(data_dir) if data_dir else None, download)
+    data = ImageData(images, targets, src.info)
     if data_fraction < 1.0:
         data = data.subset(stratified_indices(targets, data_fraction, seed))
     return data
