@@ -27,14 +27,14 @@ HEADLINES = (Headline("distributed_scaling", "HVPs per second, 2 processes / 1 (
 WORKER = textwrap.dedent("""
     import json, os, sys, time, torch, torch.distributed as dist, torch.nn.functional as F
     torch.set_num_threads(1)
-    from models import create_model
+    from models import create_model, family
     from vitprobe import hessian
     name, n, hvps, kind = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     dist.init_process_group("nccl" if kind == "cuda" else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     dev = torch.device(f"cuda:{rank}" if kind == "cuda" else "cpu")
     torch.manual_seed(0)
-    kw = {"patch_size": 4} if name.startswith("vit") else {}
+    kw = {"patch_size": 4} if family(name) == "vit" else {}
     model = create_model(name, num_classes=10, in_chans=1, img_size=28, **kw).to(dev).eval()
     x, y = torch.randn(n, 1, 28, 28).to(dev), torch.randint(0, 10, (n,)).to(dev)
     spec = hessian.OperatorSpec(model, F.cross_entropy, (x[rank::world], y[rank::world]),

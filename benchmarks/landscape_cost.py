@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import Headline, add_device, record, synchronizer
-from models import create_model
+from models import create_model, family
 from vitprobe import data as vdata
 from vitprobe import landscape
 
@@ -46,7 +46,7 @@ def main() -> None:
           f"{a.images} images")
     rows = []
     for name in a.models.split(","):
-        kw = {"patch_size": 4} if name.startswith("vit") else {}
+        kw = {"patch_size": 4} if family(name) == "vit" else {}
         torch.manual_seed(0)
         model = create_model(name, num_classes=10, in_chans=1, img_size=28, **kw).to(dev).eval()
         with torch.no_grad():

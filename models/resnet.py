@@ -223,6 +223,9 @@ def resnet(layers: tuple[int, ...], block: type, in_chans: int, num_classes: int
 # stage widths of the ``-mini`` members (a quarter of 64/128/256/512)
 MINI_WIDTHS = (16, 32, 64, 128)
 
+# the pre-activation blocks (He et al. 2016b): their networks form the preresnet family
+PRE_ACTIVATION = (PreActBasic, PreActBottleneck)
+
 CONFIGS = {
     "resnet-18": dict(layers=(2, 2, 2, 2), block=Basic),
     "resnet-50": dict(layers=(3, 4, 6, 3), block=Bottleneck),

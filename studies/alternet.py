@@ -14,8 +14,9 @@ a kill resumes where it stopped).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 from models.alternet import CONFIGS as alternet_configs
 from vitprobe import attention, plots, results
@@ -23,13 +24,41 @@ from vitprobe import data as vdata
 from vitprobe.features import attention_modules
 
 from . import cli
-from .cache import RunSpec, final_test_accuracy, read_results, trained_model
+from .cache import RunSpec, final_test_accuracy, trained_model
+from .config import StudyConfig, StudyResult, option
 
 
-def read_summary(folder: Path) -> dict[str, float]:
-    """Per model label, the test accuracy (a fraction) of an alternet study of fixed models."""
-    return {m["label"]: float(m["accuracy"])
-            for m in read_results(Path(folder) / "alternet.json")["models"]}
+@dataclass(frozen=True)
+class AlterNetConfig(StudyConfig):
+    STUDY: ClassVar[str] = "alternet"
+
+    model: str = option("alternet-18,resnet-18,vit-ti", "model name(s), comma-separated "
+                                                        "(vitprobe models lists them)")
+    search: bool = option(False, "run the paper's build-rule search")
+    base: str = option("alternet-18", "the AlterNet family to search (its stage depths)",
+                       choices=tuple(alternet_configs))
+    first_stage: int = option(0, "lowest stage (0-based) the search may put an MSA in",
+                              check=cli.non_negative_int)
+
+
+@dataclass(kw_only=True)
+class AlterNetResult(StudyResult):
+    """Per fixed model: its label, test accuracy, parameter count, attention logit ranges
+    and run."""
+
+    FILE: ClassVar[str] = "alternet.json"
+
+    def accuracies(self) -> dict[str, float]:
+        """Per model label, the test accuracy (a fraction)."""
+        return {m["label"]: float(m["accuracy"]) for m in self.record["models"]}
+
+
+@dataclass(kw_only=True)
+class AlterNetSearchResult(StudyResult):
+    """The build rule's search: the base family, its stage depths, every visited
+    configuration (MSA counts, accuracy, kept), the chosen counts and their accuracy."""
+
+    FILE: ClassVar[str] = "alternet_search.json"
 
 
 def search(evaluate: Callable[[tuple[int, ...]], float], layers: tuple[int, ...],
@@ -78,54 +107,44 @@ def _figure(rows: list[dict], path: Path, title: str) -> list[Path]:
     return plots.save(fig, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = cli.base_parser("studies.alternet", __doc__)
-    p.set_defaults(model="alternet-18,resnet-18,vit-ti")
-    p.add_argument("--search", action="store_true", help="run the paper's build-rule search")
-    p.add_argument("--base", default="alternet-18",
-                   help="the AlterNet family to search (its stage depths; default alternet-18)")
-    p.add_argument("--first-stage", type=int, default=0,
-                   help="lowest stage (0-based) the search may put an MSA in")
-    args = p.parse_args(argv)
-    cli.setup_logging(args.quiet)
-    device = cli.resolve_device(args.device)
-    out = Path(args.out)
-    if args.search:
-        if args.base not in alternet_configs:
-            raise ValueError(f"--base must be one of {', '.join(alternet_configs)}; "
-                             f"got {args.base!r}")
-        layers = tuple(alternet_configs[args.base]["layers"])
-        if not 0 <= args.first_stage < len(layers):
+def run(config: AlterNetConfig) -> AlterNetResult | AlterNetSearchResult:
+    """The fixed models' accuracies (or, with ``search``, the build rule's search), saved to
+    ``config.out`` with a table and a figure."""
+    device = cli.resolve_device(config.device)
+    out = Path(config.out)
+    if config.search:
+        layers = tuple(alternet_configs[config.base]["layers"])
+        if not 0 <= config.first_stage < len(layers):
             raise ValueError(f"--first-stage must be in 0..{len(layers) - 1}")
-        runs, base = {}, RunSpec.from_args(args, args.base, device)
+        runs, base = {}, RunSpec.from_args(config, config.base, device)
 
         def evaluate(msa: tuple[int, ...]) -> float:
             spec = replace(base, overrides={**base.overrides, "msa": msa})
             _, info = trained_model(spec)
             runs[msa] = info
             acc = _accuracy(info)
-            print(f"{args.base} msa={msa}: test accuracy {100 * acc:.2f} %", flush=True)
+            print(f"{config.base} msa={msa}: test accuracy {100 * acc:.2f} %", flush=True)
             return acc
 
-        found = search(evaluate, layers, args.first_stage)
+        found = search(evaluate, layers, config.first_stage)
         rows = [{**v, "label": "msa " + "".join(map(str, v["msa"])),
                  "run": runs[v["msa"]].get("run_dir")} for v in found["visited"]]
         text = results.markdown_table(["step", "MSA per stage", "test acc", "kept"], (
             [i, r["msa"], f"{100 * r['accuracy']:.2f} %", "yes" if r["kept"] else "no"]
             for i, r in enumerate(rows)))
         text += f"\n\nchosen: msa={found['chosen']} ({100 * found['accuracy']:.2f} %)"
-        record = {"base": args.base, "layers": layers, "visited": rows,
+        record = {"base": config.base, "layers": layers, "visited": rows,
                   "chosen": found["chosen"], "accuracy": found["accuracy"]}
-        name = "alternet_search"
-        title = f"AlterNet build rule ({args.base}, data fraction {args.data_fraction:g})"
+        kind = AlterNetSearchResult
+        title = f"AlterNet build rule ({config.base}, data fraction {config.data_fraction:g})"
     else:
         rows = []
         images = None
-        for m in cli.model_names(args):
-            spec = RunSpec.from_args(args, m, device)
-            model, info = trained_model(spec, args.checkpoint)
+        for m in cli.model_names(config):
+            spec = RunSpec.from_args(config, m, device)
+            model, info = trained_model(spec, config.checkpoint)
             if images is None:
-                test = vdata.load(args.data, "test", args.data_dir, args.download)
+                test = vdata.load(config.data, "test", config.data_dir, config.download)
                 images = test.normalize(test.images[:64]).to(device)
             # the attention's conditioning: how far its softmax is from saturating
             ranges = ([attention.logit_range(a) for a in attention.capture(model, images)]
@@ -139,14 +158,24 @@ def main(argv: list[str] | None = None) -> int:
               f"{max(r['attention_logit_range']):.1f}" if r["attention_logit_range"] else "—"]
              for r in rows))
         record = {"models": rows}
-        name = "alternet"
-        title = f"test accuracy ({args.data}, {args.preset}, data fraction {args.data_fraction:g})"
+        kind = AlterNetResult
+        title = (f"test accuracy ({config.data}, {config.preset}, data fraction "
+                 f"{config.data_fraction:g})")
     print(text)
     out.mkdir(parents=True, exist_ok=True)
+    name = Path(kind.FILE).stem
     results.atomic_write_bytes(out / f"{name}.md", (text + "\n").encode())
-    path = results.save_result(out / f"{name}.json", record, vars(args), args.seed)
+    result = kind(record=record, config=config.to_dict())
+    path = result.save(out)
     fig = _figure(rows, out / name, title)
     print(f"results: {path}\nfigure: {fig[0]} (+ .pdf)")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = AlterNetConfig.parse(argv, __doc__)
+    cli.setup_logging(config.quiet)
+    run(config)
     return 0
 
 

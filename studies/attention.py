@@ -7,7 +7,9 @@ python -m studies.attention --model vit-ti[,vit-ti@gap]   (name@pool: a pooling 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -17,25 +19,43 @@ from vitprobe.features import grid_of, num_prefix_tokens
 
 from . import cli
 from .cache import RunSpec, build, slug
-from .probes import feature_parser, models_and_images
+from .config import FeatureConfig, StudyResult, option
+from .probes import models_and_images
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = feature_parser("studies.attention", __doc__)
-    p.set_defaults(num_images=16)
-    p.add_argument("--show", type=cli.positive_int, default=4,
-                   help="images in the overlay figure (default: %(default)s)")
-    args = p.parse_args(argv)
-    cli.setup_logging(args.quiet)
-    device = cli.resolve_device(args.device)
-    for name in cli.model_names(args):  # before anything is trained
-        untrained = build(RunSpec.from_args(args, name, device))
+@dataclass(frozen=True)
+class AttentionConfig(FeatureConfig):
+    STUDY: ClassVar[str] = "attention"
+
+    num_images: int = option(16, "test images to probe with", check=cli.at_least_two)
+    show: int = option(4, "images in the overlay figure", check=cli.positive_int)
+
+
+@dataclass(kw_only=True)
+class AttentionResult(StudyResult):
+    """Per model label: deletion AUC per explanation method (lower is more faithful), mean
+    attention distance per block and head, its run and its figures."""
+
+    FILE: ClassVar[str] = "attention.json"
+
+    def deletion_auc(self) -> dict[str, dict[str, float]]:
+        """Per model label, the deletion AUC of each method (and of a random map)."""
+        return {label: rec["deletion_auc"] for label, rec in self.record.items()}
+
+
+def run(config: AttentionConfig) -> AttentionResult:
+    """Explanations, their faithfulness, attention distances and position-embedding
+    similarity of every model ``config`` names, saved to ``config.out`` with the figures."""
+    device = cli.resolve_device(config.device)
+    for name in cli.model_names(config):  # before anything is trained
+        untrained = build(RunSpec.from_args(config, name, device))
         if grid_of(untrained) is None or not hasattr(untrained, "patch_embed"):
             raise ValueError(f"{name}: the attention study needs a patch-token model (ViT); "
                              f"got {type(untrained).__name__}")
-    models, x, y, infos = models_and_images(args)
-    out = Path(args.out)
+    models, x, y, infos = models_and_images(config)
+    out = Path(config.out)
     record, distances = {}, {}
+    result = AttentionResult(record=record, config=config.to_dict())
     for label, model in models.items():
         model.eval()
         grid = grid_of(model)
@@ -57,27 +77,27 @@ def main(argv: list[str] | None = None) -> int:
             "integrated gradients": attention.integrated_gradients(model, x, target, patch),
             "occlusion": attention.occlusion(model, x, target, patch),
         }
-        g = torch.Generator().manual_seed(args.seed)
+        g = torch.Generator().manual_seed(config.seed)
         expl_random = torch.rand(len(x), *grid, generator=g)
         faith = {k: attention.deletion_auc(model, x, target, v.to(x.device), patch)
                  for k, v in {**expl, "random": expl_random}.items()}
         distances[label] = attention.mean_distance(maps, grid, patch, prefix)
         sim = attention.position_similarity(model).cpu().numpy()
-        fig = plots.attribution_grid(x[:args.show].cpu().numpy(),
-                                     {k: F.interpolate(v[:args.show, None].float(),
+        fig = plots.attribution_grid(x[:config.show].cpu().numpy(),
+                                     {k: F.interpolate(v[:config.show, None].float(),
                                                        size=x.shape[-2:], mode="nearest")[:, 0]
                                       .cpu().numpy() for k, v in expl.items()},
                                      out / f"attention_{slug(label)}",
                                      title=f"{label}: explanations",
                                      row_labels=[f"true {int(t)} / pred {int(p)}" for t, p in
-                                                 zip(y[:args.show], target[:args.show])])
+                                                 zip(y[:config.show], target[:config.show])])
         pfig = plots.position_similarity_figure(sim, out / f"position_{slug(label)}")
         record[label] = {"deletion_auc": faith, "mean_distance": distances[label],
                          "run": infos[label], "figures": [str(fig[0]), str(pfig[0])]}
         print(f"{label}: deletion AUC (lower = more faithful) " +
               "  ".join(f"{k} {v:.3f}" for k, v in faith.items()))
         # each model's results as soon as it is done: a later failure keeps them
-        results.save_result(out / "attention.json", record, vars(args), args.seed)
+        result.save(out)
     dfig = plots.mean_distance_figure(distances, out / "attention_distance")
     methods = list(next(iter(record.values()))["deletion_auc"])
     table = results.markdown_table(["model", *methods], (
@@ -86,9 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     results.atomic_write_bytes(out / "attention_faithfulness.md", (
         "Deletion AUC (class probability as patches are removed; lower is more faithful)\n\n"
         + table + "\n").encode())
-    path = results.save_result(out / "attention.json", record, vars(args), args.seed)
+    path = result.save(out)
     print(table)
     print(f"results: {path}\nfigures: {dfig[0]} and per-model overlays in {out}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = AttentionConfig.parse(argv, __doc__)
+    cli.setup_logging(config.quiet)
+    run(config)
     return 0
 
 

@@ -18,9 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models import create_model
+from models import ModelId, create_model, family
 from models.layers import resample_position_embeddings
-from models.vit import POOLS
 from vitprobe import data as vdata
 from vitprobe import results
 from vitprobe.train import PRECISIONS, SCHEDULE, Distillation, TrainConfig, distributed, fit
@@ -79,8 +78,7 @@ def _check_path_safe(spec: RunSpec) -> None:
     ``/``, ``..``, spaces or ``;``)."""
     from models import list_models
 
-    if spec.pool is not None and spec.pool not in POOLS:
-        raise ValueError(f"unknown pooling {spec.pool!r}; allowed: {', '.join(POOLS)}")
+    spec.model_id  # noqa: B018 -- a registered name and a pooling of POOLS, or a ValueError
     if spec.teacher is not None and spec.teacher not in list_models():
         raise ValueError(f"unknown teacher {spec.teacher!r}; allowed: a model name of "
                          f"models.list_models(), e.g. vit-ti")
@@ -122,13 +120,10 @@ class RunSpec:
     # so that data size is not confounded with training length (Park & Kim 2022, Fig. 3)
     equal_steps: bool = False
     precision: str | None = None    # the training precision; None: the preset's
+    wait: bool = True               # wait for another process holding the run (not identity)
 
     def __post_init__(self) -> None:
-        from models import list_models
-
-        if not self.model.startswith("timm:") and self.model not in list_models():
-            raise ValueError(f"unknown model {self.model!r}; allowed: "
-                             f"{', '.join(list_models())} or timm:<name>")
+        family(self.model)  # a registered name or timm:<name>
         if not 0 < self.data_fraction <= 1:
             raise ValueError(f"data_fraction must be in (0, 1]; got {self.data_fraction}")
         if not 0 <= self.seed < 2 ** 32:
@@ -140,26 +135,31 @@ class RunSpec:
             self.precision = None  # the preset's own: one cache entry, not two
         if self.data_fraction == 1:
             self.equal_steps = False  # the full set: one run, whatever the flag
-        if self.pool == "cls" and self.model.startswith("vit-"):
+        if self.pool == "cls" and family(self.model) == "vit":
             self.pool = None  # the ViT default: one cache entry, not two identical runs
         _check_path_safe(self)
 
     @classmethod
     def from_args(cls, args, model: str, device: str) -> RunSpec:
-        """The spec the common command-line arguments (``studies.cli.base_parser``) ask for."""
+        """The spec a study's config (``studies.config.StudyConfig``) asks for."""
         from .cli import parse_model_args
 
         overrides = {"patch_size": args.patch_size} if args.patch_size else {}
         overrides.update(parse_model_args(getattr(args, "model_args", None)))
-        pool = args.pool
-        if "@" in model:  # "vit-ti@gap": a pooling per entry of a --model list
-            model, pool = model.split("@", 1)
+        mid = ModelId.parse(model)  # "vit-ti@gap": a pooling per entry of a --model list
+        model, pool = mid.name, mid.pool or args.pool
         return cls(model=model, data=args.data, preset=args.preset, seed=args.seed,
                    pool=pool, data_fraction=args.data_fraction, data_dir=args.data_dir,
                    download=args.download, runs_dir=args.runs_dir, device=device,
                    progress=not args.quiet, overrides=overrides,
                    tensorboard=getattr(args, "tensorboard", None),
-                   precision=getattr(args, "precision", None))
+                   precision=getattr(args, "precision", None),
+                   wait=not getattr(args, "no_wait", False))
+
+    @property
+    def model_id(self) -> ModelId:
+        """The model this run trains: name, pooling, overrides (validated fields)."""
+        return ModelId(self.model, self.pool, tuple(sorted(self.overrides.items())))
 
     @property
     def label(self) -> str:
@@ -208,7 +208,7 @@ class RunSpec:
         if self.pool:
             kw["pool"] = self.pool
         drop_path = presets.recipe(self.preset, self.model).drop_path_rate
-        if drop_path and not self.model.startswith("timm:"):
+        if drop_path and family(self.model) != "timm":
             kw["drop_path_rate"] = drop_path
         kw.update(self.overrides)
         return kw
@@ -336,7 +336,7 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
     run_dir = spec.run_dir
     final = run_dir / "model.safetensors"
     config = run_config(spec, model)
-    with run_lock(run_dir):
+    with run_lock(run_dir, spec.wait):
         _check_cached_recipe(run_dir, config)
         loaded = False
         if final.is_file():
@@ -357,11 +357,12 @@ def trained_model(spec: RunSpec, checkpoint: str | None = None) -> tuple[nn.Modu
 
 
 @contextmanager
-def run_lock(run_dir: Path):
+def run_lock(run_dir: Path, wait: bool = True):
     """One process at a time trains or reads a run: a file lock beside its folder (rank 0
     only under torch.distributed: the other ranks follow it through the collectives). A
-    second process waits with a message, then reads what the first one trained. Temporary
-    files that a killed write left in the folder are removed once the lock is held."""
+    second process waits with a message, then reads what the first one trained; with
+    ``wait=False`` it stops instead (a ValueError: one line, exit 2). Temporary files that a
+    killed write left in the folder are removed once the lock is held."""
     from filelock import FileLock, Timeout
 
     if distributed()[0] != 0:
@@ -372,6 +373,10 @@ def run_lock(run_dir: Path):
     try:
         lock.acquire(timeout=0)
     except Timeout:
+        if not wait:
+            raise ValueError(f"another process is training or reading {run_dir} (lock file "
+                             f"{lock.lock_file}): rerun when it is done, or without --no-wait "
+                             f"to wait for it") from None
         log.warning("another process is training or reading %s; waiting for it to finish "
                     "(lock file %s)", run_dir, lock.lock_file)
         lock.acquire()

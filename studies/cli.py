@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Callable
 
 import torch
 
 from models.vit import POOLS
-from vitprobe.data import DATASETS
-from vitprobe.train import PRECISIONS
-
-from .presets import PRESETS
 
 EXIT_USAGE = 2
 
@@ -70,11 +67,26 @@ def positive_int(text: str) -> int:
     return v
 
 
+def non_negative_int(text: str) -> int:
+    v = _integer(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{v} is not allowed: it must be >= 0")
+    return v
+
+
 def _number(text: str) -> float:
     try:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def positive_number(text: str) -> float:
+    """A finite number > 0."""
+    v = _number(text)
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"{v:g} is not allowed: it must be a finite number > 0")
+    return v
 
 
 def fraction(text: str) -> float:
@@ -100,6 +112,33 @@ def tolerance(text: str) -> float:
     if v == 1:
         raise argparse.ArgumentTypeError("1 is not allowed: it must be in (0, 1)")
     return v
+
+
+def at_least_two(text: str) -> int:
+    v = _integer(text)
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"{v} is not allowed: it must be >= 2")
+    return v
+
+
+def device_name(text: str) -> str:
+    """cpu, cuda or cuda:N (whether CUDA is there is checked where the device is opened)."""
+    head, _, index = text.partition(":")
+    if not (text == "cpu" or (head == "cuda" and (not index or index.isdigit()))):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; allowed: cpu, cuda, cuda:N")
+    return text
+
+
+def positive_numbers(text: str) -> list[float]:
+    """Comma-separated numbers > 0, e.g. '0.1,0.3,1'."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) <= 0 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: it must be comma-separated "
+                                         f"numbers > 0, e.g. 0.1,0.3,1")
+    return values
 
 
 def seed(text: str) -> int:
@@ -149,8 +188,6 @@ def writable_dir(text: str) -> str:
     return text
 
 
-
-
 def pools(text: str) -> str:
     """One pooling or a comma-separated list of them."""
     names = [q for q in text.split(",") if q]
@@ -161,55 +198,14 @@ def pools(text: str) -> str:
     return ",".join(names)
 
 
-def model_names(args) -> list[str]:
+def model_names(config) -> list[str]:
     """The runs a study's ``--model`` and ``--pool`` ask for: ``--model vit-ti --pool cls,gap``
     gives ``["vit-ti@cls", "vit-ti@gap"]`` (``name@pool`` entries are kept as given)."""
-    names = [m for m in args.model.split(",") if m]
-    asked = (getattr(args, "pool", None) or "").split(",")
+    names = [m for m in config.model.split(",") if m]
+    asked = (getattr(config, "pool", None) or "").split(",")
     if len(asked) < 2:
         return names
     return list(dict.fromkeys(m if "@" in m else f"{m}@{q}" for m in names for q in asked))
-
-
-def base_parser(prog: str, description: str) -> ArgumentParser:
-    p = ArgumentParser(prog=prog, description=description)
-    p.add_argument("--model", default="vit-ti",
-                   help="model name(s), comma-separated (see models.list_models())")
-    p.add_argument("--pool", type=pools, default=None,
-                   help="ViT pooling: cls, gap, seqpool or map; several (--pool cls,gap) run "
-                        "every --model once per pooling, as --model vit-ti@cls,vit-ti@gap "
-                        "(default: the model's, cls)")
-    p.add_argument("--patch-size", type=positive_int, default=None,
-                   help="ViT patch size override")
-    p.add_argument("--model-args", default=None,
-                   help="more overrides, e.g. 'depth=6,embed_dim=96' or 'msa=(0,1,1,1)'")
-    p.add_argument("--data", default="fashion-mnist", choices=DATASETS,
-                   help="the data set (default: %(default)s)")
-    p.add_argument("--data-dir", default=None, type=existing_dir,
-                   help="folder holding the data set files")
-    p.add_argument("--download", action="store_true", help="allow a torchvision download")
-    p.add_argument("--data-fraction", type=fraction, default=1.0,
-                   help="class-stratified fraction of the training set (e.g. 0.06)")
-    p.add_argument("--preset", default="quick", choices=PRESETS,
-                   help="training recipe and probe sizes (default: %(default)s)")
-    p.add_argument("--seed", type=seed, default=0,
-                   help="the replication unit: initialisation, data order, augmentation, "
-                        "probe mini-batches, images and noise (default: %(default)s)")
-    p.add_argument("--precision", default=None, choices=PRECISIONS,
-                   help="training precision (default: the preset's, float32 except paper: "
-                        "bfloat16 autocast)")
-    p.add_argument("--out", default="results", type=writable_dir,
-                   help="folder for result files and figures (default: %(default)s)")
-    p.add_argument("--runs-dir", default="runs", type=writable_dir,
-                   help="the checkpoint cache (default: %(default)s)")
-    p.add_argument("--checkpoint", default=None, type=existing_file,
-                   help="use these weights (.safetensors) instead of the cache")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if there)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--tensorboard", default=None, type=writable_dir, metavar="DIR",
-                   help="TensorBoard logs under DIR: training loss, learning rate and "
-                        "accuracy per run, the study's scalars and figures")
-    return p
 
 
 def parse_model_args(text: str | None) -> dict:

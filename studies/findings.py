@@ -20,14 +20,14 @@ import numpy as np
 from vitprobe import fourier, stats, summary
 from vitprobe.spectra import ape, nep
 
-from . import alternet as alternet_study
-from . import fourier as fourier_study
-from . import hessian as hessian_study
 from . import presets, seedplots
-from . import robustness as robustness_study
-from . import subsets as subsets_study
-from . import variance as variance_study
+from .alternet import AlterNetResult
 from .cache import RunSpec, run_metrics
+from .fourier import FourierResult
+from .hessian import HessianResult
+from .robustness import RobustnessResult
+from .subsets import SubsetsResult
+from .variance import VarianceResult
 
 CLAIMS = {
     "F1": "ViT's Hessian spectrum has more negative eigenvalues than ResNet's",
@@ -340,7 +340,7 @@ def spectra_findings(c: Context) -> list[Finding]:
     vit, gap, res, pre, alt = (ro["vit"], f"{ro['vit']} (gap)", ro["resnet"], ro["preresnet"],
                                ro["alternet"])
     seeds = c.finished("hessian")
-    spectra = {k: hessian_study.read_summary(c.folder("hessian", k)).eigenvalues for k in seeds}
+    spectra = {k: HessianResult.load(c.folder("hessian", k)).eigenvalues for k in seeds}
 
     def part(statistic, f, a, b, side, problems, votes=True):
         return measure(statistic, side, seeds, lambda k: _difference(f, spectra[k][a],
@@ -383,7 +383,7 @@ def subset_findings(c: Context) -> list[Finding]:
     ro = c.roster
     vit, res = ro["vit"], ro["resnet"]
     seeds = c.finished("subsets")
-    runs = {k: subsets_study.read_summary(c.folder("subsets", k)) for k in seeds}
+    runs = {k: SubsetsResult.load(c.folder("subsets", k)).runs() for k in seeds}
     small_f, full_f = runs[seeds[0]][vit][0].fraction, runs[seeds[0]][vit][-1].fraction
 
     def conv(*models):
@@ -441,7 +441,7 @@ def fourier_finding(c: Context) -> Finding:
     ro = c.roster
     vit, res = ro["vit"], ro["resnet"]
     seeds = c.finished("fourier")
-    four = {k: fourier_study.read_summary(c.folder("fourier", k)) for k in seeds}
+    four = {k: FourierResult.load(c.folder("fourier", k)).profiles() for k in seeds}
 
     def part(statistic, model, group, side, votes=True):
         def per_seed(k):
@@ -456,25 +456,13 @@ def fourier_finding(c: Context) -> Finding:
              part(f"{res} conv-block ΔlogAmp change", res, "conv", "above"),
              part(f"{res} subsampling-block ΔlogAmp change (shown)", res, "subsample", "above",
                   votes=False)]
-    side = token_grid_side(c.folder("fourier", seeds[0]), vit)
+    side = FourierResult.load(c.folder("fourier", seeds[0])).token_grid_side(vit)
     if side < MIN_FOURIER_MAP:
         note = (f"{vit}'s token grid is {side}×{side}, under the {MIN_FOURIER_MAP}×"
                 f"{MIN_FOURIER_MAP} the paper's Fourier notebook reads; decided by `python -m "
                 f"studies.reproduce --preset paper` (CIFAR-100 at 32 px, patch 2: 16×16 tokens)")
         return finding("F6", parts, note, verdict=NEEDS_LARGER_MAPS)
     return finding("F6", parts)
-
-
-def token_grid_side(folder: Path, label: str) -> int:
-    """The side of the largest map among ``label``'s MSA taps in a fourier result: an axis of
-    n points gives ceil(n/2) diagonal frequencies 2πi/n (``vitprobe.fourier.frequencies``),
-    so n = 2π·(count − 1) / highest."""
-    from .cache import read_results
-
-    taps = read_results(Path(folder) / "fourier.json")[label]["taps"]
-    sides = [round(2 * math.pi * (len(t["frequencies"]) - 1) / max(t["frequencies"]))
-             for t in taps if t["kind"] == "msa" and len(t["frequencies"]) > 1]
-    return max(sides, default=0)
 
 
 def variance_finding(c: Context) -> Finding:
@@ -487,7 +475,7 @@ def variance_finding(c: Context) -> Finding:
     ro = c.roster
     vit, res, alt = ro["vit"], ro["resnet"], ro["alternet"]
     seeds = c.finished("variance")
-    var = {k: variance_study.read_summary(c.folder("variance", k)) for k in seeds}
+    var = {k: VarianceResult.load(c.folder("variance", k)).profiles() for k in seeds}
 
     def part(statistic, model, group, side):
         def per_seed(k):
@@ -515,7 +503,7 @@ def robustness_finding(c: Context, num_classes: int = 10) -> Finding:
     ro = c.roster
     vit, res = ro["vit"], ro["resnet"]
     seeds = c.finished("robustness")
-    rob = {k: robustness_study.read_summary(c.folder("robustness", k)) for k in seeds}
+    rob = {k: RobustnessResult.load(c.folder("robustness", k)).by_eps() for k in seeds}
     levels = [r["eps"] for r in rob[seeds[0]][vit]]
     parts, skipped = [], []
     for i, eps in enumerate(levels):
@@ -542,7 +530,7 @@ def alternet_finding(c: Context) -> Finding:
     ro = c.roster
     alt = ro["alternet"]
     seeds = c.finished("alternet")
-    accs = {k: alternet_study.read_summary(c.folder("alternet", k)) for k in seeds}
+    accs = {k: AlterNetResult.load(c.folder("alternet", k)).accuracies() for k in seeds}
     n = test_images(c)
 
     def part(other, votes=True):
@@ -625,7 +613,7 @@ def accuracies_by_seed(c: Context) -> dict[str, list[float]]:
     """Per model label, its test accuracy (points) in each finished alternet step (seed)."""
     accs: dict[str, list[float]] = {}
     for k in c.finished("alternet"):
-        for label, acc in alternet_study.read_summary(c.folder("alternet", k)).items():
+        for label, acc in AlterNetResult.load(c.folder("alternet", k)).accuracies().items():
             accs.setdefault(label, []).append(100 * acc)
     return accs
 

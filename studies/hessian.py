@@ -7,63 +7,70 @@ python -m studies.hessian --model vit-ti[,resnet-18] [--pool gap] [--num-batches
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vitprobe import hessian, plots, results
+from vitprobe import hessian, plots
 from vitprobe import spectra as vspectra
 from vitprobe.board import Board
 from vitprobe.features import block_parameter_groups
 
 from . import cli
-from .cache import RunSpec, load_checkpoint, read_results, slug, trained_model
+from .cache import RunSpec, load_checkpoint, slug, trained_model
+from .config import StudyConfig, StudyResult, option
 from .protocols import spectrum_loader
 
 
 @dataclass(frozen=True)
-class SpectraSummary:
-    """What a hessian study measured: per model label, the final model's spectrum, one row
-    of top-k eigenvalues per mini-batch."""
+class HessianConfig(StudyConfig):
+    STUDY: ClassVar[str] = "hessian"
 
-    eigenvalues: dict[str, np.ndarray]
-
-
-def read_summary(folder: Path) -> SpectraSummary:
-    """The summary of the hessian study whose results are in ``folder``."""
-    models = read_results(Path(folder) / "hessian.json")["models"]
-    return SpectraSummary({label: np.asarray(m["spectra"]["final"]["eigenvalues"], dtype=float)
-                           for label, m in models.items()})
-
-
-def parser() -> cli.ArgumentParser:
-    p = cli.base_parser("studies.hessian", __doc__)
-    p.add_argument("--num-batches", type=cli.positive_int, default=None,
-                   help="mini-batches per spectrum (default: the preset's)")
-    p.add_argument("--batch-size", type=cli.positive_int, default=16,
-                   help="mini-batch size (default: %(default)s, the paper's)")
-    p.add_argument("--k", type=cli.positive_int, default=5,
-                   help="top-k eigenvalues per mini-batch (default: %(default)s)")
-    p.add_argument("--tol", type=cli.tolerance, default=1e-3,
-                   help="relative residual to certify, in (0, 1) (default: %(default)s)")
-    p.add_argument("--weight-decay", type=cli.non_negative, default=None,
-                   help="l2 coefficient added to the loss (default: the preset's weight decay)")
-    p.add_argument("--mode", choices=("eval", "train"), default="eval")
-    p.add_argument("--clean", action="store_true",
-                   help="clean training images instead of augmented ones (labelled)")
-    p.add_argument("--at-epochs", default=None,
-                   help="comma-separated epochs of the training cache (0 = initialisation)")
-    p.add_argument("--per-block", action="store_true",
-                   help="also the top eigenvalues of each block's own Hessian")
-    return p
+    num_batches: int | None = option(None, "mini-batches per spectrum (default: the preset's)",
+                                     check=cli.positive_int)
+    batch_size: int = option(16, "mini-batch size (the paper's)", check=cli.at_least_two)
+    k: int = option(5, "top-k eigenvalues per mini-batch", check=cli.positive_int)
+    tol: float = option(1e-3, "relative residual to certify, in (0, 1)", check=cli.tolerance)
+    weight_decay: float | None = option(None, "l2 coefficient added to the loss (default: the "
+                                              "preset's weight decay)", check=cli.non_negative)
+    mode: str = option("eval", "BatchNorm/dropout mode of the model during the products",
+                       choices=("eval", "train"))
+    clean: bool = option(False, "clean training images instead of augmented ones (labelled)")
+    at_epochs: str | None = option(None, "comma-separated epochs of the training cache (0 = "
+                                         "initialisation; default: the final model)",
+                                   check=lambda t: parse_epochs(t, argparse.ArgumentTypeError))
+    per_block: bool = option(False, "also the top eigenvalues of each block's own Hessian")
 
 
-def parse_epochs(text: str | None) -> list[int] | None:
+@dataclass(kw_only=True)
+class HessianResult(StudyResult):
+    """Per model label: its run, its spectra (``"final"`` or ``"epoch N"``: the
+    ``Spectrum.to_dict`` of each) and, with ``per_block``, each block's top eigenvalues."""
+
+    FILE: ClassVar[str] = "hessian.json"
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.record["models"])
+
+    def spectrum(self, label: str, at: str = "final") -> vspectra.Spectrum:
+        """The spectrum of model ``label`` (``at``: "final" or "epoch N")."""
+        return vspectra.Spectrum.from_dict(self.record["models"][label]["spectra"][at])
+
+    @property
+    def eigenvalues(self) -> dict[str, np.ndarray]:
+        """Per model label, the final model's top-k eigenvalues, one row per mini-batch."""
+        return {label: self.spectrum(label).eigenvalues for label in self.labels}
+
+
+def parse_epochs(text: str | None, error: type[Exception] = ValueError) -> list[int] | None:
     """'0,1,2' -> [0, 1, 2]; None stays None (the final model)."""
     if text is None:
         return None
@@ -72,44 +79,44 @@ def parse_epochs(text: str | None) -> list[int] | None:
     except ValueError:
         epochs = []
     if not epochs or min(epochs) < 0:
-        raise ValueError(f"--at-epochs takes comma-separated epochs >= 0; got {text!r}")
+        raise error(f"--at-epochs takes comma-separated epochs >= 0; got {text!r}")
     return epochs
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    cli.setup_logging(args.quiet)
-    device = cli.resolve_device(args.device)
+def run(config: HessianConfig) -> HessianResult:
+    """The spectra of every model ``config`` names; the result is saved (after each model) to
+    ``config.out``, the figures beside it."""
+    device = cli.resolve_device(config.device)
     rank, world, group = cli.process_group()
-    names = cli.model_names(args)
-    epochs_asked = parse_epochs(args.at_epochs)
+    names = cli.model_names(config)
+    epochs_asked = parse_epochs(config.at_epochs)
     for name in names:  # every --at-epochs must exist in every model's training, checked
-        spec = RunSpec.from_args(args, name, device)  # before anything is trained
+        spec = RunSpec.from_args(config, name, device)  # before anything is trained
         last = math.ceil(spec.recipe().epochs)
         bad = [e for e in epochs_asked or [] if e > last]
         if bad:
             raise ValueError(f"--at-epochs {','.join(map(str, bad))}: {name}'s training has "
                              f"epochs 0..{last} (0 = initialisation)")
-    out = Path(args.out)
-    config = {**vars(args), "device": device, "torch_threads": torch.get_num_threads(),
-              "world_size": world}
-    record: dict = {"models": {}}
-    board = Board(Path(args.tensorboard) / "hessian" if args.tensorboard and rank == 0 else None)
+    out = Path(config.out)
+    settings = {**config.to_dict(), "device": device,
+                "torch_threads": torch.get_num_threads(), "world_size": world}
+    result = HessianResult(record={"models": {}}, config=settings)
+    record = result.record
+    board = Board(Path(config.tensorboard) / "hessian" if config.tensorboard and rank == 0
+                  else None)
     spectra: dict[str, np.ndarray] = {}
     block_rows: list[dict] = []
     for name in names:
-        spec = RunSpec.from_args(args, name, device)
+        spec = RunSpec.from_args(config, name, device)
         r = spec.recipe()
-        num_batches = args.num_batches or r.hessian_batches
-        wd = r.weight_decay if args.weight_decay is None else args.weight_decay
-        if num_batches < 1 or args.k < 1 or args.batch_size < 2:
-            raise ValueError("--num-batches, --k must be >= 1 and --batch-size >= 2")
-        model, info = trained_model(spec, args.checkpoint)
+        num_batches = config.num_batches or r.hessian_batches
+        wd = r.weight_decay if config.weight_decay is None else config.weight_decay
+        model, info = trained_model(spec, config.checkpoint)
         label = spec.label
         epochs = [None] if epochs_asked is None else epochs_asked
         per_model = {"run": info, "spectra": {}}
         # one loader per model: iterate(0) yields the same mini-batches at every epoch
-        loader = spectrum_loader(spec, args.batch_size, args.clean)
+        loader = spectrum_loader(spec, config.batch_size, config.clean)
         for epoch in epochs:
             if epoch is not None:
                 ckpt = (Path(info.get("run_dir", "")) / ("init.safetensors" if epoch == 0 else
@@ -120,10 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                 load_checkpoint(model, ckpt, name)
             # under torchrun every rank takes its slice of each mini-batch; HVPs all-reduce
             batches = ((x[rank::world], y[rank::world]) for x, y in loader.iterate(0))
-            op = hessian.OperatorSpec(model, F.cross_entropy, batches, mode=args.mode,
+            op = hessian.OperatorSpec(model, F.cross_entropy, batches, mode=config.mode,
                                       weight_decay=wd, group=group)
-            s = vspectra.spectrum(op, num_batches, k=args.k, tol=args.tol, seed=args.seed,
-                                  progress=not args.quiet and rank == 0)
+            s = vspectra.spectrum(op, num_batches, k=config.k, tol=config.tol, seed=config.seed,
+                                  progress=not config.quiet and rank == 0)
             key = "final" if epoch is None else f"epoch {epoch}"
             per_model["spectra"][key] = s.to_dict()
             spectra[label if len(epochs) == 1 else f"{label}, {key}"] = s.eigenvalues
@@ -133,13 +140,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{label} [{key}]: NEP {s.nep():.3f}  APE {s.ape():.4g}  "
                       f"converged {int(s.converged.sum())}/{s.converged.size}  "
                       f"{s.num_hvps} HVPs  {s.seconds:.0f} s")
-        if args.per_block:
+        if config.per_block:
             x, y = next(loader.iterate(0))
             for tap, kind, params in block_parameter_groups(model):
                 t0 = time.perf_counter()
                 op = hessian.OperatorSpec(model, F.cross_entropy, (x[rank::world], y[rank::world]),
-                                          mode=args.mode, params=params, group=group)
-                e = hessian.top_eigenvalues(op, k=min(args.k, 3), tol=args.tol, seed=args.seed)
+                                          mode=config.mode, params=params, group=group)
+                e = hessian.top_eigenvalues(op, k=min(config.k, 3), tol=config.tol,
+                                            seed=config.seed)
                 block_rows.append({"model": label, "block": tap, "kind": kind,
                                    "num_params": int(sum(dict(model.named_parameters())[p]
                                                          .numel() for p in params)),
@@ -148,13 +156,13 @@ def main(argv: list[str] | None = None) -> int:
             per_model["per_block"] = [r for r in block_rows if r["model"] == label]
         record["models"][label] = per_model
         if rank == 0:  # each model's spectra as soon as they are done
-            results.save_result(out / "hessian.json", record, config, args.seed)
+            result.save(out)
     if rank != 0:
-        return 0
-    path = out / "hessian.json"
+        return result
+    path = out / HessianResult.FILE
     figs = plots.spectrum_figure(spectra, out / "hessian",
-                                 title=f"Hessian max eigenvalue spectra ({args.data}, "
-                                       f"{'clean' if args.clean else 'augmented'} training data)")
+                                 title=f"Hessian max eigenvalue spectra ({config.data}, "
+                                       f"{'clean' if config.clean else 'augmented'} training data)")
     board.image("hessian/spectra", figs[0])
     board.close()
     print(f"results: {path}")
@@ -162,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     if block_rows:
         bf = plots.per_block_figure(block_rows, out / "hessian_per_block")
         print(f"per-block figure: {bf[0]}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = HessianConfig.parse(argv, __doc__)
+    cli.setup_logging(config.quiet)
+    run(config)
     return 0
 
 

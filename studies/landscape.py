@@ -8,7 +8,9 @@ python -m studies.landscape --model vit-ti[,resnet-18] [--steps 21] [--span 1] [
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -16,26 +18,38 @@ from vitprobe import landscape, plots, results
 
 from . import cli
 from .cache import RunSpec, slug, trained_model, with_pooling
+from .config import StudyConfig, StudyResult, option
 from .protocols import LandscapeOptions, landscape_data, model_landscape
 
 
-def parser() -> cli.ArgumentParser:
-    p = cli.base_parser("studies.landscape", __doc__)
-    p.add_argument("--steps", type=cli.positive_int, default=21,
-                   help="grid points per axis (default: %(default)s)")
-    p.add_argument("--span", type=float, default=1.0, help="grid covers [-span, span]^2")
-    p.add_argument("--num-images", type=cli.positive_int, default=512)
-    p.add_argument("--norm", choices=("filter", "layer", "paper", "none"), default="filter")
-    p.add_argument("--l2-coef", type=cli.non_negative, default=0.05,
-                   help="the paper's l2 term: coef x sum of parameter norms (0 to drop)")
-    p.add_argument("--clean-test", action="store_true",
-                   help="clean test images instead of augmented training images (labelled)")
-    p.add_argument("--recalibrate-bn", action="store_true",
-                   help="re-estimate BN statistics at every grid point")
-    p.add_argument("--trajectory", action="store_true",
-                   help="also the training trajectory from the cache's epoch checkpoints "
-                        "(Fig. 1b polar view, and Li et al.'s PCA projection)")
-    return p
+@dataclass(frozen=True)
+class LandscapeConfig(StudyConfig):
+    STUDY: ClassVar[str] = "landscape"
+
+    steps: int = option(21, "grid points per axis", check=cli.at_least_two)
+    span: float = option(1.0, "the grid covers [-span, span]^2 in units of the normalised "
+                              "directions", check=cli.positive_number)
+    num_images: int = option(512, "training images the loss is averaged over",
+                             check=cli.positive_int)
+    norm: str = option("filter", "direction normalisation: filter (Li et al.), layer, paper "
+                                 "(the paper's code) or none",
+                       choices=("filter", "layer", "paper", "none"))
+    l2_coef: float = option(0.05, "the paper's l2 term: coef x sum of parameter norms (0 to "
+                                  "drop)", check=cli.non_negative)
+    clean_test: bool = option(False, "clean test images instead of augmented training images "
+                                     "(labelled)")
+    recalibrate_bn: bool = option(False, "re-estimate BN statistics at every grid point")
+    trajectory: bool = option(False, "also the training trajectory from the cache's epoch "
+                                     "checkpoints (Fig. 1b polar view, and Li et al.'s PCA "
+                                     "projection)")
+
+
+@dataclass(kw_only=True)
+class LandscapeResult(StudyResult):
+    """What the loss is (``data``) and per model label its 2-D surface, 1-D slice, run and,
+    with ``trajectory``, the training trajectory's coordinates."""
+
+    FILE: ClassVar[str] = "landscape.json"
 
 
 def trajectory_of(run_dir: str) -> landscape.Trajectory:
@@ -48,45 +62,44 @@ def trajectory_of(run_dir: str) -> landscape.Trajectory:
     return landscape.trajectory(states)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    cli.setup_logging(args.quiet)
-    if args.steps < 2 or args.span <= 0 or args.num_images < 1:
-        raise ValueError("--steps must be >= 2, --span > 0, --num-images >= 1")
-    device = cli.resolve_device(args.device)
+def run(config: LandscapeConfig) -> LandscapeResult:
+    """The loss surfaces (and trajectories) of every model ``config`` names, saved to
+    ``config.out`` with NPZ and VTK grids and the figures."""
+    device = cli.resolve_device(config.device)
     rank, _, group = cli.process_group()  # under torchrun, grid points are dealt to ranks
-    out = Path(args.out)
-    options = LandscapeOptions(args.steps, args.span, None if args.norm == "none" else args.norm,
-                               args.l2_coef, args.recalibrate_bn, progress=not args.quiet)
+    out = Path(config.out)
+    options = LandscapeOptions(config.steps, config.span,
+                               None if config.norm == "none" else config.norm, config.l2_coef,
+                               config.recalibrate_bn, progress=not config.quiet)
     record, surfaces, titles = {}, {}, {}
-    for name in cli.model_names(args):
-        spec = RunSpec.from_args(args, name, device)
+    for name in cli.model_names(config):
+        spec = RunSpec.from_args(config, name, device)
         label = spec.label
-        model, info = trained_model(spec, args.checkpoint)
-        batches = landscape_data(spec, args.num_images, args.clean_test)
-        res = model_landscape(model, batches, options, args.seed,
+        model, info = trained_model(spec, config.checkpoint)
+        batches = landscape_data(spec, config.num_images, config.clean_test)
+        res = model_landscape(model, batches, options, config.seed,
                               out / f"landscape_{slug(label)}.partial.npz", group)
         surfaces[label] = res
         titles[label] = with_pooling(label, model)
         s = res["surface"]
         if rank != 0:
             continue
-        c = s.loss[args.steps // 2, args.steps // 2]
+        c = s.loss[config.steps // 2, config.steps // 2]
         print(f"{label}: centre loss {c:.4f}, max on grid {np.nanmax(s.loss):.4f}, "
               f"{s.seconds:.0f} s")
         record[label] = {"surface": s.to_dict(), "slice": res["slice"].to_dict(), "run": info}
-        if args.trajectory:
+        if config.trajectory:
             t = trajectory_of(info["run_dir"])
             res["trajectory"] = t
             record[label]["trajectory"] = {"radius": t.radius, "angle": t.angle,
                                            "pca_coords": t.pca_coords,
                                            "explained_variance": t.explained_variance}
+    what = ("clean test data" if config.clean_test else "augmented training data") + \
+        (f", NLL + {config.l2_coef}·Σ‖W‖" if config.l2_coef else ", NLL")
+    result = LandscapeResult(record={"data": what, "models": record}, config=config.to_dict())
     if rank != 0:
-        return 0
-    what = ("clean test data" if args.clean_test else "augmented training data") + \
-        (f", NLL + {args.l2_coef}·Σ‖W‖" if args.l2_coef else ", NLL")
-    path = results.save_result(out / "landscape.json", {"data": what, "models": record},
-                               vars(args), args.seed)
+        return result
+    path = result.save(out)
     # the grids for other tools: NPZ (coordinates and loss per model) and ParaView's VTK
     grids = {}
     for k, v in surfaces.items():
@@ -100,10 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     fig = plots.landscape_figure({titles[k]: v for k, v in surfaces.items()}, out / "landscape",
                                  title=f"loss landscape ({what})")
     print(f"results: {path}\nfigure: {fig[0]} (+ .pdf)")
-    if args.trajectory:
+    if config.trajectory:
         tf = plots.trajectory_figure({titles[k]: v["trajectory"] for k, v in surfaces.items()},
                                      out / "trajectory")
         print(f"trajectory: {tf[0]} (+ .pdf)")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = LandscapeConfig.parse(argv, __doc__)
+    cli.setup_logging(config.quiet)
+    run(config)
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from models import CNN_FAMILIES, family
 from vitprobe.data import Augment
 from vitprobe.train import Recipe
 
@@ -44,12 +45,12 @@ def recipe(preset: str, model: str) -> Recipe:
         # padding, the first epoch on batches resized to 20 px (26 tokens instead of 50:
         # twice the images per second, so two epochs fit the time of ~1.5 at 28 px; the
         # recipes compared are in benchmarks/MEASUREMENTS.md).
-        cnn = model.startswith(("resnet", "preresnet", "alternet"))
-        vit = model.startswith("vit-")
+        cnn = family(model) in CNN_FAMILIES
+        vit = family(model) == "vit"
         # AlterNet's MSA blocks: the paper's gradient clipping (max-norm 5, its CIFAR config)
         return Recipe(epochs=2 if vit else 1, batch_size=128 if cnn else 64,
                       lr=2e-3 if cnn else 1e-3, weight_decay=0.05,
-                      grad_clip=5.0 if model.startswith("alternet") else None,
+                      grad_clip=5.0 if family(model) == "alternet" else None,
                       warmup_epochs=0.05 if cnn else 0.03, hessian_batches=30,
                       progressive=((1.0, 20),) if vit else (),
                       augment=Augment(crop_padding=1 if vit else 2, flip=True,
@@ -60,10 +61,10 @@ def recipe(preset: str, model: str) -> Recipe:
         # CNN's convolutions and a ViT's 5x5 tokens cost about half as much there). Whether
         # each model plateaued is checked per run (``studies.findings``: the convergence
         # rule); the time it takes is in the gallery header.
-        cnn = not model.startswith("vit-")
+        cnn = family(model) != "vit"
         return Recipe(epochs=10 if cnn else 12, batch_size=128, lr=2e-3 if cnn else 1e-3,
                       weight_decay=0.05, warmup_epochs=0.1 if cnn else 0.3,
-                      grad_clip=5.0 if model.startswith("alternet") else None,
+                      grad_clip=5.0 if family(model) == "alternet" else None,
                       hessian_batches=30, progressive=((3.0, 20),) if cnn else ((6.0, 20),),
                       augment=Augment(crop_padding=2, flip=True, label_smoothing=0.0))
     return Recipe(epochs=305, batch_size=96, lr=1.25e-4, weight_decay=0.05, warmup_epochs=5,
@@ -87,13 +88,13 @@ def architecture_overrides(preset: str, model: str, img_size: int) -> dict:
     family (2-block ViTs on a 4x4 grid, ResNet/AlterNet widths 16-128 and one head per MSA)
     so a whole pipeline runs in a few CPU minutes; it is for tests, not for findings."""
     if preset == "smoke":
-        if model.startswith("vit-"):
+        if family(model) == "vit":
             return {"patch_size": max(1, img_size // 4), "depth": 2}
-        if model.startswith(("resnet-", "preresnet-", "alternet-")):
+        if family(model) in CNN_FAMILIES:
             kw = {"widths": (16, 32, 64, 128)}
-            return {**kw, "heads": (1, 1, 1, 1)} if model.startswith("alternet") else kw
+            return {**kw, "heads": (1, 1, 1, 1)} if family(model) == "alternet" else kw
         return {}
-    if model.startswith("vit-"):
+    if family(model) == "vit":
         return {"patch_size": 4 if img_size == 28 else 2}
     return {}
 

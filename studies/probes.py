@@ -4,7 +4,7 @@ of clean test images."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -12,7 +12,8 @@ import torch
 from vitprobe import data as vdata
 
 from . import cli
-from .cache import RunSpec, read_results, trained_model
+from .cache import RunSpec, trained_model
+from .config import FeatureConfig, StudyResult
 
 
 @dataclass(frozen=True)
@@ -26,25 +27,25 @@ class TapProfile:
     highest_frequency: list[float] | None = None
 
 
-def read_profiles(path: Path, per_image: str) -> dict[str, TapProfile]:
-    """Per model label, the ``TapProfile`` of a fourier or variance result file, its per-image
-    values from the taps' ``per_image`` field."""
-    from vitprobe.summary import per_image_matrix
+@dataclass(kw_only=True)
+class ProfileResult(StudyResult):
+    """A per-tap feature study's result (fourier, variance): per model label its taps (each
+    with its kind and per-image values), the summary by tap kind and the intervals."""
 
-    out = {}
-    for label, rec in read_results(path).items():
-        taps = rec["taps"]
-        freqs = [t["highest_frequency"] for t in taps] if "highest_frequency" in taps[0] else None
-        out[label] = TapProfile([t["kind"] for t in taps], per_image_matrix(taps, per_image),
-                                freqs)
-    return out
+    PER_IMAGE: ClassVar[str] = "per_image"  # the taps' field holding per-image values
 
+    def profiles(self) -> dict[str, TapProfile]:
+        """Per model label, the ``TapProfile`` of its taps."""
+        from vitprobe.summary import per_image_matrix
 
-def feature_parser(prog: str, doc: str) -> cli.ArgumentParser:
-    p = cli.base_parser(prog, doc)
-    p.add_argument("--num-images", type=cli.positive_int, default=256,
-                   help="test images to probe with (default: %(default)s)")
-    return p
+        out = {}
+        for label, rec in self.record.items():
+            taps = rec["taps"]
+            freqs = ([t["highest_frequency"] for t in taps] if "highest_frequency" in taps[0]
+                     else None)
+            out[label] = TapProfile([t["kind"] for t in taps],
+                                    per_image_matrix(taps, self.PER_IMAGE), freqs)
+        return out
 
 
 def probe_indices(n: int, num_images: int, seed: int) -> torch.Tensor:
@@ -53,17 +54,17 @@ def probe_indices(n: int, num_images: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:num_images]
 
 
-def models_and_images(args) -> tuple[dict[str, torch.nn.Module], torch.Tensor, torch.Tensor,
-                                     dict[str, dict]]:
-    device = cli.resolve_device(args.device)
-    if args.num_images < 2:
-        raise ValueError(f"--num-images must be >= 2; got {args.num_images}")
+def models_and_images(config: FeatureConfig) -> tuple[dict[str, torch.nn.Module], torch.Tensor,
+                                                      torch.Tensor, dict[str, dict]]:
+    """The trained models ``config`` names (trained first where the cache lacks them) and its
+    probe images: clean test images drawn from the seed, with their labels."""
+    device = cli.resolve_device(config.device)
     models, infos = {}, {}
-    specs = [RunSpec.from_args(args, name, device) for name in cli.model_names(args)]
+    specs = [RunSpec.from_args(config, name, device) for name in cli.model_names(config)]
     for spec in specs:  # every name checked above, before anything is trained
-        models[spec.label], infos[spec.label] = trained_model(spec, args.checkpoint)
-    test = vdata.load(args.data, "test", args.data_dir, args.download)
-    idx = probe_indices(len(test), args.num_images, args.seed)
+        models[spec.label], infos[spec.label] = trained_model(spec, config.checkpoint)
+    test = vdata.load(config.data, "test", config.data_dir, config.download)
+    idx = probe_indices(len(test), config.num_images, config.seed)
     x = test.normalize(test.images[idx]).to(device)
     return models, x, test.targets[idx].to(device), infos
 

@@ -22,33 +22,67 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
+from typing import Any, ClassVar
 
 from models.vit import POOLS
 from vitprobe import results
+from vitprobe.data import DATASETS
 from vitprobe.train import PRECISIONS
 
-from . import cli, findings, presets
+from . import (
+    alternet,
+    attention,
+    cli,
+    findings,
+    fourier,
+    hessian,
+    landscape,
+    pooling,
+    presets,
+    robustness,
+    subsets,
+    variance,
+)
+from .alternet import AlterNetConfig
+from .attention import AttentionConfig
+from .config import Config, StudyConfig, StudyResult, option
+from .fourier import FourierConfig
+from .hessian import HessianConfig
+from .landscape import LandscapeConfig
+from .pooling import PoolingConfig
+from .robustness import RobustnessConfig
+from .subsets import SubsetsConfig
+from .variance import VarianceConfig
 
 log = logging.getLogger("studies.reproduce")
+
+
+# Each study the plan runs: its config type and its run function.
+STUDIES: dict[str, tuple[type[StudyConfig], Callable[[Any], StudyResult]]] = {
+    "hessian": (HessianConfig, hessian.run), "alternet": (AlterNetConfig, alternet.run),
+    "fourier": (FourierConfig, fourier.run), "variance": (VarianceConfig, variance.run),
+    "robustness": (RobustnessConfig, robustness.run), "subsets": (SubsetsConfig, subsets.run),
+    "landscape": (LandscapeConfig, landscape.run), "attention": (AttentionConfig, attention.run),
+    "pooling": (PoolingConfig, pooling.run),
+}
 
 
 @dataclass(frozen=True)
 class Step:
     name: str          # its result folder
-    study: str         # the studies.<module> it runs
-    args: tuple        # its own arguments (the common ones and --seed are added)
+    study: str         # a key of STUDIES
+    options: tuple     # (field, value) pairs of its own config (common ones and seed added)
     figures: tuple     # (png name, what it shows) pairs for the gallery
     seed: int = 0      # the training seed: the replication unit of the findings
 
-    def argv(self, common: list[str], out: Path) -> list[str]:
-        return [*self.args, *common, "--seed", str(self.seed), "--out", str(out / self.name)]
-
-    def command(self, common_display: str) -> str:
-        return (f"python -m studies.{self.study} {' '.join(self.args)}{common_display} "
-                f"--seed {self.seed}").strip()
+    def config(self, common: dict, out: Path) -> StudyConfig:
+        """The study's config: ``common`` (preset, data, runs folder ...), its own options,
+        its seed, and its result folder ``out/<name>``."""
+        kind, _ = STUDIES[self.study]
+        return kind(**common, **dict(self.options), seed=self.seed, out=str(out / self.name))
 
 
 # Seeds each preset's findings are decided over (--seeds overrides): every study behind a
@@ -87,14 +121,13 @@ def plan(preset: str, seeds: tuple[int, ...] = (0,), first_seed: int = 0) -> lis
     smoke = preset == "smoke"
     ro = presets.roster(preset)
     vit, res, pre, alt = ro["vit"], ro["resnet"], ro["preresnet"], ro["alternet"]
-    hess = ("--num-batches", "3", "--k", "2", "--tol", "0.1") if smoke else ()
-    sub_hess = ("--num-batches", "3") if smoke else ()
+    hess = (("num_batches", 3), ("k", 2), ("tol", 0.1)) if smoke else ()
+    sub_hess = (("num_batches", 3),) if smoke else ()
     # each fraction trains for the full set's number of steps: the paper's 6 % subset (F3,
     # F5) against the full set
     fractions = "0.5,1.0" if smoke else "0.06,1.0"
-    images = ("--num-images", "32") if smoke else ("--num-images", "1000")
-    land = ("--steps", "3", "--num-images", "32") if smoke else \
-        ("--steps", "9", "--num-images", "128")
+    images = (("num_images", 32 if smoke else 1000),)
+    land = (("steps", 3), ("num_images", 32)) if smoke else (("steps", 9), ("num_images", 128))
     three = f"{vit},{res},{alt}"
     pools = "cls,gap" if preset in ("quick", "small") else ",".join(POOLS)
 
@@ -102,46 +135,46 @@ def plan(preset: str, seeds: tuple[int, ...] = (0,), first_seed: int = 0) -> lis
         first = k == first_seed
         return [
             Step(seeded("hessian", k), "hessian",
-                 ("--model", f"{vit},{vit}@gap,{res},{pre},{alt}", *hess), (
+                 (("model", f"{vit},{vit}@gap,{res},{pre},{alt}"), *hess), (
                      ("hessian.png", "Hessian max-eigenvalue spectra (top-5 by magnitude per "
                                      "mini-batch of 16 augmented training images, NLL + l2), "
                                      "negative and positive panels; seed " + str(k) +
                                      " (Figs. 1c, 4, 6, 12c)"),) if first else (), k),
-            Step(seeded("alternet", k), "alternet", ("--model", f"{alt},{pre},{res},{vit}"),
+            Step(seeded("alternet", k), "alternet", (("model", f"{alt},{pre},{res},{vit}"),),
                  (), k),
-            Step(seeded("fourier", k), "fourier", ("--model", three, *images), (
+            Step(seeded("fourier", k), "fourier", (("model", three), *images), (
                 ("fourier.png", f"ΔlogAmplitude of the residual stream against frequency, one "
                                 f"curve per tap coloured by depth; seed {k} (Fig. 2a)"),)
                  if first else (), k),
-            Step(seeded("variance", k), "variance", ("--model", three, *images), (), k),
+            Step(seeded("variance", k), "variance", (("model", three), *images), (), k),
             Step(seeded("robustness", k), "robustness", (
-                "--model", f"{vit},{res}", *images,
-                *(("--num-frequencies", "4", "--eps", "0.3,1") if smoke else ())), (), k),
+                ("model", f"{vit},{res}"), *images,
+                *((("num_frequencies", 4), ("eps", "0.3,1")) if smoke else ())), (), k),
             Step(seeded("subsets", k), "subsets", (
-                "--model", f"{vit},{res}", "--fractions", fractions, "--hessian-models", vit,
+                ("model", f"{vit},{res}"), ("fractions", fractions), ("hessian_models", vit),
                 *sub_hess, *(images if smoke else ())), (
                 ("subsets_hessian.png", f"{vit}'s Hessian spectra per training-set fraction; "
                                         f"seed {k} (Fig. 4; F3)"),) if first else (), k),
         ]
 
     once = [
-        Step("landscape", "landscape", ("--model", f"{vit},{res}", *land, "--trajectory"), (
+        Step("landscape", "landscape", (("model", f"{vit},{res}"), *land, ("trajectory", True)), (
             ("landscape.png", "2-D loss surfaces and 1-D slices along filter-normalised "
                               "directions, NLL + 0.05·Σ‖W‖ on augmented training data "
                               "(Fig. 1a)"),
             ("trajectory.png", "training trajectory from the cached checkpoints: the paper's "
                                "polar view and Li et al.'s PCA projection (Fig. 1b)")),
              first_seed),
-        Step("attention", "attention", ("--model", vit, "--num-images", "32" if smoke else "256",
-                                        *(("--show", "2") if smoke else ())), (
+        Step("attention", "attention", (("model", vit), ("num_images", 32 if smoke else 256),
+                                        *((("show", 2),) if smoke else ())), (
             (f"attention_{vit}.png", "rollout, Integrated Gradients and occlusion maps on test "
                                      "images"),
             ("attention_distance.png", "mean attention distance of every head against depth "
                                        "(ViT Fig. 7)"),
             (f"position_{vit}.png", "cosine similarity of the learned position embeddings "
                                     "(ViT Fig. 7)")), first_seed),
-        Step("pooling", "pooling", ("--model", vit, "--pools", pools, *land,
-                                    *(("--num-batches", "3") if smoke else ())), (
+        Step("pooling", "pooling", (("model", vit), ("pools", pools), *land,
+                                    *((("num_batches", 3),) if smoke else ())), (
             ("pooling_landscape.png", f"{vit}'s loss landscapes with a class token and GAP "
                                       f"(and SeqPool, MAP at the paper preset) on the same "
                                       f"directions' normalisation (Fig. 6)"),
@@ -149,7 +182,7 @@ def plan(preset: str, seeds: tuple[int, ...] = (0,), first_seed: int = 0) -> lis
     ]
     if preset not in ("small",):  # the build rule trains many AlterNets: not at small
         once.append(Step("alternet_search", "alternet", (
-            "--search", "--data-fraction", "0.5" if smoke else "0.1"), (
+            ("search", True), ("data_fraction", 0.5 if smoke else 0.1)), (
             ("alternet_search.png", "the build rule: MSA replacements from the end of the "
                                     "network, kept (blue) while accuracy improves (Fig. 11)"),),
             first_seed))
@@ -157,23 +190,24 @@ def plan(preset: str, seeds: tuple[int, ...] = (0,), first_seed: int = 0) -> lis
     return steps + (once if first_seed in seeds else [])
 
 
-def run_steps(steps: list[Step], common: list[str], out: Path) -> None:
-    """Run every step whose done-marker is missing or was written for other arguments; the
-    marker records its arguments, minutes, where it ran and the code that ran it
+def run_steps(steps: list[Step], common: dict, out: Path) -> None:
+    """Run every step whose done-marker is missing or was written for another config; the
+    marker records its config, command, minutes, where it ran and the code that ran it
     (``results.code_identity``)."""
     for i, step in enumerate(steps, 1):
-        argv = step.argv(common, out)
+        config = step.config(common, out)
         marker = out / step.name / "done.json"
-        if marker.is_file() and results.load_json(marker).get("argv") == argv:
+        asked = {k: v for k, v in config.to_dict().items() if k != "quiet"}  # not results
+        done = results.load_json(marker).get("config", {}) if marker.is_file() else None
+        if done is not None and {k: v for k, v in done.items() if k != "quiet"} == asked:
             log.info("[%d/%d] %s: done before, reused", i, len(steps), step.name)
             continue
-        print(f"[{i}/{len(steps)}] python -m studies.{step.study} {' '.join(argv)}", flush=True)
+        print(f"[{i}/{len(steps)}] {config.command()}", flush=True)
         t = time.perf_counter()
-        code = import_module(f"studies.{step.study}").main(argv)
-        if code:
-            raise RuntimeError(f"studies.{step.study} exited with {code}")
+        STUDIES[step.study][1](config)
         prov = results.provenance()
-        results.save_json(marker, {"argv": argv, "seconds": time.perf_counter() - t,
+        results.save_json(marker, {"config": config.to_dict(), "command": config.command(),
+                                   "seconds": time.perf_counter() - t,
                                    "ran_on": {k: prov[k] for k in ("device", "torch",
                                                                    "git_commit", "code")}})
 
@@ -210,15 +244,16 @@ EXTRA_FIGURES = (
 )
 
 
-def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset: str,
-            common_display: str, markers: dict[str, dict], extra: list[tuple[str, str]],
-            seeds: tuple[int, ...], mixed: bool) -> Path:
+def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path,
+            config: ReproduceConfig, markers: dict[str, dict], extra: list[tuple[str, str]],
+            mixed: bool) -> Path:
     """Copy every PNG to ``figures_dir`` and write its README: a header naming the commit,
     code and preset behind it, figure by figure what it shows and the command that
-    regenerates it, the findings table and the minutes per study. ``extra``: (png, what)
-    figures ``reproduce`` drew itself into ``figures_dir``."""
+    regenerates it (``config``'s, all paths included), the findings table and the minutes
+    per study. ``extra``: (png, what) figures ``reproduce`` drew itself into
+    ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
-    seeds_text = ",".join(map(str, seeds))
+    preset, seeds_text, command = config.preset, config.seeds, config.command()
     commits = sorted({str(m.get("ran_on", {}).get("git_commit"))[:12] for m in markers.values()})
     codes = sorted(code_identities(markers))
     where = sorted({"{device}, torch {torch}".format(**m["ran_on"]) for m in markers.values()
@@ -231,21 +266,18 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset:
              "Every figure and number here comes from one command (it trains what the "
              "checkpoint cache lacks and skips studies already done; `--seeds 0`, then "
              "`--seeds 1` ... spreads it over sittings):", "",
-             "```bash", f"python -m studies.reproduce --preset {preset} --seeds {seeds_text}",
-             "```", "",
+             "```bash", command, "```", "",
              f"The numbers behind each figure are in `{out}/<study>-s<seed>/*.json` (config, "
              "seed, versions, git commit), the findings in `findings.json` beside this file. "
              "Models are trained on 28-px Fashion-MNIST, not the paper's 300 CIFAR-100 "
              "epochs: read the magnitudes as this scale's, not the paper's.", ""]
-    rows = [(png, what, "`python -m studies.reproduce --preset "
-                        f"{preset} --seeds {seeds_text}` (drawn from every seed)")
-            for png, what in extra]
+    rows = [(png, what, f"`{command}` (drawn from every seed)") for png, what in extra]
     for step in steps:
         for png, what in step.figures:
             src = out / step.name / png
             if src.is_file():
                 shutil.copyfile(src, figures_dir / png)
-                rows.append((png, what, f"`{step.command(common_display)}`"))
+                rows.append((png, what, f"`{step.config(config.common(), out).command()}`"))
     rows += [(png, what, f"`{command}`") for png, what, command in EXTRA_FIGURES
              if (figures_dir / png).is_file()]
     lines.append(results.markdown_table(["figure", "what it shows", "command"], (
@@ -266,87 +298,126 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, preset:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = cli.ArgumentParser(prog="studies.reproduce", description=__doc__)
-    p.add_argument("--preset", default="quick", choices=presets.PRESETS,
-                   help="smoke: pipeline check; quick: minutes per model; small: the "
-                        "findings over seeds on a 2-core CPU; paper: GPUs")
-    p.add_argument("--seeds", type=parse_seeds, default=None,
-                   help="training seeds, e.g. 0,1,2 or 0-4; one at a time (--seeds 0, then "
-                        "--seeds 1 ...) spreads a run over sittings, then --report-only "
-                        "--seeds 0,1,2 decides the findings (default: the preset's: "
-                        "smoke 0, quick 0,1, small and paper 0,1,2)")
-    p.add_argument("--data", default=None,
-                   help="data set (default: fashion-mnist; cifar100 for --preset paper)")
-    p.add_argument("--data-dir", default=None, type=cli.existing_dir,
-                   help="folder holding the data set's files (default: the system's)")
-    p.add_argument("--download", action="store_true", help="allow a torchvision download")
-    p.add_argument("--precision", default=None, choices=PRECISIONS,
-                   help="training precision (default: the preset's)")
-    p.add_argument("--runs-dir", default="runs", type=cli.writable_dir)
-    p.add_argument("--out", default=None, type=cli.writable_dir,
-                   help="default: results/reproduce-<preset>")
-    p.add_argument("--figures-dir", default=None,
-                   help="default: the committed gallery figures/ for the small preset "
-                        "without --out, <out>/figures otherwise")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if there)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--report-only", action="store_true",
-                   help="run nothing: rebuild the gallery and the findings table from the "
-                        "studies finished so far (the others are listed as not measured)")
-    p.add_argument("--allow-mixed", action="store_true",
-                   help="render a gallery from studies computed by different code (the "
-                        "header says so); refused otherwise")
-    args = p.parse_args(argv)
-    cli.setup_logging(args.quiet)
-    seeds = args.seeds or SEEDS[args.preset]
-    data = args.data or ("cifar100" if args.preset == "paper" else "fashion-mnist")
-    out = Path(args.out or f"results/reproduce-{args.preset}")
-    # everything lands under --out when it is given: the committed gallery is written only
-    # by the small preset's default run (or by an explicit --figures-dir)
-    figures_dir = Path(args.figures_dir or ("figures" if args.preset == "small" and not args.out
-                                            else out / "figures"))
-    common = ["--preset", args.preset, "--data", data, "--runs-dir", args.runs_dir]
-    common += ["--data-dir", args.data_dir] if args.data_dir else []
-    common += ["--download"] if args.download else []
-    common += ["--precision", args.precision] if args.precision else []
-    common += ["--device", args.device] if args.device else []
-    common += ["--quiet"] if args.quiet else []
-    shown = f" --preset {args.preset}" + (f" --data {data}" if data != "fashion-mnist" else "")
-    shown += f" --precision {args.precision}" if args.precision else ""
-    steps = plan(args.preset, seeds)
+def _seeds(text: str) -> str:
+    parse_seeds(text)
+    return text
+
+
+@dataclass(frozen=True)
+class ReproduceConfig(Config):
+    STUDY: ClassVar[str] = "reproduce"
+
+    preset: str = option("quick", "smoke: pipeline check; quick: minutes per model; small: the "
+                                  "findings over seeds on a 2-core CPU; paper: GPUs",
+                         choices=presets.PRESETS)
+    seeds: str | None = option(None, "training seeds, e.g. 0,1,2 or 0-4; one at a time (--seeds "
+                                     "0, then --seeds 1 ...) spreads a run over sittings, then "
+                                     "--report-only --seeds 0,1,2 decides the findings "
+                                     "(default: the preset's: smoke 0, quick 0,1, small and "
+                                     "paper 0,1,2)", check=_seeds)
+    data: str | None = option(None, "data set (default: fashion-mnist; cifar100 for --preset "
+                                    "paper)", choices=DATASETS)
+    data_dir: str | None = option(None, "folder holding the data set's files (default: the "
+                                        "system's Fashion-MNIST)", check=cli.existing_dir,
+                                  path=True)
+    download: bool = option(False, "allow a torchvision download")
+    precision: str | None = option(None, "training precision (default: the preset's)",
+                                   choices=PRECISIONS)
+    runs_dir: str = option("runs", "the checkpoint cache", check=cli.writable_dir, path=True)
+    out: str | None = option(None, "folder for every study's results (default: "
+                                   "results/reproduce-<preset>)", check=cli.writable_dir,
+                             path=True)
+    figures_dir: str | None = option(None, "the gallery's folder (default: the committed "
+                                           "gallery figures/ for the small preset without "
+                                           "--out, <out>/figures otherwise)",
+                                     check=cli.writable_dir, path=True)
+    device: str | None = option(None, "cpu, cuda, cuda:N (default: cuda if there)",
+                                check=cli.device_name)
+    quiet: bool = option(False, "no progress bars")
+    report_only: bool = option(False, "run nothing: rebuild the gallery and the findings "
+                                      "table from the studies finished so far (the others are "
+                                      "listed as not measured)")
+    allow_mixed: bool = option(False, "render a gallery from studies computed by different "
+                                      "code (the header says so); refused otherwise")
+
+    def seed_list(self) -> tuple[int, ...]:
+        return parse_seeds(self.seeds) if self.seeds else SEEDS[self.preset]
+
+    def data_set(self) -> str:
+        return self.data or ("cifar100" if self.preset == "paper" else "fashion-mnist")
+
+    def out_dir(self) -> Path:
+        return Path(self.out or f"results/reproduce-{self.preset}")
+
+    def gallery_dir(self) -> Path:
+        """Everything lands under ``out`` when it is given: the committed gallery is written
+        only by the small preset's default run (or by an explicit ``figures_dir``)."""
+        return Path(self.figures_dir or ("figures" if self.preset == "small" and not self.out
+                                         else self.out_dir() / "figures"))
+
+    def common(self) -> dict:
+        """The options every study of the plan shares."""
+        return {"preset": self.preset, "data": self.data_set(), "runs_dir": self.runs_dir,
+                "data_dir": self.data_dir, "download": self.download,
+                "precision": self.precision, "device": self.device, "quiet": self.quiet}
+
+
+@dataclass(kw_only=True)
+class FindingsResult(StudyResult):
+    """The findings F1-F10 decided over the seeds (``findings.Finding.to_dict`` each), the
+    rule, preset, seeds, minutes per study and the code that computed each."""
+
+    FILE: ClassVar[str] = "findings.json"
+
+
+def run(config: ReproduceConfig) -> FindingsResult:
+    """Every study of the plan that is not done yet (unless ``report_only``), then the
+    findings, the gallery and its README."""
+    seeds, data, out = config.seed_list(), config.data_set(), config.out_dir()
+    figures_dir = config.gallery_dir()
+    common = config.common()
+    steps = plan(config.preset, seeds)
     t = time.perf_counter()
-    if not args.report_only:
+    if not config.report_only:
         run_steps(steps, common, out)
     markers = done_markers(steps, out)
-    check_one_code(markers, args.allow_mixed)
+    check_one_code(markers, config.allow_mixed)
     mixed = len(code_identities(markers)) > 1
-    context = findings.Context(out, seeds, args.preset, data, args.runs_dir, args.data_dir,
-                               args.precision)
+    context = findings.Context(out, seeds, config.preset, data, config.runs_dir,
+                               config.data_dir, config.precision)
     rows = findings.findings(context)
-    verdicts = args.preset != "smoke"  # smoke models are too small to say anything
+    verdicts = config.preset != "smoke"  # smoke models are too small to say anything
     text = findings.markdown(rows, verdicts=verdicts)
     extra = findings.figures(context, rows, figures_dir)
     record = {"findings": [r.to_dict() for r in rows], "verdicts": verdicts,
-              "rule": findings.RULE, "preset": args.preset, "seeds": list(seeds),
-              "precision": args.precision or "the preset's",
+              "rule": findings.RULE, "preset": config.preset, "seeds": list(seeds),
+              "precision": config.precision or "the preset's",
               "study_seconds": {k: m.get("seconds") for k, m in markers.items()},
               "computed_by": {k: m.get("ran_on") for k, m in markers.items()},
               "mixed_code": mixed}
     results.atomic_write_bytes(out / "findings.md", (text + "\n").encode())
+    result = FindingsResult(record=record, config={**config.to_dict(), "data": data,
+                                                   "seeds": list(seeds)})
     for folder in {out, figures_dir}:
-        results.save_result(folder / "findings.json", record, {**vars(args), "data": data,
-                                                               "seeds": list(seeds)}, None)
-    readme = gallery(steps, text, figures_dir, out, args.preset, shown, markers, extra, seeds,
-                     mixed)
+        result.save(folder)
+    display = config.replace(report_only=False, allow_mixed=False, quiet=False,
+                             seeds=",".join(map(str, seeds)))
+    readme = gallery(steps, text, figures_dir, out, display, markers, extra, mixed)
     print(text)
     counts = {v: sum(r.verdict == v for r in rows) for v in findings.ALL_VERDICTS}
     print(("verdicts: " if verdicts else "pipeline check (smoke preset), no verdicts: ") +
           ", ".join(f"{n} {v}" for v, n in counts.items() if n) +
           f"; {time.perf_counter() - t:.0f} s this run")
-    print(f"findings: {figures_dir / 'findings.json'}\ngallery:  {readme}")
+    print(f"findings: {figures_dir / FindingsResult.FILE}\ngallery:  {readme}")
     print("minutes per study: " + ", ".join(f"{k} {m.get('seconds', 0) / 60:.1f}"
                                             for k, m in markers.items()))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = ReproduceConfig.parse(argv, __doc__)
+    cli.setup_logging(config.quiet)
+    run(config)
     return 0
 
 

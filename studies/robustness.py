@@ -8,56 +8,70 @@ python -m studies.robustness --model vit-ti,resnet-18 [--eps 0.1,0.3,1,3]
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from vitprobe import fourier, plots, results
+from vitprobe import fourier, plots
 
 from . import cli
-from .cache import read_results
-from .probes import feature_parser, models_and_images
+from .config import FeatureConfig, StudyResult, option
+from .probes import models_and_images
 
 
-def read_summary(folder: Path) -> dict[str, list[dict]]:
-    """Per model label, one ``fourier.noise_robustness`` record per noise level (ascending
-    eps: frequencies, per-image correctness clean and under noise, accuracies)."""
-    return {label: sorted(rec["by_eps"], key=lambda r: r["eps"])
-            for label, rec in read_results(Path(folder) / "robustness.json").items()}
+@dataclass(frozen=True)
+class RobustnessConfig(FeatureConfig):
+    STUDY: ClassVar[str] = "robustness"
+
+    eps: str = option("0.1,0.3,1,3", "comma-separated noise amplitudes > 0, in normalised "
+                                     "units", check=cli.positive_numbers)
+    num_frequencies: int = option(9, "frequencies from 0.1π to 0.9π", check=cli.at_least_two)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = feature_parser("studies.robustness", __doc__)
-    p.add_argument("--eps", default="0.1,0.3,1,3",
-                   help="comma-separated noise amplitudes in normalised units (default: "
-                        "%(default)s)")
-    p.add_argument("--num-frequencies", type=cli.positive_int, default=9,
-                   help="frequencies from 0.1π to 0.9π (default: %(default)s)")
-    args = p.parse_args(argv)
-    cli.setup_logging(args.quiet)
-    try:
-        eps = [float(e) for e in args.eps.split(",") if e]
-    except ValueError:
-        raise ValueError(f"--eps takes comma-separated numbers; got {args.eps!r}") from None
-    if not eps or min(eps) <= 0 or args.num_frequencies < 2:
-        raise ValueError("--eps takes numbers > 0 and --num-frequencies must be >= 2")
-    models, x, y, infos = models_and_images(args)
-    freqs = np.linspace(0.1, 0.9, args.num_frequencies) * np.pi
+@dataclass(kw_only=True)
+class RobustnessResult(StudyResult):
+    """Per model label: its run and one ``fourier.noise_robustness`` record per noise level."""
+
+    FILE: ClassVar[str] = "robustness.json"
+
+    def by_eps(self) -> dict[str, list[dict]]:
+        """Per model label, its ``fourier.noise_robustness`` records by ascending eps
+        (frequencies, per-image correctness clean and under noise, accuracies)."""
+        return {label: sorted(rec["by_eps"], key=lambda r: r["eps"])
+                for label, rec in self.record.items()}
+
+
+def run(config: RobustnessConfig) -> RobustnessResult:
+    """Accuracy under band-limited noise for every model ``config`` names, saved to
+    ``config.out`` with its figure."""
+    eps = cli.positive_numbers(config.eps)
+    models, x, y, infos = models_and_images(config)
+    freqs = np.linspace(0.1, 0.9, config.num_frequencies) * np.pi
     batches = [(x[i:i + 128], y[i:i + 128]) for i in range(0, len(x), 128)]
     curves: dict = {}
     for label, model in models.items():
         curves[label] = {"run": infos[label], "by_eps": []}
         for e in eps:
-            r = fourier.noise_robustness(model, batches, freqs, eps=e, seed=args.seed)
+            r = fourier.noise_robustness(model, batches, freqs, eps=e, seed=config.seed)
             curves[label]["by_eps"].append(r)
             ch = np.array(r["accuracy_change"]) * 100
             low, high = ch[freqs <= np.pi / 2].mean(), ch[freqs > np.pi / 2].mean()
             print(f"{label} eps {e:g}: clean {100 * r['clean_accuracy']:.1f} %; accuracy "
                   f"change low-freq noise {low:+.1f} pts, high-freq noise {high:+.1f} pts")
-    out = Path(args.out)
-    path = results.save_result(out / "robustness.json", curves, vars(args), args.seed)
+    out = Path(config.out)
+    result = RobustnessResult(record=curves, config=config.to_dict())
+    path = result.save(out)
     fig = plots.robustness_figure(curves, out / "robustness")
     print(f"results: {path}\nfigure: {fig[0]} (+ .pdf)")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = RobustnessConfig.parse(argv, __doc__)
+    cli.setup_logging(config.quiet)
+    run(config)
     return 0
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fourier as fourier_study
-from . import robustness as robustness_study
-from . import subsets as subsets_study
-from . import variance as variance_study
+from .fourier import FourierResult
+from .robustness import RobustnessResult
+from .subsets import SubsetsResult
+from .variance import VarianceResult
 
 # seeds share their model's colour and differ in marker
 MARKERS = "osD^v<>ph*"
@@ -28,8 +28,8 @@ def depth_series(c, study: str, model: str) -> tuple[list[str], dict[int, np.nda
     """``model``'s tap kinds and, per finished seed, its per-tap value (the mean over the
     probe images) in the ``study`` ("fourier": ΔlogAmp at the highest frequency; "variance":
     feature-map variance)."""
-    read = {"fourier": fourier_study, "variance": variance_study}[study].read_summary
-    profiles = {k: read(c.folder(study, k))[model] for k in c.finished(study)}
+    kind = {"fourier": FourierResult, "variance": VarianceResult}[study]
+    profiles = {k: kind.load(c.folder(study, k)).profiles()[model] for k in c.finished(study)}
     kinds = next(iter(profiles.values())).kinds
     return kinds, {k: p.per_image.mean(axis=0) for k, p in profiles.items()}
 
@@ -79,7 +79,7 @@ def depth_figure(c, path: Path) -> list[Path] | None:
 def robustness_series(c, model: str) -> tuple[list[float], np.ndarray, dict[int, np.ndarray]]:
     """Noise levels, frequencies (×π) and, per finished seed, ``model``'s accuracy change in
     points, (levels, frequencies)."""
-    runs = {k: robustness_study.read_summary(c.folder("robustness", k))[model]
+    runs = {k: RobustnessResult.load(c.folder("robustness", k)).by_eps()[model]
             for k in c.finished("robustness")}
     first = next(iter(runs.values()))
     levels = [r["eps"] for r in first]
@@ -120,7 +120,7 @@ def subsets_series(c, model: str) -> tuple[list[float], dict[int, np.ndarray],
                                            dict[int, np.ndarray]]:
     """Fractions and, per finished seed, ``model``'s training NLL (mean per augmented image)
     and test error (%) at each fraction."""
-    runs = {k: subsets_study.read_summary(c.folder("subsets", k))[model]
+    runs = {k: SubsetsResult.load(c.folder("subsets", k)).runs()[model]
             for k in c.finished("subsets")}
     fractions = [r.fraction for r in next(iter(runs.values()))]
     nll = {k: np.array([r.train_nll_per_image.mean() for r in rs]) for k, rs in runs.items()}

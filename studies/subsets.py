@@ -9,15 +9,18 @@ python -m studies.subsets --model vit-ti,resnet-18 --fractions 0.02,0.06,0.25,1.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from vitprobe import plots, results
 
 from . import cli
-from .cache import RunSpec, final_test_accuracy, read_results, trained_model
+from .cache import RunSpec, final_test_accuracy, trained_model
+from .config import StudyConfig, StudyResult, option
 from .protocols import landscape_data, nll_per_image, preset_spectrum
 
 
@@ -39,26 +42,50 @@ class FractionRun:
         return float(self.train_nll_per_image.mean())
 
 
-def read_summary(folder: Path) -> dict[str, list[FractionRun]]:
-    """Per model label, its runs by ascending data fraction."""
-    out: dict[str, list[FractionRun]] = {}
-    for r in read_results(Path(folder) / "subsets.json"):
-        spectrum = r.get("spectrum")
-        out.setdefault(r["model"], []).append(FractionRun(
-            r["model"], float(r["fraction"]),
-            np.asarray(r["train_nll_per_image"], dtype=float), float(r["test_acc"]),
-            r.get("steps"),
-            None if spectrum is None else np.asarray(spectrum["eigenvalues"], dtype=float)))
-    return {k: sorted(v, key=lambda run: run.fraction) for k, v in out.items()}
+@dataclass(frozen=True)
+class SubsetsConfig(StudyConfig):
+    STUDY: ClassVar[str] = "subsets"
+
+    model: str = option("vit-ti,resnet-18", "model name(s), comma-separated (vitprobe models "
+                                            "lists them)")
+    fractions: str = option("0.02,0.06,0.25,1.0", "training-set fractions in (0, 1], "
+                                                  "comma-separated",
+                            check=lambda t: parse_fractions(t, argparse.ArgumentTypeError))
+    num_images: int = option(512, "augmented training images for the training NLL",
+                             check=cli.positive_int)
+    num_batches: int | None = option(None, "Hessian mini-batches (default: the preset's)",
+                                     check=cli.positive_int)
+    hessian_models: str | None = option(None, "models whose spectra to compute, among --model "
+                                              "('none': no spectra; default: every --model)")
 
 
-def parse_fractions(text: str) -> list[float]:
+@dataclass(kw_only=True)
+class SubsetsResult(StudyResult):
+    """One row per model and fraction: training NLL (per image and mean), test accuracy,
+    optimiser steps, run and, where taken, the Hessian spectrum with its NEP and APE."""
+
+    FILE: ClassVar[str] = "subsets.json"
+
+    def runs(self) -> dict[str, list[FractionRun]]:
+        """Per model label, its runs by ascending data fraction."""
+        out: dict[str, list[FractionRun]] = {}
+        for r in self.record:
+            spectrum = r.get("spectrum")
+            out.setdefault(r["model"], []).append(FractionRun(
+                r["model"], float(r["fraction"]),
+                np.asarray(r["train_nll_per_image"], dtype=float), float(r["test_acc"]),
+                r.get("steps"),
+                None if spectrum is None else np.asarray(spectrum["eigenvalues"], dtype=float)))
+        return {k: sorted(v, key=lambda run: run.fraction) for k, v in out.items()}
+
+
+def parse_fractions(text: str, error: type[Exception] = ValueError) -> list[float]:
     try:
         fractions = sorted({float(f) for f in text.split(",") if f.strip()})
     except ValueError:
         fractions = []
     if not fractions or any(not 0 < f <= 1 for f in fractions):
-        raise ValueError(f"--fractions wants comma-separated numbers in (0, 1]; got {text!r}")
+        raise error(f"--fractions wants comma-separated numbers in (0, 1]; got {text!r}")
     return fractions
 
 
@@ -79,42 +106,33 @@ def figure(rows: list[dict], path: Path) -> list[Path]:
     return plots.save(fig, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = cli.base_parser("studies.subsets", __doc__)
-    p.set_defaults(model="vit-ti,resnet-18")
-    p.add_argument("--fractions", default="0.02,0.06,0.25,1.0")
-    p.add_argument("--num-images", type=cli.positive_int, default=512,
-                   help="augmented training images for the training NLL")
-    p.add_argument("--num-batches", type=cli.positive_int, default=None,
-                   help="Hessian mini-batches (default: the preset's)")
-    p.add_argument("--hessian-models", default=None,
-                   help="models whose spectra to compute (default: every --model; 'none')")
-    args = p.parse_args(argv)
-    cli.setup_logging(args.quiet)
-    fractions = parse_fractions(args.fractions)
-    device = cli.resolve_device(args.device)
-    out = Path(args.out)
-    models = cli.model_names(args)
-    probed = models if args.hessian_models is None else [
-        m for m in args.hessian_models.split(",") if m and m != "none"]
+def run(config: SubsetsConfig) -> SubsetsResult:
+    """Every model trained on every fraction (for the full set's number of steps) and probed;
+    saved to ``config.out`` with a table and figures."""
+    fractions = parse_fractions(config.fractions)
+    device = cli.resolve_device(config.device)
+    out = Path(config.out)
+    models = cli.model_names(config)
+    probed = models if config.hessian_models is None else [
+        m for m in config.hessian_models.split(",") if m and m != "none"]
     if set(probed) - set(models):
         raise ValueError(f"--hessian-models must be among --model ({', '.join(models)}); "
-                         f"got {args.hessian_models!r}")
+                         f"got {config.hessian_models!r}")
     rows, spectra = [], {}
     for name in models:
         for fraction in fractions:
-            spec = replace(RunSpec.from_args(args, name, device), data_fraction=fraction,
+            spec = replace(RunSpec.from_args(config, name, device), data_fraction=fraction,
                            equal_steps=True)
-            model, info = trained_model(spec, args.checkpoint)
+            model, info = trained_model(spec, config.checkpoint)
             per_image = nll_per_image(model.eval(),
-                                      landscape_data(spec, args.num_images, clean_test=False))
+                                      landscape_data(spec, config.num_images, clean_test=False))
             nll = float(per_image.mean())
             steps = (info.get("metrics") or [{}])[-1].get("step")
             row = {"model": spec.label, "fraction": fraction, "train_nll": nll,
                    "train_nll_per_image": per_image, "steps": steps,
                    "test_acc": float(final_test_accuracy(info)), "run": info}
             if name in probed:
-                s = preset_spectrum(spec, model, args.num_batches, args.seed, not args.quiet)
+                s = preset_spectrum(spec, model, config.num_batches, config.seed, not config.quiet)
                 row.update(nep=s.nep(), ape=s.ape(), spectrum=s.to_dict())
                 spectra[f"{spec.label}, {fraction:g}"] = s.eigenvalues
             rows.append(row)
@@ -130,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         ([f"{r['nep']:.3f}", f"{r['ape']:.4g}"] if "nep" in r else ["", ""] if probed else [])
         for r in rows))
     results.atomic_write_bytes(out / "subsets.md", (text + "\n").encode())
-    path = results.save_result(out / "subsets.json", rows, vars(args), args.seed)
+    result = SubsetsResult(record=rows, config=config.to_dict())
+    path = result.save(out)
     figs = [figure(rows, out / "subsets")[0]]
     if spectra:
         figs.append(plots.spectrum_figure(spectra, out / "subsets_hessian",
@@ -144,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
             c = np.corrcoef([r["train_nll"] for r in mine], [1 - r["test_acc"] for r in mine])
             print(f"{model}: correlation of training NLL and test error over fractions "
                   f"{c[0, 1]:+.2f}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = SubsetsConfig.parse(argv, __doc__)
+    cli.setup_logging(config.quiet)
+    run(config)
     return 0
 
 

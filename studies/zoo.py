@@ -8,7 +8,9 @@ python -m studies.zoo [--model all|name,name] [--batch-size 32]
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +22,7 @@ from vitprobe import plots, results
 
 from . import cli
 from .cache import RunSpec, build, run_metrics
+from .config import StudyConfig, StudyResult, option
 
 
 def macs(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -51,36 +54,50 @@ def images_per_second(model, x, y, train: bool, seconds: float = 2.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = cli.base_parser("studies.zoo", __doc__)
-    p.set_defaults(model="all")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seconds", type=float, default=2.0, help="timing per measurement")
-    args = p.parse_args(argv)
-    cli.setup_logging(args.quiet)
-    device = cli.resolve_device(args.device)
-    names = list_models() if args.model == "all" else args.model.split(",")
-    info = vdata.dataset_info(args.data)
-    x = torch.randn(args.batch_size, info.in_chans, info.img_size, info.img_size, device=device)
-    y = torch.randint(0, info.num_classes, (args.batch_size,), device=device)
+@dataclass(frozen=True)
+class ZooConfig(StudyConfig):
+    STUDY: ClassVar[str] = "zoo"
+
+    model: str = option("all", "model name(s), comma-separated, or all (the registry)")
+    batch_size: int = option(32, "images per timed forward/backward pass",
+                             check=cli.positive_int)
+    seconds: float = option(2.0, "timing per measurement", check=cli.positive_number)
+
+
+@dataclass(kw_only=True)
+class ZooResult(StudyResult):
+    """One row per model: parameters, MACs, inference and training images per second, and
+    the cached run's test accuracy (None when not trained)."""
+
+    FILE: ClassVar[str] = "zoo.json"
+
+
+def run(config: ZooConfig) -> ZooResult:
+    """Size, cost and speed of every model ``config`` names; saved to ``config.out`` with a table
+    and a figure."""
+    device = cli.resolve_device(config.device)
+    names = list_models() if config.model == "all" else config.model.split(",")
+    info = vdata.dataset_info(config.data)
+    x = torch.randn(config.batch_size, info.in_chans, info.img_size, info.img_size, device=device)
+    y = torch.randint(0, info.num_classes, (config.batch_size,), device=device)
     rows = []
     for name in names:
-        spec = RunSpec.from_args(args, name, device)
+        spec = RunSpec.from_args(config, name, device)
         model = build(spec).to(device)
         metrics = run_metrics(spec.run_dir)
         acc = metrics[-1].get("test_acc") if metrics else None
         row = {"model": name, "params": sum(q.numel() for q in model.parameters()),
                "macs": macs(model.eval(), x[:1]),
-               "infer_img_s": images_per_second(model, x, y, False, args.seconds),
-               "train_img_s": images_per_second(model, x, y, True, args.seconds),
+               "infer_img_s": images_per_second(model, x, y, False, config.seconds),
+               "train_img_s": images_per_second(model, x, y, True, config.seconds),
                "test_acc": acc}
         rows.append(row)
         print(f"{name:18s} {row['params'] / 1e6:6.2f} M  {row['macs'] / 1e6:8.1f} MMACs  "
               f"infer {row['infer_img_s']:7.1f} img/s  train {row['train_img_s']:6.1f} img/s  "
               f"acc {'%.2f %%' % (100 * acc) if acc is not None else 'n/a'}")
-    out = Path(args.out)
-    lines = [f"Device: {device}, batch {args.batch_size}, {args.data} inputs "
-             f"({info.in_chans}x{info.img_size}x{info.img_size}), preset {args.preset}", "",
+    out = Path(config.out)
+    lines = [f"Device: {device}, batch {config.batch_size}, {config.data} inputs "
+             f"({info.in_chans}x{info.img_size}x{info.img_size}), preset {config.preset}", "",
              results.markdown_table(
                  ["model", "params (M)", "MMACs", "inference img/s", "training img/s",
                   "test acc"],
@@ -89,9 +106,17 @@ def main(argv: list[str] | None = None) -> int:
                    f"{100 * r['test_acc']:.2f} %" if r["test_acc"] is not None else "—"]
                   for r in rows))]
     results.atomic_write_bytes(out / "zoo.md", ("\n".join(lines) + "\n").encode())
-    path = results.save_result(out / "zoo.json", rows, vars(args), args.seed)
+    result = ZooResult(record=rows, config=config.to_dict())
+    path = result.save(out)
     fig = plots.zoo_figure(rows, out / "zoo")
     print(f"table: {out / 'zoo.md'}\nresults: {path}\nfigure: {fig[0]} (+ .pdf)")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = ZooConfig.parse(argv, __doc__)
+    cli.setup_logging(config.quiet)
+    run(config)
     return 0
 
 

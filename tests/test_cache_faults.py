@@ -125,6 +125,19 @@ def test_a_second_process_waits_for_the_lock_then_reads_the_same_model(tmp_path,
     assert "waiting for it to finish" in caplog.text and "m" in out
 
 
+def test_no_wait_refuses_a_run_another_process_holds_in_one_line(tmp_path):
+    sp = spec(tmp_path)
+    with cache.run_lock(sp.run_dir):
+        r = subprocess.run([sys.executable, "-m", "studies.train", "--model", "vit-ti",
+                            "--preset", "smoke", "--data", "synthetic", "--runs-dir",
+                            str(tmp_path), "--out", str(tmp_path / "o"), "--no-wait"],
+                           capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"another process is training or reading {sp.run_dir}" in r.stderr
+    assert "without --no-wait" in r.stderr
+    assert not (sp.run_dir / "config.json").exists()  # nothing written
+
+
 def test_two_processes_training_one_run_end_with_one_valid_checkpoint(tmp_path):
     args = [sys.executable, "-m", "studies.train", "--model", "vit-ti", "--preset", "smoke",
             "--data", "synthetic", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "o"),

@@ -67,14 +67,15 @@ def test_out_and_runs_dir_must_be_writable_folders(tmp_path):
 
 
 def test_pool_choices_are_the_vit_pools_and_several_expand_the_model_list():
-    from studies import cli
+    from studies.config import StudyConfig
 
-    p = cli.base_parser("x", "")
-    args = p.parse_args(["--model", "vit-ti,vit-s", "--pool", "cls,gap"])
-    assert cli.model_names(args) == ["vit-ti@cls", "vit-ti@gap", "vit-s@cls", "vit-s@gap"]
-    assert cli.model_names(p.parse_args(["--model", "vit-ti", "--pool", "gap"])) == ["vit-ti"]
-    assert cli.model_names(p.parse_args(["--model", "vit-ti@map", "--pool", "cls,gap"])) == \
-        ["vit-ti@map"]
+    def names(*argv):
+        return StudyConfig.parse(list(argv)).model_names()
+
+    assert names("--model", "vit-ti,vit-s", "--pool", "cls,gap") == \
+        ["vit-ti@cls", "vit-ti@gap", "vit-s@cls", "vit-s@gap"]
+    assert names("--model", "vit-ti", "--pool", "gap") == ["vit-ti"]
+    assert names("--model", "vit-ti@map", "--pool", "cls,gap") == ["vit-ti@map"]
 
 
 def test_model_args_parse_python_literals():

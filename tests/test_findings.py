@@ -200,14 +200,14 @@ def test_markdown_table_escapes_pipes_and_checks_row_lengths():
 def test_the_token_grid_side_is_read_from_the_frequencies_a_tap_resolves(tmp_path):
     """7 and 14 points both end at 6/7·π on the diagonal; the count of frequencies tells
     them apart (ceil(n/2) of them)."""
+    from studies.fourier import FourierResult
     from vitprobe import fourier as vf
-    from vitprobe import results
 
     for n in (7, 14, 16):
         taps = [{"kind": "embed", "frequencies": [0.0]},
                 {"kind": "msa", "frequencies": vf.frequencies(n).tolist()}]
-        results.save_result(tmp_path / "fourier.json", {"vit-mini": {"taps": taps}}, {}, 0)
-        assert findings.token_grid_side(tmp_path, "vit-mini") == n
+        FourierResult(record={"vit-mini": {"taps": taps}}, config={"seed": 0}).save(tmp_path)
+        assert FourierResult.load(tmp_path).token_grid_side("vit-mini") == n
 
 
 def test_the_seed_figures_draw_each_seeds_own_numbers(tmp_path):

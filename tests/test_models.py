@@ -237,3 +237,18 @@ def test_vit_takes_other_input_sizes_through_its_resampled_position_table():
         assert big.position_embedding((7, 7)) is big.pos_embed
     with pytest.raises(AssertionError, match="divisible by patch size"):
         big(torch.randn(1, 1, 22, 22))
+
+
+def test_families_come_from_the_registry_not_from_name_prefixes():
+    from models import ModelId, family
+
+    assert [family(n) for n in ("vit-ti", "vit-mini", "resnet-18-mini", "preresnet-18-mini",
+                                "alternet-18", "cct-2-3x2", "vit-lite-7-4", "deit-ti-distilled",
+                                "timm:resnet18")] == \
+        ["vit", "vit", "resnet", "preresnet", "alternet", "cct", "cct", "deit", "timm"]
+    m = ModelId.parse("vit-mini@gap")
+    assert (m.name, m.pool, m.is_vit, m.is_cnn) == ("vit-mini", "gap", True, False)
+    assert ModelId.parse("preresnet-18-mini").is_cnn
+    for bad, needle in (("vit-xx", "unknown model 'vit-xx'"), ("vit-ti@max", "unknown pooling")):
+        with pytest.raises(ValueError, match=needle):
+            ModelId.parse(bad)

@@ -128,12 +128,13 @@ def test_plan_runs_every_study_behind_a_finding_once_per_seed():
         for k in SEEDS[preset]:
             assert {st.name for st in steps if st.seed == k and st.name.endswith(f"-s{k}")} \
                 == {f"{s}-s{k}" for s in PER_SEED}
-        argv = steps[0].argv(["--preset", preset], tmp := __import__("pathlib").Path("o"))
-        assert argv[-4:] == ["--seed", "0", "--out", str(tmp / "hessian-s0")]
+        config = steps[0].config({"preset": preset}, tmp := __import__("pathlib").Path("o"))
+        assert (config.seed, config.out, config.preset) == (0, str(tmp / "hessian-s0"), preset)
+        assert f"--out {tmp / 'hessian-s0'} --runs-dir runs" in config.command()
     # the small preset compares its -mini members, the pre-activation ResNet among them
     hess = plan("small", (1,))[0]
-    assert hess.seed == 1 and "preresnet-18-mini" in hess.args[1] and \
-        "vit-mini@gap" in hess.args[1]
+    assert hess.seed == 1 and "preresnet-18-mini" in dict(hess.options)["model"] and \
+        "vit-mini@gap" in dict(hess.options)["model"]
     # one seed at a time: the figure-only studies run with the first seed only
     assert [st.name for st in plan("small", (2,))] == [f"{s}-s2" for s in PER_SEED]
 
@@ -153,14 +154,14 @@ def test_seeds_parse_as_lists_and_ranges():
 def test_a_search_candidate_is_the_run_that_model_args_msa_names():
     from dataclasses import replace
 
-    from studies import cli
     from studies.cache import RunSpec
+    from studies.config import StudyConfig
 
-    p = cli.base_parser("x", "")
-    base = RunSpec.from_args(p.parse_args(["--model-args", "heads=(1,1,1,1)"]), "alternet-18",
-                             "cpu")
-    by_flag = RunSpec.from_args(
-        p.parse_args(["--model-args", "heads=(1,1,1,1),msa=(0, 0, 1, 1)"]), "alternet-18", "cpu")
+    base = RunSpec.from_args(StudyConfig.parse(["--model-args", "heads=(1,1,1,1)"]),
+                             "alternet-18", "cpu")
+    by_flag = RunSpec.from_args(StudyConfig.parse(["--model-args",
+                                                   "heads=(1,1,1,1),msa=(0, 0, 1, 1)"]),
+                                "alternet-18", "cpu")
     candidate = replace(base, overrides={**base.overrides, "msa": (0, 0, 1, 1)})
     assert candidate.run_name == by_flag.run_name
     assert candidate.model_kwargs() == by_flag.model_kwargs()

@@ -42,6 +42,14 @@ class Spectrum:
         d.update(nep=self.nep(), ape=self.ape())
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Spectrum:
+        """The spectrum ``to_dict`` wrote (JSON's nulls read back as NaN)."""
+        return cls(np.asarray(d["eigenvalues"], dtype=float),
+                   np.asarray(d["residuals"], dtype=float),
+                   np.asarray(d["converged"], dtype=bool), int(d["num_hvps"]),
+                   float(d["seconds"]), int(d["batch_size"]), float(d["weight_decay"]))
+
 
 def nep(eigenvalues: np.ndarray) -> float:
     """Negative eigenvalue proportion: the share of the (collected) spectrum below zero."""
