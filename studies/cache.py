@@ -22,7 +22,8 @@ from models import ModelId, create_model, family
 from models.layers import resample_position_embeddings
 from vitprobe import data as vdata
 from vitprobe import results
-from vitprobe.train import PRECISIONS, SCHEDULE, Distillation, TrainConfig, distributed, fit
+from vitprobe.distributed import rank_and_world
+from vitprobe.train import PRECISIONS, SCHEDULE, Distillation, TrainConfig, fit
 
 from . import presets
 
@@ -281,7 +282,7 @@ def loaders(spec: RunSpec) -> tuple[vdata.Loader, vdata.Loader]:
     test = vdata.load(spec.data, "test", spec.data_dir, spec.download)
     if r.test_limit:
         test = test.subset(slice(0, r.test_limit))
-    rank, world = distributed()
+    rank, world = rank_and_world()
     if r.batch_size % world:
         raise ValueError(f"batch size {r.batch_size} is not divisible by {world} ranks")
     # on a GPU, worker processes prepare the batches ahead (RandAugment is per-image PIL
@@ -365,7 +366,7 @@ def run_lock(run_dir: Path, wait: bool = True):
     killed write left in the folder are removed once the lock is held."""
     from filelock import FileLock, Timeout
 
-    if distributed()[0] != 0:
+    if rank_and_world()[0] != 0:
         yield
         return
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -393,7 +394,7 @@ def _train(spec: RunSpec, model: nn.Module, run_dir: Path, config: dict) -> None
     """Train ``spec``'s run into ``run_dir`` (resuming from its checkpoints); a failure
     removes the folder only when this call created it and no checkpoint is in it."""
     created = not run_dir.exists()
-    if distributed()[0] == 0:
+    if rank_and_world()[0] == 0:
         results.save_result(run_dir / "config.json", {}, config, spec.seed)
     try:
         train_loader, test_loader = loaders(spec)
@@ -422,7 +423,7 @@ def _train(spec: RunSpec, model: nn.Module, run_dir: Path, config: dict) -> None
         raise
     if spec.teacher:
         model.set_distilled_training(False)
-    if distributed()[1] > 1:
+    if rank_and_world()[1] > 1:
         import torch.distributed as dist
 
         dist.barrier()  # rank 0 writes model.safetensors; the others read it
@@ -433,7 +434,7 @@ def _remove_if_nothing_to_resume(run_dir: Path) -> None:
     config and initial weights) is removed, so no half-made entry is left in the cache."""
     import shutil
 
-    if distributed()[0] != 0 or not run_dir.is_dir():
+    if rank_and_world()[0] != 0 or not run_dir.is_dir():
         return
     keep = ("state.pt", "model.safetensors", "epochs")
     if not any((run_dir / k).exists() for k in keep):

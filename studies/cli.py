@@ -244,44 +244,17 @@ def resolve_device(name: str | None) -> str:
 
 
 def init_distributed(device: str, timeout_s: float = 600.0) -> str:
-    """Under ``torchrun`` (WORLD_SIZE > 1): join the process group — nccl on CUDA, gloo on
-    CPU — and return this rank's device. A rank that dies makes the others fail after
-    ``timeout_s`` (VITPROBE_DIST_TIMEOUT) instead of hanging. The group is destroyed at exit,
-    before the interpreter finalises (gloo's threads may otherwise abort a finished rank)."""
-    import atexit
-    import datetime
-    import os
+    """Join torchrun's process group (``vitprobe.distributed.join``); this rank's device."""
+    from vitprobe.distributed import join
 
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
-        return device
-    timeout = float(os.environ.get("VITPROBE_DIST_TIMEOUT", timeout_s))
-    if device.startswith("cuda"):
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        device = f"cuda:{local}"
-    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo",
-                            timeout=datetime.timedelta(seconds=timeout))
-    atexit.register(_leave_process_group)
-    return device
-
-
-def _leave_process_group() -> None:
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    return join(device, timeout_s)
 
 
 def process_group() -> tuple[int, int, object]:
     """(rank, world size, group) — group is None in a single process."""
-    import torch.distributed as dist
+    from vitprobe.distributed import process_group as group
 
-    from vitprobe.train import distributed
-
-    rank, world = distributed()
-    return rank, world, dist.group.WORLD if world > 1 else None
+    return group()
 
 
 class TqdmHandler(logging.Handler):

@@ -296,9 +296,10 @@ def test_the_recipe_names_the_precision_whatever_the_cpu(monkeypatch):
     decides it (a CPU reporting AMX bf16 still trains a float32 recipe in float32)."""
     from studies import presets
     from vitprobe import train
+    from vitprobe.train import precision
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(train, "open", lambda *a, **k: (_ for _ in ()).throw(AssertionError(
+    monkeypatch.setattr(precision, "open", lambda *a, **k: (_ for _ in ()).throw(AssertionError(
         "the precision must not depend on /proc/cpuinfo")), raising=False)
     for preset in ("smoke", "quick", "small"):
         for model in ("vit-mini", "resnet-18-mini", "alternet-18-mini"):
@@ -562,3 +563,31 @@ def test_a_malicious_state_pt_is_never_executed(tmp_path):
         fit(small_vit(), train, test, TrainConfig(Recipe(epochs=1, batch_size=32, lr=1e-3),
                                                   progress=False), run_dir=run)
     assert not marker.exists()
+
+
+def test_the_resumable_state_names_its_kind_and_version(tmp_path):
+    """state.pt says what it is; a resume point says which kind it came from (the full state
+    or an epoch checkpoint), not whether a dict happens to hold an optimizer; a state of
+    another kind or a newer version is refused in one line; one written before the kind was
+    recorded still resumes."""
+    from vitprobe import results
+    from vitprobe.train import STATE_KIND, STATE_VERSION, resume_point
+    from vitprobe.train.checkpoint import save_state
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    save_state(tmp_path, model, opt, scaler, 7, [{"epoch": 1, "step": 7}], "float32")
+    raw = results.load_state(tmp_path / "state.pt")
+    assert (raw["kind"], raw["version"]) == (STATE_KIND, STATE_VERSION) == \
+        ("vitprobe-train-state", 1)
+    at = resume_point(tmp_path, torch.device("cpu"))
+    assert (at.kind, at.step, at.autocast) == ("state", 7, "float32")
+    assert torch.equal(at.model["weight"], model.weight.detach())
+    legacy = {k: v for k, v in raw.items() if k not in ("kind", "version")}
+    results.save_state(tmp_path / "state.pt", legacy)
+    assert resume_point(tmp_path, torch.device("cpu")).kind == "state"
+    for kind, version in (("something-else", 1), (STATE_KIND, STATE_VERSION + 1)):
+        results.save_state(tmp_path / "state.pt", {**raw, "kind": kind, "version": version})
+        with pytest.raises(ValueError, match=f"is a {kind} version {version} file"):
+            resume_point(tmp_path, torch.device("cpu"))

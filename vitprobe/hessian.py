@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .distributed import all_reduce
 from .features import check_mode, probe_mode
 from .solvers import (
     Density,
@@ -143,15 +144,7 @@ class HessianOperator:
 
     # -- helpers
     def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
-        if self.group is None or not dist.is_available() or not dist.is_initialized():
-            return t
-        dev = t.device
-        if dist.get_backend(self.group) == "nccl" and dev.type != "cuda":
-            t = t.cuda()
-        dist.all_reduce(t, group=self.group)
-        return t.to(dev)
+        return t if self.group is None else all_reduce(t, self.group)
 
     def _loss(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
         # fresh buffer copies: BN in train mode updates running stats in place, on the copy

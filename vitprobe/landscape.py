@@ -23,6 +23,7 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from . import results
+from .distributed import all_reduce, rank_and_world
 from .features import check_mode, probe_mode
 from .hessian import as_batches, check_non_negative, spec_alias
 
@@ -223,11 +224,7 @@ def surface(spec: LossSpec, directions: Sequence[Direction],
     """
     model, loss_fn, data, mode = spec.model, spec.loss_fn, spec.data, spec.mode
     l2_coef, bn_data, group = spec.l2_coef, spec.bn_data, spec.group
-    rank, world_size = 0, 1
-    if group is not None:
-        import torch.distributed as dist
-
-        rank, world_size = dist.get_rank(group), dist.get_world_size(group)
+    rank, world_size = (0, 1) if group is None else rank_and_world(group)
     directions = list(directions)
     if not 1 <= len(directions) <= 2:
         raise ValueError(f"give one or two directions; got {len(directions)}")
@@ -291,16 +288,11 @@ def surface(spec: LossSpec, directions: Sequence[Direction],
 
 def _gather_grid(loss: np.ndarray, acc: np.ndarray, mine: list, group) -> tuple:
     """Every rank filled its own points; sum the zero-elsewhere grids across ranks."""
-    import torch.distributed as dist
-
     mask = np.zeros(loss.shape, dtype=bool)
     for p in mine:
         mask[p] = True
     t = torch.from_numpy(np.stack([np.where(mask, loss, 0.0), np.where(mask, acc, 0.0)]))
-    if dist.get_backend(group) == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t, group=group)
-    t = t.cpu().numpy()
+    t = all_reduce(t, group).numpy()
     return t[0], t[1]
 
 
