@@ -23,6 +23,7 @@ from models.layers import resample_position_embeddings
 from vitprobe import data as vdata
 from vitprobe import results
 from vitprobe.distributed import rank_and_world
+from vitprobe.features import grid_of
 from vitprobe.train import PRECISIONS, SCHEDULE, Distillation, TrainConfig, fit
 
 from . import presets
@@ -185,7 +186,9 @@ class RunSpec:
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.runs_dir) / self.data / self.run_name
+        folder = vdata.source(self.data).cache_name(Path(self.data_dir) if self.data_dir
+                                                    else None)
+        return Path(self.runs_dir) / folder / self.run_name
 
     def recipe(self) -> presets.Recipe:
         r = presets.recipe(self.preset, self.model)
@@ -195,7 +198,7 @@ class RunSpec:
             r = equal_steps_recipe(r, self._steps_per_epoch(1.0, r),
                                    self._steps_per_epoch(self.data_fraction, r))
         if r.progressive:  # low-resolution stages at sizes the model's patch divides
-            r = presets.snap_progressive(r, vdata.dataset_info(self.data).img_size,
+            r = presets.snap_progressive(r, vdata.dataset_info(self.data, self.data_dir).img_size,
                                          self.model_kwargs().get("patch_size"))
         return r
 
@@ -204,7 +207,7 @@ class RunSpec:
         return n // r.batch_size if n > r.batch_size else 1
 
     def model_kwargs(self) -> dict:
-        info = vdata.dataset_info(self.data)
+        info = vdata.dataset_info(self.data, self.data_dir)
         kw = presets.architecture_overrides(self.preset, self.model, info.img_size)
         if self.pool:
             kw["pool"] = self.pool
@@ -241,11 +244,29 @@ def build(spec: RunSpec) -> nn.Module:
     """The spec's model, initialised from ``spec.seed`` alone: the same spec gives the same
     initial weights in any process, whatever it drew from the global RNG before (which this
     leaves untouched)."""
-    info = vdata.dataset_info(spec.data)
+    info = vdata.dataset_info(spec.data, spec.data_dir)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
-        return create_model(spec.model, num_classes=info.num_classes, in_chans=info.in_chans,
-                            img_size=info.img_size, **spec.model_kwargs())
+        model = create_model(spec.model, num_classes=info.num_classes, in_chans=info.in_chans,
+                             img_size=info.img_size, **spec.model_kwargs())
+    grid = grid_of(model)
+    if grid is not None and min(grid) < 1:
+        raise ValueError(f"{spec.model}'s patch is larger than {spec.data}'s "
+                         f"{info.img_size}-px images (a {grid[0]}x{grid[1]} token grid): "
+                         f"pick a smaller patch (--patch-size N)")
+    return model
+
+
+def check_token_grid(spec: RunSpec, model: nn.Module, need: int = 2) -> None:
+    """A token model whose patch grid is under ``need`` x ``need`` on the spec's images is
+    refused before it is trained: the feature-map probes read maps of at least 2 x 2."""
+    grid = grid_of(model)
+    if grid is not None and min(grid) < need:
+        size = vdata.dataset_info(spec.data, spec.data_dir).img_size
+        raise ValueError(f"{spec.model} has a {grid[0]}x{grid[1]} token grid on {spec.data}'s "
+                         f"{size}-px images: the feature-map probes need at least "
+                         f"{need}x{need}; pick a smaller patch (--patch-size N, e.g. "
+                         f"{max(1, size // 7)})")
 
 
 def architecture(model: nn.Module) -> str:
@@ -400,6 +421,10 @@ def _train(spec: RunSpec, model: nn.Module, run_dir: Path, config: dict) -> None
         train_loader, test_loader = loaders(spec)
         log.info("training %s on %s (%d images, preset %s) into %s", spec.model, spec.data,
                  len(train_loader.data), spec.preset, run_dir)
+        if spec.preset == "smoke" and family(spec.model) == "timm":
+            log.warning("%s is trained at its full size: --preset smoke shrinks only our "
+                        "registry's models (%s parameters here); expect minutes, not seconds",
+                        spec.model, f"{sum(p.numel() for p in model.parameters()):,}")
         criterion = None
         if spec.teacher:
             if not hasattr(model, "set_distilled_training"):

@@ -144,7 +144,9 @@ class StudyConfig(Config):
     patch_size: int | None = option(None, "ViT patch size override", check=cli.positive_int)
     model_args: str | None = option(None, "more overrides, e.g. 'depth=6,embed_dim=96' or "
                                           "'msa=(0,1,1,1)'")
-    data: str = option("fashion-mnist", "the data set", choices=DATASETS)
+    data: str = option("fashion-mnist", "the data set; imagefolder: your own images, "
+                                        "--data-dir DIR holding DIR/train/<class>/<image> and "
+                                        "DIR/test/<class>/<image>", choices=DATASETS)
     data_dir: str | None = option(None, "folder holding the data set files (default: the "
                                         "system's Fashion-MNIST)", check=cli.existing_dir,
                                   path=True)

@@ -22,6 +22,7 @@ from vitprobe import hessian, plots
 from vitprobe import spectra as vspectra
 from vitprobe.board import Board
 from vitprobe.features import block_parameter_groups
+from vitprobe.solvers import DEFAULT_TOL
 
 from . import cli
 from .cache import RunSpec, load_checkpoint, slug, trained_model
@@ -37,7 +38,8 @@ class HessianConfig(StudyConfig):
                                      check=cli.positive_int)
     batch_size: int = option(16, "mini-batch size (the paper's)", check=cli.at_least_two)
     k: int = option(5, "top-k eigenvalues per mini-batch", check=cli.positive_int)
-    tol: float = option(1e-3, "relative residual to certify, in (0, 1)", check=cli.tolerance)
+    tol: float = option(DEFAULT_TOL, "relative residual to certify, in (0, 1)",
+                       check=cli.tolerance)
     weight_decay: float | None = option(None, "l2 coefficient added to the loss (default: the "
                                               "preset's weight decay)", check=cli.non_negative)
     mode: str = option("eval", "BatchNorm/dropout mode of the model during the products",

@@ -101,6 +101,13 @@ def run(config: PoolingConfig) -> PoolingResult:
         ([r["pool"], f"{100 * r['test_acc']:.2f} %" if r["test_acc"] is not None else "n/a",
           f"{r['train_nll']:.4f}", f"{r['nep']:.3f}", f"{r['ape']:.4g}",
           f"{r['landscape_centre']:.4f}", f"{r['landscape_max']:.4f}"] for r in rows))
+    caption = (f"{config.model} with each pooling: preset {config.preset}, data {config.data}, "
+               f"seed {config.seed}. Train NLL: the NLL alone on {config.num_images} augmented "
+               f"training images; loss at centre and max on grid: the landscape's loss, NLL + "
+               f"{config.l2_coef:g}·Σ‖θ‖ (the paper's ℓ2 term), on the same images over "
+               f"[-{config.span:g}, {config.span:g}]² of filter-normalised directions; NEP and "
+               f"APE: docs/GLOSSARY.md.")
+    text = caption + "\n\n" + text
     results.atomic_write_bytes(out / "pooling.md", (text + "\n").encode())
     result = PoolingResult(record=rows, config=config.to_dict())
     path = result.save(out)

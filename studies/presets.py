@@ -95,8 +95,17 @@ def architecture_overrides(preset: str, model: str, img_size: int) -> dict:
             return {**kw, "heads": (1, 1, 1, 1)} if family(model) == "alternet" else kw
         return {}
     if family(model) == "vit":
-        return {"patch_size": 4 if img_size == 28 else 2}
+        return {"patch_size": vit_patch(img_size)}
     return {}
+
+
+def vit_patch(img_size: int) -> int:
+    """A ViT's patch at a data set's image size: 4 at 28 px (7 x 7 tokens), the paper's 2 at
+    32 px; otherwise the divisor of ``img_size`` nearest img_size / 8 (about 8 x 8 tokens)."""
+    if img_size in (28, 32):
+        return 4 if img_size == 28 else 2
+    divisors = [d for d in range(1, img_size + 1) if img_size % d == 0]
+    return min(divisors, key=lambda d: (abs(d - img_size / 8), d))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import torch
 from vitprobe import data as vdata
 
 from . import cli
-from .cache import RunSpec, trained_model
+from .cache import RunSpec, build, check_token_grid, trained_model
 from .config import FeatureConfig, StudyResult
 
 
@@ -61,6 +61,8 @@ def models_and_images(config: FeatureConfig) -> tuple[dict[str, torch.nn.Module]
     device = cli.resolve_device(config.device)
     models, infos = {}, {}
     specs = [RunSpec.from_args(config, name, device) for name in cli.model_names(config)]
+    for spec in specs:  # shapes checked before anything is trained
+        check_token_grid(spec, build(spec))
     for spec in specs:  # every name checked above, before anything is trained
         models[spec.label], infos[spec.label] = trained_model(spec, config.checkpoint)
     test = vdata.load(config.data, "test", config.data_dir, config.download)

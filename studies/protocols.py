@@ -43,7 +43,7 @@ def preset_spectrum(spec: RunSpec, model, num_batches: int | None = None, seed: 
     loader = spectrum_loader(spec, 16, clean=False).iterate(0)
     return spectra.spectrum(OperatorSpec(model, F.cross_entropy, loader,
                                          weight_decay=r.weight_decay),
-                            num_batches or r.hessian_batches, k=5, tol=1e-3, seed=seed,
+                            num_batches or r.hessian_batches, k=5, seed=seed,
                             progress=progress)
 
 

@@ -77,7 +77,7 @@ def run(config: ZooConfig) -> ZooResult:
     and a figure."""
     device = cli.resolve_device(config.device)
     names = list_models() if config.model == "all" else config.model.split(",")
-    info = vdata.dataset_info(config.data)
+    info = vdata.dataset_info(config.data, config.data_dir)
     x = torch.randn(config.batch_size, info.in_chans, info.img_size, info.img_size, device=device)
     y = torch.randint(0, info.num_classes, (config.batch_size,), device=device)
     rows = []

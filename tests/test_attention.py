@@ -156,3 +156,30 @@ def test_integrated_gradients_in_small_internal_batches_equals_the_analytic_line
     want = torch.nn.functional.avg_pool2d((x * w).abs().sum(1, keepdim=True), 4)[:, 0]
     assert got.shape == (8, 2, 2)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_torchvision_vit_attention_is_the_softmax_of_its_queries_and_keys():
+    """nn.MultiheadAttention (torchvision's ViT) is asked for per-head weights; each equals
+    softmax(q kᵀ / √d) computed here from its input projection by hand."""
+    import torchvision
+
+    torch.manual_seed(0)
+    m = torchvision.models.VisionTransformer(image_size=16, patch_size=4, num_layers=2,
+                                             num_heads=2, hidden_dim=16, mlp_dim=32,
+                                             num_classes=4).eval()
+    x = torch.randn(3, 3, 16, 16)
+    seen = {}
+    mha = m.encoder.layers[1].self_attention
+    h = mha.register_forward_pre_hook(lambda mod, args: seen.update(x=args[0]))
+    maps = attention.capture(m, x)
+    h.remove()
+    assert len(maps) == 2 and maps[1].shape == (3, 2, 17, 17)
+    t, (W, b), D = seen["x"], (mha.in_proj_weight, mha.in_proj_bias), 16
+    q = (t @ W[:D].T + b[:D]).view(3, 17, 2, 8).transpose(1, 2)
+    k = (t @ W[D:2 * D].T + b[D:2 * D]).view(3, 17, 2, 8).transpose(1, 2)
+    ref = torch.softmax(q @ k.transpose(-1, -2) / 8 ** 0.5, dim=-1)
+    torch.testing.assert_close(maps[1], ref.detach(), atol=1e-6, rtol=1e-5)
+    from vitprobe.features import num_prefix_tokens
+
+    assert num_prefix_tokens(m) == 1
+    assert attention.rollout(maps, num_prefix_tokens(m)).shape == (3, 16)

@@ -299,3 +299,16 @@ def test_report_only_with_out_writes_the_gallery_under_out(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "o" / "figures" / "README.md").is_file()
     assert not (tmp_path / "figures").exists()
+
+
+@pytest.mark.parametrize("study, model, needle", [
+    ("fourier", "timm:vit_tiny_patch16_224", "has a 1x1 token grid on fashion-mnist's 28-px "
+                                             "images: the feature-map probes need at least 2x2"),
+    ("hessian", "timm:vit_small_patch32_224", "patch is larger than fashion-mnist's 28-px"),
+])
+def test_a_token_grid_too_small_is_refused_before_training(study, model, needle, tmp_path):
+    r = run(f"studies.{study}", "--model", model, "--runs-dir", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert needle in r.stderr
+    assert not (tmp_path / "runs").exists()  # nothing trained

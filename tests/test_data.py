@@ -197,3 +197,75 @@ def test_normalisation_uses_the_data_sets_mean_and_std():
     d = vdata.load("synthetic", "train")
     x = d.normalize(torch.full((1, 1, 2, 2), 255, dtype=torch.uint8))
     assert x[0, 0, 0, 0].item() == pytest.approx((1 - 0.5) / 0.25)
+
+
+def _image_folder(root, colours, per_class=(6, 3), sizes=((16, 16), (20, 16))):
+    """root/{train,test}/<class>/<i>.png, each image one solid colour, sizes alternating."""
+    from PIL import Image
+
+    for split, n in zip(("train", "test"), per_class):
+        for name, colour in colours.items():
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", sizes[i % len(sizes)], colour).save(
+                    root / split / name / f"{i}.png")
+    return root
+
+
+def test_an_image_folder_loads_with_its_own_classes_and_normalisation(tmp_path, monkeypatch):
+    """Solid red and blue images: every pixel of a class is its colour after the centre crop
+    and resize, so the per-channel mean and standard deviation are known exactly."""
+    from vitprobe import data as vdata
+
+    monkeypatch.setenv("VITPROBE_CACHE", str(tmp_path / "cache"))
+    root = _image_folder(tmp_path / "pets", {"blue": (0, 0, 255), "red": (255, 0, 0)})
+    train = vdata.load("imagefolder", "train", root)
+    assert train.images.shape == (12, 3, 16, 16) and train.images.dtype == torch.uint8
+    assert train.targets.tolist() == [0] * 6 + [1] * 6  # classes sorted: blue, red
+    assert torch.all(train.images[:6, 2] == 255) and torch.all(train.images[6:, 0] == 255)
+    info = train.info
+    n = 12 * 16 * 16  # pixels per channel; torch's std is the unbiased one
+    assert (info.num_classes, info.in_chans, info.img_size) == (2, 3, 16)
+    np.testing.assert_allclose(info.mean, (0.5, 0.0, 0.5), atol=1e-12)
+    half = 0.5 * (n / (n - 1)) ** 0.5
+    np.testing.assert_allclose(info.std, (half, 1.0, half), rtol=1e-12)  # green is constant
+    cached = list((tmp_path / "cache").glob("imagefolder-*-RGB16.json"))
+    assert len(cached) == 1  # computed once, then read from the cache
+    assert vdata.load("imagefolder", "test", root).images.shape == (6, 3, 16, 16)
+    # the same files elsewhere share the cache name; other content does not
+    import shutil
+
+    twin = shutil.copytree(root, tmp_path / "twin")
+    other = _image_folder(tmp_path / "other", {"blue": (0, 0, 250), "red": (255, 0, 0)})
+    src = vdata.source("imagefolder")
+    assert src.cache_name(twin) == src.cache_name(root) != src.cache_name(other)
+
+
+def test_a_bad_image_folder_is_one_clear_error(tmp_path):
+    from vitprobe import data as vdata
+
+    with pytest.raises(ValueError, match="needs --data-dir DIR holding train/<class>/"):
+        vdata.load("imagefolder", "train")
+    root = _image_folder(tmp_path / "d", {"a": (1, 2, 3), "b": (4, 5, 6)})
+    shutil_rm = __import__("shutil").rmtree
+    shutil_rm(root / "test" / "b")
+    with pytest.raises(ValueError, match=r"has classes \['a'\], the training folder \['a', 'b'\]"):
+        vdata.load("imagefolder", "test", root)
+    with pytest.raises(FileNotFoundError, match="is not a folder of class subfolders"):
+        vdata.load("imagefolder", "train", tmp_path)
+
+
+def test_the_cli_trains_on_an_image_folder_into_its_own_cache_folder(tmp_path):
+    import subprocess
+    import sys
+
+    root = _image_folder(tmp_path / "pets", {"blue": (0, 0, 255), "red": (255, 0, 0)},
+                         per_class=(16, 4))
+    r = subprocess.run([sys.executable, "-m", "studies.train", "--model", "resnet-18",
+                        "--preset", "smoke", "--data", "imagefolder", "--data-dir", str(root),
+                        "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "o"),
+                        "--quiet"], capture_output=True, text=True, timeout=600,
+                       env={**__import__("os").environ, "VITPROBE_CACHE": str(tmp_path / "c")})
+    assert r.returncode == 0, r.stderr
+    runs = list((tmp_path / "runs").glob("imagefolder-*/resnet-18-smoke-s0/model.safetensors"))
+    assert len(runs) == 1 and "test accuracy" in r.stdout

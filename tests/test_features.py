@@ -190,3 +190,40 @@ def test_a_1x1_map_is_skipped_with_a_warning_naming_its_tap():
     assert "layers.3.1" not in [t.name for t in prof] and "layers.2.1" in [t.name for t in prof]
     with pytest.warns(UserWarning, match="tap layers.3.0"):
         fourier.profile(m, x)
+
+
+def test_taps_of_torchvision_and_timm_families_read_the_residual_stream():
+    """torchvision's ViT, ConvNeXt and Swin and timm's ConvNeXt and Swin without a
+    probe_taps(): the last tap is the stream the final norm reads; Swin's channels-last maps
+    come out B x C x H x W at the MSA taps too."""
+    import timm
+    import torchvision
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    vit = torchvision.models.VisionTransformer(image_size=32, patch_size=4, num_layers=2,
+                                               num_heads=2, hidden_dim=16, mlp_dim=32,
+                                               num_classes=4).eval()
+    cases = [(vit, vit.encoder.ln, ["embed"] + ["msa", "mlp"] * 2),
+             (torchvision.models.convnext_tiny(num_classes=4).eval(), None,
+              ["embed"] + ["conv"] * 3 + ["subsample"] + ["conv"] * 3 + ["subsample"] +
+              ["conv"] * 9 + ["subsample"] + ["conv"] * 3),
+             (timm.create_model("test_convnext", num_classes=4).eval(), None, None),
+             (torchvision.models.swin_t(num_classes=4).eval(), None, None),
+             (timm.create_model("swin_tiny_patch4_window7_224", num_classes=4, img_size=32,
+                                window_size=2).eval(), None, None)]
+    for model, final_norm, kinds in cases:
+        taps = features.capture(model, x)
+        if kinds is not None:
+            assert [t.kind for t in taps] == kinds
+        if final_norm is not None:
+            seen = {}
+            h = final_norm.register_forward_pre_hook(lambda m, a, seen=seen: seen.update(x=a[0]))
+            model(x)
+            h.remove()
+            torch.testing.assert_close(taps[-1].tensor, features.to_map(seen["x"], (8, 8)))
+        for t in taps:
+            if t.kind == "msa" and "swin" in type(model).__name__.lower():
+                # (B, C, H, W) with C the stage's width, not H
+                assert t.tensor.shape[1] in (96, 192, 384, 768), (t.name, t.tensor.shape)
+        assert features.block_parameter_groups(model)

@@ -510,3 +510,26 @@ def test_no_public_hessian_or_solver_function_takes_more_than_8_parameters():
                     obj.__module__.startswith("vitprobe"):
                 params = inspect.signature(obj).parameters
                 assert len(params) <= 8, (mod.__name__, name, list(params))
+
+
+def test_a_torchvision_vit_gets_its_exact_top_eigenvalues_and_is_left_as_it_was():
+    """torchvision's nn.MultiheadAttention calls the fused attention kernel, whose backward
+    is not differentiable: the probe runs it on the math kernel and restores the choice."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.VisionTransformer(image_size=8, patch_size=4, num_layers=1,
+                                                 num_heads=2, hidden_dim=8, mlp_dim=16,
+                                                 num_classes=3).double()
+    torch.nn.init.normal_(model.heads.head.weight, std=0.3)  # torchvision starts it at zero
+    x, y = torch.randn(6, 3, 8, 8, dtype=torch.float64), torch.randint(0, 3, (6,))
+    exact = by_magnitude(torch.linalg.eigvalsh(dense_hessian(model, x, y)).numpy(), 3)
+    snap = snapshot(model)
+    b = torch.backends.cuda
+    kernels_before = (b.flash_sdp_enabled(), b.mem_efficient_sdp_enabled(),
+                      b.math_sdp_enabled())
+    r = hessian.top_eigenvalues(hessian.OperatorSpec(model, loss_fn, (x, y)), k=3, tol=1e-8)
+    np.testing.assert_allclose(r.eigenvalues, exact, rtol=1e-6)
+    assert_unchanged(model, snap)
+    assert (b.flash_sdp_enabled(), b.mem_efficient_sdp_enabled(), b.math_sdp_enabled()) == \
+        kernels_before == (True, True, True)  # the global kernel choice is back

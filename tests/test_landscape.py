@@ -206,3 +206,22 @@ def test_vtk_export_writes_the_grid_paraview_reads(tmp_path):
     assert float(logged[7].split()[2]) == pytest.approx(math.log(4.0))
     with pytest.raises(ValueError, match="2-D surface"):
         to_vtk(Surface((np.array([0.0]),), np.array([1.0]), np.array([0.0])), tmp_path / "x")
+
+
+def test_a_direction_that_is_zero_in_a_whole_tensor_is_warned_about():
+    import torchvision
+
+    model = torchvision.models.VisionTransformer(image_size=8, patch_size=4, num_layers=1,
+                                                 num_heads=2, hidden_dim=8, mlp_dim=16,
+                                                 num_classes=3)  # its head starts at zero
+    with pytest.warns(UserWarning, match=r"direction is zero in class_token, heads\.head\.weight: "
+                                         r"their weights are all zero"):
+        d = landscape.random_direction(model, norm="filter", seed=0)
+    assert not d["heads.head.weight"].any() and d["conv_proj.weight"].any()
+    torch.nn.init.normal_(model.heads.head.weight)
+    torch.nn.init.normal_(model.class_token)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        landscape.random_direction(model, norm="filter", seed=0)  # no warning once non-zero

@@ -26,3 +26,16 @@ def test_readme_is_a_guide_of_at_most_12_kb():
     text = README.read_text()
     assert len(text.encode()) <= 12_000
     assert not re.search(r"20\d\d-\d\d-\d\d", text)  # no dates: numbers live in results
+
+
+def test_the_citation_file_and_the_glossary_are_there_and_well_formed():
+    import yaml
+
+    root = README.parent
+    cff = yaml.safe_load((root / "CITATION.cff").read_text())
+    assert {"cff-version", "message", "title", "authors", "license"} <= set(cff)
+    glossary = (root / "docs" / "GLOSSARY.md").read_text()
+    for term in ("NEP", "APE", "ΔlogAmplitude", "deletion AUC", "standard error",
+                 "feature-map variance", "loss at centre"):
+        assert f"**{term}" in glossary, term
+    assert "docs/GLOSSARY.md" in README.read_text()

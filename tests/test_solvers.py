@@ -400,3 +400,15 @@ def test_a_timed_workspace_records_the_seconds_of_each_section(method):
     else:
         assert t["gram_schmidt"] == t["restarts"] == t["certify"] == 0
     assert solvers.eigsh(Slow(matrix_with(lam)), 5, method=method).timings is None
+
+
+def test_one_default_tol_for_the_api_the_solvers_and_the_cli():
+    import inspect
+
+    from studies.hessian import HessianConfig
+    from vitprobe import hessian, spectra
+    from vitprobe.solvers import DEFAULT_TOL, eigsh
+
+    defaults = {inspect.signature(f).parameters["tol"].default
+                for f in (eigsh, hessian.top_eigenvalues, spectra.spectrum)}
+    assert defaults == {DEFAULT_TOL} == {HessianConfig().tol} == {1e-3}

@@ -591,3 +591,15 @@ def test_the_resumable_state_names_its_kind_and_version(tmp_path):
         results.save_state(tmp_path / "state.pt", {**raw, "kind": kind, "version": version})
         with pytest.raises(ValueError, match=f"is a {kind} version {version} file"):
             resume_point(tmp_path, torch.device("cpu"))
+
+
+def test_a_timm_model_at_the_smoke_preset_is_trained_with_a_warning(tmp_path, caplog):
+    """Smoke shrinks our registry's models only: a timm model keeps its size, and says so."""
+    from studies.cache import RunSpec, trained_model
+
+    spec = RunSpec(model="timm:test_resnet", data="synthetic", preset="smoke",
+                   runs_dir=str(tmp_path), progress=False)
+    with caplog.at_level("WARNING"):
+        trained_model(spec)
+    assert "timm:test_resnet is trained at its full size: --preset smoke shrinks only" in \
+        caplog.text

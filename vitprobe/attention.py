@@ -28,15 +28,26 @@ def capture(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
     (B' = B, or B x windows for windowed attention). The model runs in eval mode; its mode
     and attention flags are restored afterwards."""
     mods = attention_modules(model)
-    if not mods:
-        raise ValueError(f"{type(model).__name__} has no attention layers to capture")
+    # torch's nn.MultiheadAttention (torchvision's ViT): asked for its per-head weights
+    mhas = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
+    if not mods and not mhas:
+        raise ValueError(f"{type(model).__name__} has no attention layers to capture (timm-style "
+                         f"modules with attn_drop, or nn.MultiheadAttention)")
     maps: list[torch.Tensor] = []
     handles = []
+
+    def with_weights(mod, args, kwargs):
+        return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
+
     try:
         with eval_mode(model), explicit_attention(model):
             for _, m in mods:
                 handles.append(m.attn_drop.register_forward_hook(
                     lambda mod, args, out: maps.append(out.detach())))
+            for m in mhas:
+                handles.append(m.register_forward_pre_hook(with_weights, with_kwargs=True))
+                handles.append(m.register_forward_hook(
+                    lambda mod, args, out: maps.append(out[1].detach())))
             model(images)
     finally:
         for h in handles:

@@ -60,9 +60,10 @@ class ImageData:
         return (x - mean) / std
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    """Classes, channels, image size and normalisation of a registered data set."""
-    return source(name).info
+def dataset_info(name: str, data_dir: str | Path | None = None) -> DatasetInfo:
+    """Classes, channels, image size and normalisation of a registered data set (an image
+    folder's are read from ``data_dir``)."""
+    return source(name).describe(Path(data_dir) if data_dir else None)
 
 
 # ---------------------------------------------------------------------------------- readers
@@ -137,6 +138,18 @@ class DataSource:
     from, and the reader. ``load`` dispatches to the registered source once."""
 
     info: DatasetInfo
+
+    def describe(self, data_dir: Path | None) -> DatasetInfo:
+        """The data set's info (an image folder's depends on its files)."""
+        return self.info
+
+    def cache_name(self, data_dir: Path | None) -> str:
+        """The folder its runs are cached under in the runs folder."""
+        return self.info.name
+
+    def file_key(self, path: Path, data_dir: Path | None) -> str:
+        """How ``content_identity`` names a file (unique within a split)."""
+        return path.name
 
     def files(self, split: str, data_dir: Path | None) -> list[Path]:
         """The files ``split`` is read from (``[]`` for generated data); a missing one is a
@@ -249,6 +262,120 @@ class Synthetic(DataSource):
         return (images.clamp(0, 1) * 255).to(torch.uint8), targets
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class ImageFolder(DataSource):
+    """Your own images, in torchvision's ImageFolder layout: ``DIR/train/<class>/<image>`` and
+    ``DIR/test/<class>/<image>`` (``--data imagefolder --data-dir DIR``). Classes are the
+    training folder's subfolders, sorted; the test folder must hold the same ones. Images are
+    read with PIL, in RGB (grayscale when every training image is), center-cropped to a square
+    and resized (bicubic, antialiased) to the training images' median side. Mean and standard
+    deviation per channel (1 for a constant channel) are computed once over the training
+    images and cached by the
+    files' content hash (``VITPROBE_CACHE``, default ``~/.cache/vitprobe``); runs are cached
+    under ``imagefolder-<hash>``, so two folders never share a run."""
+
+    info = DatasetInfo("imagefolder", 0, 3, 0, (), ())
+
+    @staticmethod
+    def _root(data_dir: Path | None) -> Path:
+        if data_dir is None:
+            raise ValueError("--data imagefolder needs --data-dir DIR holding train/<class>/ "
+                             "and test/<class>/ folders of images")
+        return Path(data_dir)
+
+    def _samples(self, split: str, data_dir: Path | None) -> tuple[list[str], list]:
+        root = self._root(data_dir)
+        folder = root / split
+        classes = sorted(d.name for d in (root / "train").iterdir() if d.is_dir()) \
+            if (root / "train").is_dir() else []
+        if not folder.is_dir() or not classes:
+            raise FileNotFoundError(f"{folder} is not a folder of class subfolders: "
+                                    f"--data imagefolder reads {root}/train/<class>/<image> and "
+                                    f"{root}/test/<class>/<image>")
+        here = sorted(d.name for d in folder.iterdir() if d.is_dir())
+        if here != classes:
+            raise ValueError(f"{folder} has classes {here}, the training folder {classes}: "
+                             f"both must hold the same class subfolders")
+        samples = [(f, c) for c, name in enumerate(classes)
+                   for f in sorted((folder / name).rglob("*"))
+                   if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+        if not samples:
+            raise FileNotFoundError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        return classes, samples
+
+    def files(self, split: str, data_dir: Path | None) -> list[Path]:
+        return [f for f, _ in self._samples(split, data_dir)[1]]
+
+    def file_key(self, path: Path, data_dir: Path | None) -> str:
+        return path.relative_to(self._root(data_dir)).as_posix()
+
+    def cache_name(self, data_dir: Path | None) -> str:
+        return f"imagefolder-{self._hash(data_dir)[:10]}"
+
+    def _hash(self, data_dir: Path | None) -> str:
+        ident = content_identity("imagefolder", str(data_dir))
+        return hashlib.sha256(repr(sorted(ident["files"].items())).encode()).hexdigest()
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 -- one decoding per folder and process
+    def _decoded(self, split: str, data_dir: Path | None) -> tuple:
+        from PIL import Image
+
+        classes, samples = self._samples(split, data_dir)
+        mode, side = self._format(data_dir)
+        images = []
+        for f, _ in samples:
+            with Image.open(f) as im:
+                im = im.convert(mode)
+                w, h = im.size
+                m = min(w, h)
+                im = im.crop(((w - m) // 2, (h - m) // 2, (w - m) // 2 + m, (h - m) // 2 + m))
+                im = im.resize((side, side), Image.Resampling.BICUBIC, reducing_gap=None)
+                a = np.asarray(im, dtype=np.uint8)
+            images.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+        return (torch.from_numpy(np.stack(images)),
+                torch.tensor([c for _, c in samples], dtype=torch.int64), classes)
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019
+    def _format(self, data_dir: Path | None) -> tuple[str, int]:
+        """(PIL mode, side) from the training images' headers."""
+        from PIL import Image
+
+        modes, sides = set(), []
+        for f in self.files("train", data_dir):
+            with Image.open(f) as im:
+                modes.add(im.mode)
+                sides.append(min(im.size))
+        return ("L" if modes <= {"L", "1"} else "RGB"), int(np.median(sides))
+
+    def read(self, split: str, data_dir: Path | None, download: bool) -> tuple:
+        images, targets, _ = self._decoded(split, data_dir)
+        return images, targets
+
+    def describe(self, data_dir: Path | None) -> DatasetInfo:
+        import json
+        import os
+
+        classes = self._samples("train", data_dir)[0]
+        mode, side = self._format(data_dir)
+        cache = Path(os.environ.get("VITPROBE_CACHE", Path.home() / ".cache" / "vitprobe"))
+        path = cache / f"{self.cache_name(data_dir)}-{mode}{side}.json"
+        if path.is_file():
+            stats = json.loads(path.read_text())
+        else:
+            x = self._decoded("train", data_dir)[0].double() / 255.0
+            std = x.std(dim=(0, 2, 3))
+            # a constant channel is left unscaled (1), not divided by zero
+            stats = {"mean": x.mean(dim=(0, 2, 3)).tolist(),
+                     "std": torch.where(std > 1e-6, std, torch.ones_like(std)).tolist()}
+            from .results import atomic_write_bytes
+
+            atomic_write_bytes(path, json.dumps(stats).encode())
+        return DatasetInfo("imagefolder", len(classes), 1 if mode == "L" else 3, side,
+                           tuple(stats["mean"]), tuple(stats["std"]))
+
+
 SOURCES: dict[str, DataSource] = {s.info.name: s for s in (
     FashionMNIST(),
     Cifar(DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -259,6 +386,7 @@ SOURCES: dict[str, DataSource] = {s.info.name: s for s in (
                       (0.2673, 0.2564, 0.2762)),
           "cifar-100-python", {"train": ["train"], "test": ["test"]}, "fine_labels", "CIFAR100"),
     Synthetic(),
+    ImageFolder(),
 )}
 DATASETS = tuple(SOURCES)
 
@@ -284,8 +412,9 @@ def content_identity(name: str, data_dir: str | None = None) -> dict:
     files = source_files(name, "train", data_dir)
     if not files:
         return {"dataset": name, "files": "generated"}
+    key = functools.partial(source(name).file_key, data_dir=Path(data_dir) if data_dir else None)
     return {"dataset": name, "files": {
-        p.name: [p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()[:16]]
+        key(p): [p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()[:16]]
         for p in files}}
 
 
@@ -297,8 +426,9 @@ def load(name: str, split: str = "train", data_dir: str | Path | None = None,
         raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
     if not 0.0 < data_fraction <= 1.0:
         raise ValueError(f"data_fraction must be in (0, 1]; got {data_fraction}")
-    images, targets = src.read(split, Path(data_dir) if data_dir else None, download)
-    data = ImageData(images, targets, src.info)
+    folder = Path(data_dir) if data_dir else None
+    images, targets = src.read(split, folder, download)
+    data = ImageData(images, targets, src.describe(folder))
     if data_fraction < 1.0:
         data = data.subset(stratified_indices(targets, data_fraction, seed))
     return data

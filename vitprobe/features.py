@@ -23,9 +23,9 @@ KINDS = ("embed", "conv", "subsample", "msa", "mlp", "pool")
 
 @dataclass(frozen=True)
 class TapPoint:
-    """Where to read a feature map: ``module``'s output (``port="output"``, or
-    ``"output_nhwc"`` for channels-last maps such as Swin's) or its first input
-    (``"input"``)."""
+    """Where to read a feature map: ``module``'s output (``port="output"``) or its first
+    input (``"input"``); ``"output_nhwc"`` / ``"input_nhwc"`` for channels-last maps such as
+    Swin's."""
 
     name: str
     kind: str
@@ -59,18 +59,25 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 @contextlib.contextmanager
 def explicit_attention(model: nn.Module) -> Iterator[list[nn.Module]]:
     """Switch every attention module (timm's ``fused_attn`` flag, ours included) to the
-    explicit softmax path for the duration; restore each flag afterwards, even on error.
+    explicit softmax path for the duration, and every other call of
+    ``scaled_dot_product_attention`` (torchvision's ``nn.MultiheadAttention``, a user's own
+    attention) to its math kernel; restore each flag and the kernel choice afterwards, even
+    on error.
 
-    The explicit path is twice differentiable and exposes attention probabilities, which
-    fused ``scaled_dot_product_attention`` is not and does not (REFERENCE.md §5).
+    The explicit path and the math kernel are twice differentiable (HVPs need that); the
+    fused flash and memory-efficient kernels are not, and expose no attention probabilities
+    (REFERENCE.md §5).
     """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
     switched = []
     try:
         for m in model.modules():
             if isinstance(getattr(m, "fused_attn", None), bool):
                 switched.append((m, m.fused_attn))
                 m.fused_attn = False
-        yield [m for m, _ in switched]
+        with sdpa_kernel(SDPBackend.MATH):
+            yield [m for m, _ in switched]
     finally:
         for m, flag in switched:
             m.fused_attn = flag
@@ -152,9 +159,54 @@ def _transformer_blocks(model: nn.Module) -> list[TapPoint] | None:
         nhwc = "swin" in type(model).__name__.lower()  # Swin keeps maps channels-last
         taps.append(TapPoint("embed", "embed", embed, "output_nhwc" if nhwc else "output"))
     for name, blk in blocks:
-        nhwc = "swin" in type(blk).__name__.lower()
-        taps.append(TapPoint(f"{name}.msa", "msa", blk.norm2, "input"))
-        taps.append(TapPoint(f"{name}.mlp", "mlp", blk, "output_nhwc" if nhwc else "output"))
+        nhwc = "_nhwc" if "swin" in type(blk).__name__.lower() else ""
+        taps.append(TapPoint(f"{name}.msa", "msa", blk.norm2, "input" + nhwc))
+        taps.append(TapPoint(f"{name}.mlp", "mlp", blk, "output" + nhwc))
+    return taps
+
+
+def _torchvision_vit_blocks(model: nn.Module) -> list[TapPoint] | None:
+    """torchvision's VisionTransformer: ``encoder.layers`` of blocks with ``ln_1``,
+    ``self_attention``, ``ln_2``, ``mlp``; the stream after the MSA residual is ``ln_2``'s
+    input, the embedding is read after the position embedding (``encoder.dropout``)."""
+    encoder = getattr(model, "encoder", None)
+    layers = getattr(encoder, "layers", None)
+    if not isinstance(layers, nn.Sequential) or not all(
+            hasattr(b, "ln_2") and hasattr(b, "self_attention") for b in layers):
+        return None
+    taps = [TapPoint("embed", "embed", encoder.dropout)]
+    for name, blk in layers.named_children():
+        taps.append(TapPoint(f"encoder.layers.{name}.msa", "msa", blk.ln_2, "input"))
+        taps.append(TapPoint(f"encoder.layers.{name}.mlp", "mlp", blk))
+    return taps
+
+
+def _convnext_blocks(model: nn.Module) -> list[TapPoint] | None:
+    """ConvNeXt, timm's (``stem``, ``stages[i].downsample``, ``stages[i].blocks``) and
+    torchvision's (``features``: stem, then stages of ``CNBlock`` between downsampling
+    layers): the stem, every block (conv) and every downsampling layer (subsample)."""
+    if hasattr(model, "stem") and hasattr(model, "stages") and all(
+            hasattr(st, "blocks") for st in model.stages):
+        taps = [TapPoint("stem", "embed", model.stem)]
+        for i, st in enumerate(model.stages):
+            if not isinstance(getattr(st, "downsample", nn.Identity()), nn.Identity):
+                taps.append(TapPoint(f"stages.{i}.downsample", "subsample", st.downsample))
+            taps += [TapPoint(f"stages.{i}.blocks.{j}", "conv", b)
+                     for j, b in enumerate(st.blocks)]
+        return taps
+    features = getattr(model, "features", None)
+    if not isinstance(features, nn.Sequential) or not any(
+            type(m).__name__ == "CNBlock" for m in features.modules()):
+        return None
+    taps = []
+    for i, part in enumerate(features):
+        blocks = [b for b in part.children() if type(b).__name__ == "CNBlock"]
+        if i == 0:
+            taps.append(TapPoint("features.0", "embed", part))
+        elif blocks:
+            taps += [TapPoint(f"features.{i}.{j}", "conv", b) for j, b in enumerate(blocks)]
+        else:
+            taps.append(TapPoint(f"features.{i}", "subsample", part))
     return taps
 
 
@@ -175,12 +227,15 @@ def tap_points(model: nn.Module) -> list[TapPoint]:
     """The residual-stream taps of ``model`` (ours by protocol, timm/torchvision by shape)."""
     if hasattr(model, "probe_taps"):
         return [TapPoint(*t) for t in model.probe_taps()]
-    for finder in (_transformer_blocks, _resnet_blocks):
+    for finder in (_transformer_blocks, _torchvision_vit_blocks, _convnext_blocks,
+                   _resnet_blocks):
         taps = finder(model)
         if taps:
             return taps
-    raise ValueError(f"cannot find the blocks of {type(model).__name__}: implement "
-                     "probe_taps() or use a timm/torchvision ViT, DeiT, CaiT or ResNet")
+    raise ValueError(f"cannot find the blocks of {type(model).__name__}: give the model a "
+                     f"probe_taps() method returning (name, kind, module[, port]) tuples "
+                     f"(kind: embed, msa, mlp, conv or subsample; port: output or input), or "
+                     f"use a timm/torchvision ViT, DeiT, CaiT, Swin, ResNet or ConvNeXt")
 
 
 # a token model's embedding parameters (ours and timm's names)
@@ -197,14 +252,17 @@ def block_parameter_groups(model: nn.Module) -> list[tuple[str, str, list[str]]]
     all_params = [n for n, p in model.named_parameters() if p.requires_grad]
     groups = []
     for tap in tap_points(model):
-        if tap.port == "input" or tap.kind in ("msa", "mlp") and hasattr(tap.module, "norm2"):
-            # a transformer half: find the block that owns norm2 (or is the block)
-            if tap.port == "input":
+        half = tap.kind in ("msa", "mlp") and any(hasattr(tap.module, a)
+                                                  for a in ("norm2", "ln_2"))
+        if tap.port.startswith("input") or half:
+            # a transformer half: find the block that owns norm2 (or is the block); timm's
+            # and torchvision's (ln_1, self_attention, ln_2) names
+            if tap.port.startswith("input"):
                 block_name = owner[id(tap.module)].rsplit(".", 1)[0]
-                parts = ("norm1", "attn", "ls1")
+                parts = ("norm1", "attn", "ls1", "ln_1", "self_attention")
             else:
                 block_name = owner[id(tap.module)]
-                parts = ("norm2", "mlp", "ls2")
+                parts = ("norm2", "mlp", "ls2", "ln_2")
             prefixes = tuple(f"{block_name}.{p}." for p in parts)
         elif tap.kind == "embed" and not any(True for _ in tap.module.parameters()):
             # read after the position embedding (a dropout): the embedding's own parameters
@@ -218,15 +276,23 @@ def block_parameter_groups(model: nn.Module) -> list[tuple[str, str, list[str]]]
 
 
 def num_prefix_tokens(model: nn.Module) -> int:
-    return int(getattr(model, "num_prefix_tokens", 0))
+    """Tokens before the patches: timm's ``num_prefix_tokens``; torchvision's ViT has one
+    (its ``class_token``)."""
+    if hasattr(model, "num_prefix_tokens"):
+        return int(model.num_prefix_tokens)
+    return 1 if isinstance(getattr(model, "class_token", None), nn.Parameter) else 0
 
 
 def grid_of(model: nn.Module) -> tuple[int, int] | None:
-    """The (h, w) patch grid of a token model (timm's ``grid_size`` names), if any."""
+    """The (h, w) patch grid of a token model (timm's ``grid_size`` names; torchvision's
+    ViT: ``image_size // patch_size``), if any."""
     for owner in (model, getattr(model, "patch_embed", None)):
         g = getattr(owner, "grid_size", None) if owner is not None else None
         if g is not None:
             return int(g[0]), int(g[1])
+    size, patch = getattr(model, "image_size", None), getattr(model, "patch_size", None)
+    if isinstance(size, int) and isinstance(patch, int) and hasattr(model, "encoder"):
+        return size // patch, size // patch
     return None
 
 
@@ -267,7 +333,7 @@ def capture(model: nn.Module, images: torch.Tensor, kinds: tuple[str, ...] | Non
 
     try:
         for i, p in enumerate(points):
-            if p.port == "input":
+            if p.port.startswith("input"):
                 handles.append(p.module.register_forward_pre_hook(
                     lambda m, args, i=i: keep(i, args)))
             else:
@@ -288,7 +354,7 @@ def capture(model: nn.Module, images: torch.Tensor, kinds: tuple[str, ...] | Non
         if i not in captured or (kinds and p.kind not in kinds):
             continue
         t = captured[i]
-        if p.port == "output_nhwc" and t.ndim == 4:
+        if p.port.endswith("_nhwc") and t.ndim == 4:
             t = t.permute(0, 3, 1, 2)
         taps.append(Tap(p.name, p.kind, to_map(t, grid), i / max(1, n - 1)))
     return taps

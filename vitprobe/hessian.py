@@ -15,7 +15,7 @@ model-free solver:
 * ``density`` — ``solvers.slq``: stochastic Lanczos quadrature.
 The paper's protocol (``spectrum``, ``nep``, ``ape``) builds on these in ``vitprobe.spectra``.
 Each estimator also takes the model-level call, ``top_eigenvalues(model, loss_fn,
-data, k=5, tol=1e-4, mode="eval", weight_decay=0.0, ...)`` (``model_alias``).
+data, k=5, tol=1e-3, mode="eval", weight_decay=0.0, ...)`` (``model_alias``).
 
 Modes: ``mode="eval"`` (default) uses BN running statistics and no dropout; ``"train"`` uses
 batch statistics in normalisation layers (running statistics are *not* updated) with dropout
@@ -39,6 +39,7 @@ from torch.func import functional_call
 from .distributed import all_reduce
 from .features import check_mode, probe_mode
 from .solvers import (
+    DEFAULT_TOL,
     Density,
     EigenResult,
     TraceResult,
@@ -392,7 +393,7 @@ def hvp(op: Operator, v: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 # ------------------------------------------------------------------------ the estimators
 @model_alias
-def top_eigenvalues(op: Operator, k: int = 5, *, which: str = "LM", tol: float = 1e-4,
+def top_eigenvalues(op: Operator, k: int = 5, *, which: str = "LM", tol: float = DEFAULT_TOL,
                     method: str = "lanczos", max_hvps: int = 1000, seed: int = 0,
                     workspace: Workspace | None = None) -> EigenResult:
     """The k extreme eigenvalues of the loss Hessian, each certified by its residual

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import re
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,14 +43,16 @@ def random_direction(model: nn.Module, norm: str | None = "filter", ignore: str 
     ``"layer"`` (the whole tensor to ‖θ‖), ``"paper"`` (Park & Kim's code: norms taken along
     dim 0, i.e. per input position across filters), ``None`` (raw Gaussian).
     ignore="biasbn" zeroes 1-D tensors (biases, norm scales); ``exclude`` zeroes tensors
-    whose name matches any of these regular expressions.
+    whose name matches any of these regular expressions. A normalised tensor whose weights
+    are all zero (torchvision's ViT head at initialisation) gets a zero direction: the
+    landscape is flat along it, and a warning names those tensors.
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of 'filter', 'layer', 'paper', None; got {norm!r}")
     if ignore not in ("biasbn", None):
         raise ValueError(f"ignore must be 'biasbn' or None; got {ignore!r}")
     g = torch.Generator().manual_seed(seed)
-    out = {}
+    out, zero = {}, []
     for name, p in model.named_parameters():
         w = p.detach()
         d = torch.randn(w.shape, generator=g, dtype=torch.float64).to(w)
@@ -57,6 +60,13 @@ def random_direction(model: nn.Module, norm: str | None = "filter", ignore: str 
             out[name] = torch.zeros_like(w)
             continue
         out[name] = normalize(d, w, norm)
+        if norm is not None and not bool(w.any()):
+            zero.append(name)
+    if zero:
+        warnings.warn(f"the {norm}-normalised direction is zero in {', '.join(zero)}: their "
+                      f"weights are all zero (a freshly built torchvision ViT's head is), so "
+                      f"the landscape cannot move along them; probe a trained model or use "
+                      f"norm=None", stacklevel=2)
     return out
 
 

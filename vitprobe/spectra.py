@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .hessian import OperatorSpec, model_alias, top_eigenvalues
-from .solvers import Workspace
+from .solvers import DEFAULT_TOL, Workspace
 
 __all__ = ["Spectrum", "ape", "nep", "spectrum"]
 
@@ -66,7 +66,7 @@ def ape(eigenvalues: np.ndarray) -> float:
 
 
 @model_alias
-def spectrum(spec: OperatorSpec, num_batches: int = 10, k: int = 5, *, tol: float = 1e-3,
+def spectrum(spec: OperatorSpec, num_batches: int = 10, k: int = 5, *, tol: float = DEFAULT_TOL,
              seed: int = 0, progress: bool = True, workspace: Workspace | None = None
              ) -> Spectrum:
     """Park & Kim 2022's max-eigenvalue spectrum: ``top_eigenvalues(k, which="LM")`` on each

@@ -15,11 +15,11 @@ from its estimators:
   Ghorbani, Krishnan & Xiao 2019).
 """
 
-from .base import DenseOperator, EigenResult, SymmetricOperator
+from .base import DEFAULT_TOL, DenseOperator, EigenResult, SymmetricOperator
 from .eigen import eigsh
 from .hutchpp import TraceResult, hutchpp_trace
 from .kernels import Workspace
 from .slq import Density, lanczos_tridiagonal, slq
 
-__all__ = ["DenseOperator", "Density", "EigenResult", "SymmetricOperator", "TraceResult",
-           "Workspace", "eigsh", "hutchpp_trace", "lanczos_tridiagonal", "slq"]
+__all__ = ["DEFAULT_TOL", "DenseOperator", "Density", "EigenResult", "SymmetricOperator",
+           "TraceResult", "Workspace", "eigsh", "hutchpp_trace", "lanczos_tridiagonal", "slq"]

@@ -13,6 +13,11 @@ from typing import Protocol
 import numpy as np
 import torch
 
+# The one default tolerance of every eigensolver, the API's and the command line's alike:
+# relative residual ||Hv - λv|| <= tol·|λ| per returned pair (the tolerance of the spectra,
+# the benchmarks and the PyHessian comparison; pass a smaller one for more digits).
+DEFAULT_TOL = 1e-3
+
 
 class SymmetricOperator(Protocol):
     """What the solvers use of an operator."""

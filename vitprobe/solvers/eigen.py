@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from .arpack import _lanczos_arpack
-from .base import EigenResult, SymmetricOperator, _order, _residuals
+from .base import DEFAULT_TOL, EigenResult, SymmetricOperator, _order, _residuals
 from .kernels import Workspace
 from .lanczos import _LostOrthogonality, _thick_lanczos
 from .memory import low_memory_needed
@@ -16,7 +16,7 @@ from .power import _power_deflated
 from .timing import Sections, TimedOperator
 
 
-def eigsh(A: SymmetricOperator, k: int = 5, *, which: str = "LM", tol: float = 1e-4,
+def eigsh(A: SymmetricOperator, k: int = 5, *, which: str = "LM", tol: float = DEFAULT_TOL,
           method: str = "lanczos", max_matvecs: int = 1000, seed: int = 0,
           workspace: Workspace | None = None) -> EigenResult:
     """The k extreme eigenpairs of the symmetric operator ``A``, each certified by its
