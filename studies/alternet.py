@@ -116,7 +116,7 @@ def run(config: AlterNetConfig) -> AlterNetResult | AlterNetSearchResult:
         layers = tuple(alternet_configs[config.base]["layers"])
         if not 0 <= config.first_stage < len(layers):
             raise ValueError(f"--first-stage must be in 0..{len(layers) - 1}")
-        runs, base = {}, RunSpec.from_args(config, config.base, device)
+        runs, base = {}, RunSpec.from_config(config, config.base, device)
 
         def evaluate(msa: tuple[int, ...]) -> float:
             spec = replace(base, overrides={**base.overrides, "msa": msa})
@@ -141,7 +141,7 @@ def run(config: AlterNetConfig) -> AlterNetResult | AlterNetSearchResult:
         rows = []
         images = None
         for m in cli.model_names(config):
-            spec = RunSpec.from_args(config, m, device)
+            spec = RunSpec.from_config(config, m, device)
             model, info = trained_model(spec, config.checkpoint)
             if images is None:
                 test = vdata.load(config.data, "test", config.data_dir, config.download)

@@ -48,7 +48,7 @@ def run(config: AttentionConfig) -> AttentionResult:
     similarity of every model ``config`` names, saved to ``config.out`` with the figures."""
     device = cli.resolve_device(config.device)
     for name in cli.model_names(config):  # before anything is trained
-        untrained = build(RunSpec.from_args(config, name, device))
+        untrained = build(RunSpec.from_config(config, name, device))
         if grid_of(untrained) is None or not hasattr(untrained, "patch_embed"):
             raise ValueError(f"{name}: the attention study needs a patch-token model (ViT); "
                              f"got {type(untrained).__name__}")

@@ -14,6 +14,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -27,6 +28,9 @@ from vitprobe.features import grid_of
 from vitprobe.train import PRECISIONS, SCHEDULE, Distillation, TrainConfig, fit
 
 from . import presets
+
+if TYPE_CHECKING:
+    from .config import StudyConfig
 
 log = logging.getLogger("studies.cache")
 
@@ -142,21 +146,20 @@ class RunSpec:
         _check_path_safe(self)
 
     @classmethod
-    def from_args(cls, args, model: str, device: str) -> RunSpec:
+    def from_config(cls, config: StudyConfig, model: str, device: str) -> RunSpec:
         """The spec a study's config (``studies.config.StudyConfig``) asks for."""
         from .cli import parse_model_args
 
-        overrides = {"patch_size": args.patch_size} if args.patch_size else {}
-        overrides.update(parse_model_args(getattr(args, "model_args", None)))
+        overrides = {"patch_size": config.patch_size} if config.patch_size else {}
+        overrides.update(parse_model_args(config.model_args))
         mid = ModelId.parse(model)  # "vit-ti@gap": a pooling per entry of a --model list
-        model, pool = mid.name, mid.pool or args.pool
-        return cls(model=model, data=args.data, preset=args.preset, seed=args.seed,
-                   pool=pool, data_fraction=args.data_fraction, data_dir=args.data_dir,
-                   download=args.download, runs_dir=args.runs_dir, device=device,
-                   progress=not args.quiet, overrides=overrides,
-                   tensorboard=getattr(args, "tensorboard", None),
-                   precision=getattr(args, "precision", None),
-                   wait=not getattr(args, "no_wait", False))
+        model, pool = mid.name, mid.pool or config.pool
+        return cls(model=model, data=config.data, preset=config.preset, seed=config.seed,
+                   pool=pool, data_fraction=config.data_fraction, data_dir=config.data_dir,
+                   download=config.download, runs_dir=config.runs_dir, device=device,
+                   progress=not config.quiet, overrides=overrides,
+                   tensorboard=config.tensorboard, precision=config.precision,
+                   wait=not config.no_wait)
 
     @property
     def model_id(self) -> ModelId:

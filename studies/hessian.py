@@ -93,7 +93,7 @@ def run(config: HessianConfig) -> HessianResult:
     names = cli.model_names(config)
     epochs_asked = parse_epochs(config.at_epochs)
     for name in names:  # every --at-epochs must exist in every model's training, checked
-        spec = RunSpec.from_args(config, name, device)  # before anything is trained
+        spec = RunSpec.from_config(config, name, device)  # before anything is trained
         last = math.ceil(spec.recipe().epochs)
         bad = [e for e in epochs_asked or [] if e > last]
         if bad:
@@ -109,7 +109,7 @@ def run(config: HessianConfig) -> HessianResult:
     spectra: dict[str, np.ndarray] = {}
     block_rows: list[dict] = []
     for name in names:
-        spec = RunSpec.from_args(config, name, device)
+        spec = RunSpec.from_config(config, name, device)
         r = spec.recipe()
         num_batches = config.num_batches or r.hessian_batches
         wd = r.weight_decay if config.weight_decay is None else config.weight_decay

@@ -73,7 +73,7 @@ def run(config: LandscapeConfig) -> LandscapeResult:
                                config.recalibrate_bn, progress=not config.quiet)
     record, surfaces, titles = {}, {}, {}
     for name in cli.model_names(config):
-        spec = RunSpec.from_args(config, name, device)
+        spec = RunSpec.from_config(config, name, device)
         label = spec.label
         model, info = trained_model(spec, config.checkpoint)
         batches = landscape_data(spec, config.num_images, config.clean_test)

@@ -80,7 +80,7 @@ def run(config: PoolingConfig) -> PoolingResult:
     options = LandscapeOptions(config.steps, config.span, "filter", config.l2_coef,
                                progress=not config.quiet)
     for pool in pools:
-        spec = replace(RunSpec.from_args(config, config.model, device), pool=pool)
+        spec = replace(RunSpec.from_config(config, config.model, device), pool=pool)
         model, info = trained_model(spec, config.checkpoint)
         batches = landscape_data(spec, config.num_images, clean_test=False)
         nll = mean_loss(model, batches)

@@ -60,7 +60,7 @@ def models_and_images(config: FeatureConfig) -> tuple[dict[str, torch.nn.Module]
     probe images: clean test images drawn from the seed, with their labels."""
     device = cli.resolve_device(config.device)
     models, infos = {}, {}
-    specs = [RunSpec.from_args(config, name, device) for name in cli.model_names(config)]
+    specs = [RunSpec.from_config(config, name, device) for name in cli.model_names(config)]
     for spec in specs:  # shapes checked before anything is trained
         check_token_grid(spec, build(spec))
     for spec in specs:  # every name checked above, before anything is trained

@@ -121,7 +121,7 @@ def run(config: SubsetsConfig) -> SubsetsResult:
     rows, spectra = [], {}
     for name in models:
         for fraction in fractions:
-            spec = replace(RunSpec.from_args(config, name, device), data_fraction=fraction,
+            spec = replace(RunSpec.from_config(config, name, device), data_fraction=fraction,
                            equal_steps=True)
             model, info = trained_model(spec, config.checkpoint)
             per_image = nll_per_image(model.eval(),

@@ -44,7 +44,7 @@ def run(config: TrainStudyConfig) -> TrainResult:
     record = {}
     for name in cli.model_names(config):
         t0 = time.monotonic()
-        spec = replace(RunSpec.from_args(config, name, device), teacher=config.teacher,
+        spec = replace(RunSpec.from_config(config, name, device), teacher=config.teacher,
                        distill=config.distill, alpha=config.alpha, tau=config.tau)
         _, info = trained_model(spec, config.checkpoint)
         last = info.get("metrics", [{}])[-1] if info.get("metrics") else {}

@@ -82,7 +82,7 @@ def run(config: ZooConfig) -> ZooResult:
     y = torch.randint(0, info.num_classes, (config.batch_size,), device=device)
     rows = []
     for name in names:
-        spec = RunSpec.from_args(config, name, device)
+        spec = RunSpec.from_config(config, name, device)
         model = build(spec).to(device)
         metrics = run_metrics(spec.run_dir)
         acc = metrics[-1].get("test_acc") if metrics else None

@@ -157,9 +157,9 @@ def test_a_search_candidate_is_the_run_that_model_args_msa_names():
     from studies.cache import RunSpec
     from studies.config import StudyConfig
 
-    base = RunSpec.from_args(StudyConfig.parse(["--model-args", "heads=(1,1,1,1)"]),
+    base = RunSpec.from_config(StudyConfig.parse(["--model-args", "heads=(1,1,1,1)"]),
                              "alternet-18", "cpu")
-    by_flag = RunSpec.from_args(StudyConfig.parse(["--model-args",
+    by_flag = RunSpec.from_config(StudyConfig.parse(["--model-args",
                                                    "heads=(1,1,1,1),msa=(0, 0, 1, 1)"]),
                                 "alternet-18", "cpu")
     candidate = replace(base, overrides={**base.overrides, "msa": (0, 0, 1, 1)})

@@ -143,6 +143,11 @@ class _Training:
         self.step, self.metrics = 0, []
         self.last_size = None
         self.t_start = self.last_save = time.monotonic()
+        self.train_model: nn.Module = model  # DDP / compiled, set by resume_or_start
+        # the current epoch (0-based), the step it started at, its loss sum, images seen,
+        # start time and the image sizes it trained at (reset by train_epoch)
+        self.epoch, self.epoch_start = 0, 0
+        self.loss_sum, self.n_seen, self.t_epoch, self.sizes = 0.0, 0, self.t_start, set()
 
     def _agreed_precision(self) -> torch.dtype | None:
         """The autocast dtype of the recipe's precision (float32 when ``amp`` is off): the
