@@ -6,7 +6,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup demo test lint bench figures
+.PHONY: setup demo test lint bench figures docs
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: setup
 
 lint: setup
 	$(VPY) -m ruff check .
+
+# the API reference, built from the docstrings (pdoc) into docs/api/ (not committed)
+docs: setup
+	$(VPY) -m pdoc -o docs/api vitprobe models studies
 
 # ours vs the peers; each writes benchmarks/results/*.json, rendered to benchmarks/RESULTS.md
 bench: setup

@@ -50,7 +50,7 @@ class AlterNetResult(StudyResult):
 
     def accuracies(self) -> dict[str, float]:
         """Per model label, the test accuracy (a fraction)."""
-        return {m["label"]: float(m["accuracy"]) for m in self.record["models"]}
+        return {m["label"]: float(m["accuracy"]) for m in self.data["models"]}
 
 
 @dataclass(kw_only=True)

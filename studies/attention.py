@@ -40,7 +40,7 @@ class AttentionResult(StudyResult):
 
     def deletion_auc(self) -> dict[str, dict[str, float]]:
         """Per model label, the deletion AUC of each method (and of a random map)."""
-        return {label: rec["deletion_auc"] for label, rec in self.record.items()}
+        return {label: rec["deletion_auc"] for label, rec in self.data.items()}
 
 
 def run(config: AttentionConfig) -> AttentionResult:

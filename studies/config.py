@@ -10,8 +10,6 @@ a study writes (JSON with the config, seed and provenance, as ``results.save_res
 parse another study's JSON themselves.
 """
 
-from __future__ import annotations
-
 import argparse
 import dataclasses
 import shlex
@@ -195,9 +193,20 @@ class StudyResult:
 
     FILE: ClassVar[str] = ""  # the result file's name in the study's folder
 
-    record: Any
+    record: object  # the payload of the result file
     config: dict = field(default_factory=dict)
     path: Path | None = None  # where it was saved or loaded from
+
+    @property
+    def data(self) -> Any:
+        """``record`` as its file holds it (JSON types: lists, dicts, numbers) with the labels
+        as ``load`` gives them (no smoke mark): what the typed accessors read, so a result
+        reads the same fresh from ``run`` and loaded from its file."""
+        import json
+
+        from .cache import unmarked
+
+        return unmarked(json.loads(results.to_json(self.record)))
 
     def save(self, folder: str | Path) -> Path:
         """Write the result file (atomic) into ``folder``; returns its path."""

@@ -36,7 +36,7 @@ class FourierResult(ProfileResult):
         ceil(n/2) diagonal frequencies 2πi/n (``vitprobe.fourier.frequencies``), so
         n = 2π·(count − 1) / highest."""
         sides = [round(2 * math.pi * (len(t["frequencies"]) - 1) / max(t["frequencies"]))
-                 for t in self.record[label]["taps"]
+                 for t in self.data[label]["taps"]
                  if t["kind"] == "msa" and len(t["frequencies"]) > 1]
         return max(sides, default=0)
 

@@ -60,11 +60,11 @@ class HessianResult(StudyResult):
 
     @property
     def labels(self) -> list[str]:
-        return list(self.record["models"])
+        return list(self.data["models"])
 
     def spectrum(self, label: str, at: str = "final") -> vspectra.Spectrum:
         """The spectrum of model ``label`` (``at``: "final" or "epoch N")."""
-        return vspectra.Spectrum.from_dict(self.record["models"][label]["spectra"][at])
+        return vspectra.Spectrum.from_dict(self.data["models"][label]["spectra"][at])
 
     @property
     def eigenvalues(self) -> dict[str, np.ndarray]:

@@ -39,7 +39,7 @@ class ProfileResult(StudyResult):
         from vitprobe.summary import per_image_matrix
 
         out = {}
-        for label, rec in self.record.items():
+        for label, rec in self.data.items():
             taps = rec["taps"]
             freqs = ([t["highest_frequency"] for t in taps] if "highest_frequency" in taps[0]
                      else None)

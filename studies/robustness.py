@@ -40,7 +40,7 @@ class RobustnessResult(StudyResult):
         """Per model label, its ``fourier.noise_robustness`` records by ascending eps
         (frequencies, per-image correctness clean and under noise, accuracies)."""
         return {label: sorted(rec["by_eps"], key=lambda r: r["eps"])
-                for label, rec in self.record.items()}
+                for label, rec in self.data.items()}
 
 
 def run(config: RobustnessConfig) -> RobustnessResult:

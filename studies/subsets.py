@@ -69,7 +69,7 @@ class SubsetsResult(StudyResult):
     def runs(self) -> dict[str, list[FractionRun]]:
         """Per model label, its runs by ascending data fraction."""
         out: dict[str, list[FractionRun]] = {}
-        for r in self.record:
+        for r in self.data:
             spectrum = r.get("spectrum")
             out.setdefault(r["model"], []).append(FractionRun(
                 r["model"], float(r["fraction"]),

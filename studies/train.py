@@ -34,7 +34,7 @@ class TrainResult(StudyResult):
     FILE: ClassVar[str] = "train.json"
 
     def test_accuracy(self) -> dict[str, float | None]:
-        return {label: r["test_acc"] for label, r in self.record.items()}
+        return {label: r["test_acc"] for label, r in self.data.items()}
 
 
 def run(config: TrainStudyConfig) -> TrainResult:

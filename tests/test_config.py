@@ -95,3 +95,25 @@ def test_a_saved_result_loads_back_into_the_same_typed_values(tmp_path):
     runs = SubsetsResult.load(tmp_path).runs()["vit-ti"]
     assert [r.fraction for r in runs] == [0.06, 1.0]  # ascending
     assert runs[0].train_nll == pytest.approx(0.12) and runs[1].test_acc == 0.75
+
+
+def test_a_result_reads_the_same_fresh_from_run_and_loaded_from_its_file(tmp_path):
+    """A study's record holds the probe's own objects (FourierTap dataclasses) and smoke-marked
+    labels; the typed accessors read them as the saved file gives them."""
+    import torch
+
+    from models import create_model
+    from studies.fourier import FourierResult
+    from vitprobe import fourier
+
+    torch.manual_seed(0)
+    model = create_model("vit-ti", num_classes=4, in_chans=1, img_size=28, patch_size=7,
+                         depth=2).eval()
+    taps = fourier.profile(model, torch.randn(4, 1, 28, 28))
+    fresh = FourierResult(record={"vit-ti [smoke]": {"taps": taps}}, config={"seed": 0})
+    fresh.save(tmp_path)
+    loaded = FourierResult.load(tmp_path)
+    a, b = fresh.profiles()["vit-ti"], loaded.profiles()["vit-ti"]
+    assert a.kinds == b.kinds == [t.kind for t in taps]
+    np.testing.assert_array_equal(a.per_image, b.per_image)
+    assert fresh.token_grid_side("vit-ti") == loaded.token_grid_side("vit-ti") == 4
