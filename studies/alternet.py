@@ -93,17 +93,21 @@ def _accuracy(info: dict) -> float:
 
 
 def _figure(rows: list[dict], path: Path, title: str) -> list[Path]:
-    fig, ax = plots.plt.subplots(figsize=(max(4.0, 0.9 * len(rows)), 3.2))
+    fig, ax = plots.plt.subplots(figsize=(plots.ONE_COLUMN if len(rows) <= 5
+                                          else plots.TWO_COLUMNS, 2.6))
     colors = [plots.PALETTE[0] if r.get("kept", True) else "#bbbbbb" for r in rows]
     ax.bar(range(len(rows)), [100 * r["accuracy"] for r in rows], color=colors)
-    ax.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=30, ha="right",
-                  fontsize=7)
-    ax.set_ylim(0, 100)  # untruncated: differences are read against the whole scale
+    ax.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=30, ha="right")
+    ax.set_ylim(0, 108)  # untruncated: differences are read against the whole scale
     for i, r in enumerate(rows):
-        ax.text(i, 100 * r["accuracy"] + 1, f"{100 * r['accuracy']:.1f}", ha="center",
-                fontsize=6)
+        ax.text(i, 100 * r["accuracy"] + 1, f"{100 * r['accuracy']:.1f}", ha="center")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title, fontsize=8)
+    if any("kept" in r for r in rows):
+        from matplotlib.patches import Patch
+
+        ax.legend([Patch(color=plots.PALETTE[0]), Patch(color="#bbbbbb")],
+                  ["kept", "tried, not kept"], loc="lower right")
+    ax.set_title(title)
     return plots.save(fig, path)
 
 

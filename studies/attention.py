@@ -18,7 +18,7 @@ from vitprobe import attention, plots, results
 from vitprobe.features import grid_of, num_prefix_tokens
 
 from . import cli
-from .cache import RunSpec, build, slug
+from .cache import RunSpec, build, slug, with_pooling
 from .config import FeatureConfig, StudyResult, option
 from .probes import models_and_images
 
@@ -81,18 +81,20 @@ def run(config: AttentionConfig) -> AttentionResult:
         expl_random = torch.rand(len(x), *grid, generator=g)
         faith = {k: attention.deletion_auc(model, x, target, v.to(x.device), patch)
                  for k, v in {**expl, "random": expl_random}.items()}
-        distances[label] = attention.mean_distance(maps, grid, patch, prefix)
+        distances[with_pooling(label, model)] = attention.mean_distance(maps, grid, patch,
+                                                                         prefix)
         sim = attention.position_similarity(model).cpu().numpy()
         fig = plots.attribution_grid(x[:config.show].cpu().numpy(),
                                      {k: F.interpolate(v[:config.show, None].float(),
                                                        size=x.shape[-2:], mode="nearest")[:, 0]
                                       .cpu().numpy() for k, v in expl.items()},
                                      out / f"attention_{slug(label)}",
-                                     title=f"{label}: explanations",
+                                     title=f"{with_pooling(label, model)}: explanations",
                                      row_labels=[f"true {int(t)} / pred {int(p)}" for t, p in
                                                  zip(y[:config.show], target[:config.show])])
         pfig = plots.position_similarity_figure(sim, out / f"position_{slug(label)}")
-        record[label] = {"deletion_auc": faith, "mean_distance": distances[label],
+        record[label] = {"deletion_auc": faith,
+                         "mean_distance": distances[with_pooling(label, model)],
                          "run": infos[label], "figures": [str(fig[0]), str(pfig[0])]}
         print(f"{label}: deletion AUC (lower = more faithful) " +
               "  ".join(f"{k} {v:.3f}" for k, v in faith.items()))

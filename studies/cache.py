@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from models import ModelId, create_model, family
+from models import ModelId, create_model, family, list_models
 from models.layers import resample_position_embeddings
 from vitprobe import data as vdata
 from vitprobe import results
@@ -66,6 +66,17 @@ def with_pooling(label: str, model: nn.Module) -> str:
     base, mark = (label[:-len(SMOKE_MARK)], SMOKE_MARK) if label.endswith(SMOKE_MARK) else \
         (label, "")
     return f"{base} ({pool}){mark}"
+
+
+def named_pooling(label: str) -> str:
+    """``label`` naming a ViT's default pooling, from the label alone (``with_pooling`` for
+    figures drawn without the model): ``vit-mini`` -> ``vit-mini (cls)``."""
+    base, mark = (label[:-len(SMOKE_MARK)], SMOKE_MARK) if label.endswith(SMOKE_MARK) else \
+        (label, "")
+    name = base.split(" (")[0]
+    if "(" in base or name not in list_models() or family(name) != "vit":
+        return label
+    return f"{name} (cls){mark}"
 
 
 def slug(label: str) -> str:

@@ -627,19 +627,19 @@ def accuracy_figure(c: Context, path: Path) -> list[Path] | None:
         accs = accuracies_by_seed(c)
     except FileNotFoundError:
         return None
-    fig, ax = plots.plt.subplots(figsize=(4.2, 3.2))
+    fig, ax = plots.plt.subplots(figsize=(plots.ONE_COLUMN, 2.8))
     for i, v in enumerate(accs.values()):
         iv = stats.t_interval(v)
         err = (iv.high - iv.estimate) if math.isfinite(iv.high) else 0.0
         ax.bar(i, iv.estimate, yerr=err, capsize=4, color=plots.PALETTE[i % len(plots.PALETTE)],
                alpha=0.8)
         ax.plot([i] * len(v), v, "k.", ms=4)
-        ax.text(i, 2, f"{iv.estimate:.2f}", ha="center", fontsize=7, color="white")
-    ax.set_xticks(range(len(accs)), list(accs), fontsize=7, rotation=15)
+        ax.text(i, 2, f"{iv.estimate:.2f}", ha="center", color="white")
+    ax.set_xticks(range(len(accs)), list(accs), rotation=30, ha="right")
     ax.set_ylim(0, 100)
     ax.set_ylabel("test accuracy (%)")
     n = len(next(iter(accs.values()))) if accs else 0
-    ax.set_title(f"mean of {n} seeds, 95 % t interval; dots: seeds", fontsize=8)
+    ax.set_title(f"mean of {n} seeds, 95 % t interval; dots: seeds")
     return plots.save(fig, path)
 
 
@@ -652,9 +652,9 @@ def seeds_figure(rows: list[Finding], path: Path) -> list[Path] | None:
     panels = [(r, p) for r in rows for p in r.parts if p.votes]
     if not panels:
         return None
-    cols = 5
+    cols = 3
     nrows = math.ceil(len(panels) / cols)
-    fig, axes = plots.plt.subplots(nrows, cols, figsize=(2.3 * cols, 1.9 * nrows),
+    fig, axes = plots.plt.subplots(nrows, cols, figsize=(plots.TWO_COLUMNS, 1.9 * nrows),
                                    squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
@@ -666,17 +666,14 @@ def seeds_figure(rows: list[Finding], path: Path) -> list[Path] | None:
         if math.isfinite(iv.high):
             ax.errorbar([x], [iv.estimate], yerr=[[iv.estimate - iv.low], [iv.high - iv.estimate]],
                         fmt="s", color=plots.PALETTE[0], capsize=3, ms=4)
-        ax.text(x, iv.estimate, f" {iv.estimate:{p.fmt}}", fontsize=7, va="center")
-        ax.set_xticks([*range(len(p.per_seed)), x],
-                      [f"s{k}" for k in p.seeds] + ["mean"], fontsize=7)
+        ax.text(x, iv.estimate, f" {iv.estimate:{p.fmt}}", va="center")
+        ax.set_xticks([*range(len(p.per_seed)), x], [f"s{k}" for k in p.seeds] + ["mean"])
         ax.set_xlim(-0.5, x + 1.5)
-        ax.tick_params(axis="y", labelsize=7)
         side = ">" if p.paper_side == "above" else "<"
         ax.set_title(f"{r.id} ({r.verdict}): paper {side} {p.boundary:g}\n"
                      f"{_short(p.statistic)}", fontsize=7)
     fig.suptitle("one dot per seed; square: mean with its 95 % t interval; dashed: the "
-                 "boundary", fontsize=8)
-    fig.tight_layout()
+                 "boundary")
     return plots.save(fig, path)
 
 

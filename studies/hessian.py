@@ -25,7 +25,7 @@ from vitprobe.features import block_parameter_groups
 from vitprobe.solvers import DEFAULT_TOL
 
 from . import cli
-from .cache import RunSpec, load_checkpoint, slug, trained_model
+from .cache import RunSpec, load_checkpoint, slug, trained_model, with_pooling
 from .config import StudyConfig, StudyResult, option
 from .protocols import spectrum_loader
 
@@ -135,7 +135,8 @@ def run(config: HessianConfig) -> HessianResult:
                                   progress=not config.quiet and rank == 0)
             key = "final" if epoch is None else f"epoch {epoch}"
             per_model["spectra"][key] = s.to_dict()
-            spectra[label if len(epochs) == 1 else f"{label}, {key}"] = s.eigenvalues
+            shown = with_pooling(label, model)  # the same label in every figure
+            spectra[shown if len(epochs) == 1 else f"{shown}, {key}"] = s.eigenvalues
             board.scalar(f"hessian/{slug(label)}/nep", s.nep(), epoch or 0)
             board.scalar(f"hessian/{slug(label)}/ape", s.ape(), epoch or 0)
             if rank == 0:

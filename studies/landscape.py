@@ -116,7 +116,8 @@ def run(config: LandscapeConfig) -> LandscapeResult:
     if config.trajectory:
         tf = plots.trajectory_figure({titles[k]: v["trajectory"] for k, v in surfaces.items()},
                                      out / "trajectory")
-        print(f"trajectory: {tf[0]} (+ .pdf)")
+        print(f"trajectory: {tf[0]} (+ .pdf)" if tf else "trajectory: not drawn (every model "
+              "has fewer than 3 checkpoints)")
     return result
 
 

@@ -12,7 +12,7 @@ import torch
 from vitprobe import data as vdata
 
 from . import cli
-from .cache import RunSpec, build, check_token_grid, trained_model
+from .cache import RunSpec, build, check_token_grid, trained_model, with_pooling
 from .config import FeatureConfig, StudyResult
 
 
@@ -84,7 +84,7 @@ def profile_models(models: dict, x: torch.Tensor, infos: dict, profile, value: s
     for label, model in models.items():
         with torch.no_grad():
             prof = profile(model.eval(), x)
-        profiles[label] = prof
+        profiles[with_pooling(label, model)] = prof  # the same label in every figure
         s = change_by_kind(prof, value, log_ratio)
         matrix = per_image_matrix(prof, per_image)
         kinds = [t.kind for t in prof]

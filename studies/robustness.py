@@ -17,6 +17,7 @@ import numpy as np
 from vitprobe import fourier, plots
 
 from . import cli
+from .cache import with_pooling
 from .config import FeatureConfig, StudyResult, option
 from .probes import models_and_images
 
@@ -63,7 +64,8 @@ def run(config: RobustnessConfig) -> RobustnessResult:
     out = Path(config.out)
     result = RobustnessResult(record=curves, config=config.to_dict())
     path = result.save(out)
-    fig = plots.robustness_figure(curves, out / "robustness")
+    fig = plots.robustness_figure({with_pooling(k, models[k]): v for k, v in curves.items()},
+                                  out / "robustness")
     print(f"results: {path}\nfigure: {fig[0]} (+ .pdf)")
     return result
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cache import named_pooling
 from .fourier import FourierResult
 from .robustness import RobustnessResult
 from .subsets import SubsetsResult
@@ -50,29 +51,26 @@ def depth_figure(c, path: Path) -> list[Path] | None:
             continue
     if not rows:
         return None
-    fig, axes = plots.plt.subplots(len(rows), len(models), figsize=(3.4 * len(models),
-                                                                     2.7 * len(rows)),
-                                   squeeze=False)
+    fig, axes = plots.plt.subplots(len(rows), len(models),
+                                   figsize=(plots.TWO_COLUMNS, 2.2 * len(rows)), squeeze=False)
     for r, (study, ylabel, log, per_model) in enumerate(rows):
         for i, (ax, model, (kinds, by_seed)) in enumerate(zip(axes[r], models, per_model)):
             depth = np.linspace(0.0, 1.0, len(kinds)) if len(kinds) > 1 else np.zeros(1)
             half = 0.5 / max(1, len(kinds) - 1)
             for d, kind in zip(depth, kinds):
                 if kind == "msa":
-                    ax.axvspan(d - half, d + half, color="grey", alpha=0.2, lw=0)
+                    ax.axvspan(d - half, d + half, **plots.MSA_BAND)
             for j, (k, values) in enumerate(by_seed.items()):
                 ax.plot(depth, values, "-", marker=_marker(j), ms=3, lw=0.9, alpha=0.85,
                         color=plots.PALETTE[i % len(plots.PALETTE)], label=f"seed {k}")
             if log:
-                ax.set_yscale("log")
+                plots.log_axis(ax)
             ax.set_xlim(-0.03, 1.03)
-            ax.tick_params(which="both", labelsize=7)
-            ax.set_title(f"{model} ({study})", fontsize=9)
+            ax.set_title(f"{named_pooling(model)} ({study})")
             if r == len(rows) - 1:
-                ax.set_xlabel("normalised depth (MSA shaded)")
-        axes[r][0].set_ylabel(ylabel, fontsize=8)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+                ax.set_xlabel("normalised depth")
+        axes[r][0].set_ylabel(ylabel)
+    plots.msa_legend(axes[0][0])
     return plots.save(fig, path)
 
 
@@ -99,20 +97,19 @@ def robustness_figure(c, path: Path) -> list[Path] | None:
     except (FileNotFoundError, KeyError):
         return None
     levels = next(iter(series.values()))[0]
-    fig, axes = plots.plt.subplots(1, len(levels), figsize=(3.0 * len(levels), 2.9),
+    fig, axes = plots.plt.subplots(1, len(levels), figsize=(plots.TWO_COLUMNS, 2.6),
                                    squeeze=False, sharey=True)
     for col, (ax, eps) in enumerate(zip(axes[0], levels)):
         for i, (model, (_, freqs, by_seed)) in enumerate(series.items()):
             for j, (k, change) in enumerate(by_seed.items()):
                 ax.plot(freqs, change[col], "-", marker=_marker(j), ms=3, lw=0.9, alpha=0.85,
-                        color=plots.PALETTE[i % len(plots.PALETTE)], label=f"{model} s{k}")
+                        color=plots.PALETTE[i % len(plots.PALETTE)],
+                        label=f"{named_pooling(model)} s{k}")
         ax.axhline(0, color="grey", lw=0.6)
-        ax.set_title(f"eps = {eps:g}", fontsize=9)
+        ax.set_title(f"eps = {eps:g}")
         ax.set_xlabel("noise frequency (×π)")
-        ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("accuracy change (points)")
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncols=4)
     return plots.save(fig, path)
 
 
@@ -138,20 +135,18 @@ def subsets_figure(c, path: Path) -> list[Path] | None:
         series = {m: subsets_series(c, m) for m in (ro["vit"], ro["resnet"])}
     except (FileNotFoundError, KeyError):
         return None
-    fig, axes = plots.plt.subplots(1, 2, figsize=(7.2, 2.9))
+    fig, axes = plots.plt.subplots(1, 2, figsize=(plots.TWO_COLUMNS, 2.6))
     for i, (model, (fractions, nll, err)) in enumerate(series.items()):
         for j, k in enumerate(nll):
             style = dict(marker=_marker(j), ms=4, lw=0.9, alpha=0.85,
-                         color=plots.PALETTE[i % len(plots.PALETTE)], label=f"{model} s{k}")
+                         color=plots.PALETTE[i % len(plots.PALETTE)],
+                         label=f"{named_pooling(model)} s{k}")
             axes[0].plot(fractions, nll[k], "-", **style)
             axes[1].plot(fractions, err[k], "-", **style)
     for ax, ylabel in zip(axes, ("training NLL (augmented)", "test error (%)")):
-        ax.set_xscale("log")
-        ax.set_xlabel("fraction of the training set")
+        plots.fraction_axis(ax, fractions)
         ax.set_ylabel(ylabel)
-        ax.tick_params(which="both", labelsize=7)
-    axes[0].legend(fontsize=6)
-    fig.tight_layout()
+    axes[0].legend()
     return plots.save(fig, path)
 
 

@@ -91,7 +91,7 @@ def parse_fractions(text: str, error: type[Exception] = ValueError) -> list[floa
 
 def figure(rows: list[dict], path: Path) -> list[Path]:
     """Fig. 3's view: training NLL and test error against the data fraction, per model."""
-    fig, axes = plots.plt.subplots(1, 2, figsize=(8, 3.2))
+    fig, axes = plots.plt.subplots(1, 2, figsize=(plots.TWO_COLUMNS, 2.6))
     for i, model in enumerate(dict.fromkeys(r["model"] for r in rows)):
         mine = [r for r in rows if r["model"] == model]
         f = [r["fraction"] for r in mine]
@@ -99,10 +99,9 @@ def figure(rows: list[dict], path: Path) -> list[Path]:
         axes[0].plot(f, [r["train_nll"] for r in mine], **kw)
         axes[1].plot(f, [100 * (1 - r["test_acc"]) for r in mine], **kw)
     for ax, what in zip(axes, ("training NLL (augmented)", "test error (%)")):
-        ax.set_xscale("log")
-        ax.set_xlabel("fraction of the training set")
+        plots.fraction_axis(ax, sorted({r["fraction"] for r in rows}))
         ax.set_ylabel(what)
-    axes[0].legend(fontsize=7)
+    axes[0].legend()
     return plots.save(fig, path)
 
 

@@ -1,4 +1,7 @@
-"""Figures in the papers' styles, saved as PNG and PDF."""
+"""Figures in the papers' styles, ready for print: one style for all (``STYLE``: fonts of
+7-8 pt, TrueType in the PDF), each figure made at a paper's column width (``ONE_COLUMN``
+3.5 in, ``TWO_COLUMNS`` 7.16 in) so its fonts print at their size, saved as vector PDF
+beside a 300-dpi PNG."""
 
 from __future__ import annotations
 
@@ -11,6 +14,55 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
+ONE_COLUMN, TWO_COLUMNS = 3.5, 7.16   # inches: a single and a double column of a paper
+MIN_FONT = 7.0                         # points, at those widths
+STYLE = {"font.size": 7, "axes.titlesize": 8, "axes.labelsize": 7, "xtick.labelsize": 7,
+         "ytick.labelsize": 7, "legend.fontsize": 7, "figure.titlesize": 8,
+         "legend.title_fontsize": 7, "pdf.fonttype": 42, "ps.fonttype": 42,
+         "axes.linewidth": 0.6, "lines.linewidth": 1.0, "lines.markersize": 3,
+         "savefig.dpi": 300, "legend.frameon": False, "figure.constrained_layout.use": True}
+plt.rcParams.update(STYLE)
+MSA_BAND = dict(color="grey", alpha=0.2, lw=0)   # how MSA taps are shaded, with its legend
+
+
+def msa_legend(ax, **kwargs) -> None:
+    """A legend with an entry for the grey MSA bands besides the lines already labelled."""
+    from matplotlib.patches import Patch
+
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles + [Patch(**MSA_BAND)], labels + ["MSA taps (shaded)"], **kwargs)
+
+
+def log_axis(ax, axis: str = "y") -> None:
+    """A log-scaled axis whose labels are plain numbers at readable places, whatever its
+    range: nice linear steps within a decade, 1-2-5 within two, powers of ten beyond."""
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
+
+    which = ax.yaxis if axis == "y" else ax.xaxis
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    lo, hi = (ax.dataLim.y0, ax.dataLim.y1) if axis == "y" else (ax.dataLim.x0, ax.dataLim.x1)
+    decades = np.log10(hi / lo) if lo > 0 and hi > 0 else 3.0
+    which.set_major_locator(MaxNLocator(4) if decades < 1 else
+                            LogLocator(subs=(1.0, 2.0, 5.0)) if decades < 2 else LogLocator())
+    which.set_minor_formatter(NullFormatter())
+    plain_ticks(ax, axis)
+
+
+def plain_ticks(ax, axis: str = "y") -> None:
+    """Tick labels as plain numbers (symlog's "−10⁰" reads as −1)."""
+    from matplotlib.ticker import FuncFormatter
+
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+
+
+def fraction_axis(ax, fractions: list[float]) -> None:
+    """A log axis of training-set fractions labelled at the fractions themselves (the log
+    scale's own minor labels crowd into each other there)."""
+    ax.set_xscale("log")
+    ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.set_xlabel("fraction of the training set")
 
 
 def save(fig, path: str | Path) -> list[Path]:
@@ -25,7 +77,7 @@ def save(fig, path: str | Path) -> list[Path]:
     try:
         for ext in (".png", ".pdf"):
             buf = io.BytesIO()
-            fig.savefig(buf, format=ext[1:], dpi=150, bbox_inches="tight")
+            fig.savefig(buf, format=ext[1:], bbox_inches="tight")
             out.append(atomic_write_bytes(path.with_suffix(ext), buf.getvalue()))
     finally:
         plt.close(fig)
@@ -45,6 +97,18 @@ def _kde(values: np.ndarray, grid: np.ndarray, total: int) -> np.ndarray:
     else:
         d = gaussian_kde(values)(grid)
     return d * len(values) / total
+
+
+def _reach(samples: list[np.ndarray]) -> float:
+    """Three kernel widths of ``_kde`` (Scott's rule; a lone value's 5 % width), the widest
+    over ``samples``: how far past its data a density stays visible."""
+    widths = [0.0]
+    for v in samples:
+        if len(v) >= 2 and np.ptp(v) > 0:
+            widths.append(len(v) ** (-1 / 5) * float(np.std(v, ddof=1)))
+        elif len(v):
+            widths.append(max(abs(float(v[0])) * 0.05, 1e-6))
+    return 3 * max(widths)
 
 
 def spectrum_scale(spectra: dict[str, np.ndarray], ratio: float = 20.0) -> str:
@@ -74,19 +138,25 @@ def spectrum_figure(spectra: dict[str, np.ndarray], path: str | Path,
         scale = spectrum_scale(spectra)
     if scale not in ("linear", "log"):
         raise ValueError(f"scale must be auto, linear or log; got {scale!r}")
-    fig, (axn, axp) = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    fig, (axn, axp) = plt.subplots(1, 2, figsize=(TWO_COLUMNS, 2.8), sharey=True)
     clean = {k: np.ravel(v)[np.isfinite(np.ravel(v))] for k, v in spectra.items()}
     all_vals = np.concatenate(list(clean.values()))
+    # each panel's grid reaches 3 kernel widths past its outermost value, so no curve is cut
+    # (the split at zero is the panels' own)
     if scale == "log":  # KDE over log10 |eigenvalue|, drawn at |eigenvalue|
-        def grid(side):
-            mags = np.log10(np.abs(side[side != 0])) if (side != 0).any() else np.zeros(1)
-            return np.linspace(mags.min() - 0.3, mags.max() + 0.3, 200)
-        gn, gp = grid(all_vals[all_vals < 0]), grid(all_vals[all_vals > 0])
+        def grid(sign):
+            sides = [np.log10(np.abs(v[sign * v > 0])) for v in clean.values()]
+            mags = np.concatenate(sides) if any(len(x) for x in sides) else np.zeros(1)
+            pad = max(0.3, _reach(sides))
+            return np.linspace(mags.min() - pad, mags.max() + pad, 300)
+        gn, gp = grid(-1), grid(1)
         kde_x, shown, rug = (lambda a: np.log10(np.abs(a))), (lambda g: 10 ** g), np.abs
     else:
-        neg_lim = min(all_vals.min(), -1e-3) * 1.1 if (all_vals < 0).any() else -1.0
-        pos_lim = max(all_vals.max(), 1e-3) * 1.1
-        gn, gp = np.linspace(neg_lim, 0, 200), np.linspace(0, pos_lim, 200)
+        neg = [v[v < 0] for v in clean.values()]
+        pos = [v[v > 0] for v in clean.values()]
+        neg_lim = min(all_vals.min(), -1e-3) - _reach(neg) if (all_vals < 0).any() else -1.0
+        pos_lim = max(all_vals.max(), 1e-3) + _reach(pos)
+        gn, gp = np.linspace(neg_lim, 0, 300), np.linspace(0, pos_lim, 300)
         kde_x = shown = rug = (lambda a: a)
     for i, (label, v) in enumerate(clean.items()):
         c = PALETTE[i % len(PALETTE)]
@@ -107,15 +177,15 @@ def spectrum_figure(spectra: dict[str, np.ndarray], path: str | Path,
         axn.set_xlabel("eigenvalue (negative)")
         axp.set_xlabel("eigenvalue (positive)")
         axn.set_ylabel("density")
-    axp.legend(fontsize=7, loc="upper right")
-    fig.suptitle(title, fontsize=10)
+    axp.legend(loc="upper right")
+    fig.suptitle(title)
     return save(fig, path)
 
 
 def per_block_figure(rows: list[dict], path: str | Path) -> list[Path]:
     """Top Hessian eigenvalue of each block's own parameters against depth, MSA blocks
     shaded — the per-block view of curvature."""
-    fig, ax = plt.subplots(figsize=(7, 3))
+    fig, ax = plt.subplots(figsize=(TWO_COLUMNS, 2.6))
     models = sorted({r["model"] for r in rows}, key=[r["model"] for r in rows].index)
     for i, m in enumerate(models):
         rs = [r for r in rows if r["model"] == m]
@@ -124,18 +194,20 @@ def per_block_figure(rows: list[dict], path: str | Path) -> list[Path]:
         ax.plot(depth, vals, "o-", ms=3, color=PALETTE[i % len(PALETTE)], label=m)
         for d, r in zip(depth, rs):
             if r["kind"] == "msa":
-                ax.axvspan(d - 0.5 / len(rs), d + 0.5 / len(rs), color="grey", alpha=0.12, lw=0)
+                ax.axvspan(d - 0.5 / len(rs), d + 0.5 / len(rs), **MSA_BAND)
     ax.set_yscale("symlog", linthresh=1e-2)
+    plain_ticks(ax)
     ax.set_xlabel("normalised depth")
     ax.set_ylabel("top eigenvalue of the block's Hessian")
-    ax.legend(fontsize=7)
+    msa_legend(ax)
     return save(fig, path)
 
 
 def fourier_figure(profiles: dict[str, list], path: str | Path) -> list[Path]:
     """Fig. 2a: ΔlogAmplitude against frequency, one curve per tap coloured by depth."""
     n = len(profiles)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(ONE_COLUMN if n == 1 else TWO_COLUMNS, 2.4),
+                             squeeze=False, sharey=True)
     cmap = plt.get_cmap("plasma")
     for ax, (label, prof) in zip(axes[0], profiles.items()):
         for p in prof:
@@ -144,7 +216,7 @@ def fourier_figure(profiles: dict[str, list], path: str | Path) -> list[Path]:
         top = prof[-1].highest_frequency / np.pi
         ax.set_xticks([0, top])
         ax.set_xticklabels(["0", f"{top:.2g}π"])
-        ax.set_title(label, fontsize=9)
+        ax.set_title(label)
         ax.set_xlabel("frequency")
     axes[0][0].set_ylabel("Δ log amplitude")
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 0.9))
@@ -156,24 +228,22 @@ def depth_figure(series: dict[str, list], value: str, ylabel: str, path: str | P
                  log: bool = False) -> list[Path]:
     """Figs. 8 and 9: a per-tap measure against normalised depth, MSA taps shaded."""
     n = len(series)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(ONE_COLUMN if n == 1 else TWO_COLUMNS, 2.4),
+                             squeeze=False)
     for i, (ax, (label, taps)) in enumerate(zip(axes[0], series.items())):
         depth = np.array([t.depth for t in taps])
         vals = np.array([getattr(t, value) for t in taps])
         step = 0.5 / max(1, len(taps) - 1)
         for d, t in zip(depth, taps):
             if t.kind == "msa":
-                ax.axvspan(d - step, d + step, color="grey", alpha=0.2, lw=0)
+                ax.axvspan(d - step, d + step, **MSA_BAND)
         ax.plot(depth, vals, "o-", ms=3, color=PALETTE[i % len(PALETTE)])
         if log:
-            ax.set_yscale("log")
-        # a log range under a decade labels its minor ticks ("2×10⁰"): small type, and
-        # tight_layout below keeps them off the next panel
-        ax.tick_params(which="both", labelsize=7)
-        ax.set_title(label, fontsize=9)
-        ax.set_xlabel("normalised depth (MSA shaded)")
+            log_axis(ax)
+        ax.set_title(label)
+        ax.set_xlabel("normalised depth")
     axes[0][0].set_ylabel(ylabel)
-    fig.tight_layout()
+    msa_legend(axes[0][0], loc="best")
     return save(fig, path)
 
 
@@ -183,7 +253,7 @@ def robustness_figure(curves: dict[str, dict], path: str | Path) -> list[Path]:
     images."""
     labels = list(curves)
     levels = [r["eps"] for r in curves[labels[0]]["by_eps"]]
-    fig, axes = plt.subplots(1, len(levels), figsize=(3.2 * len(levels), 3), squeeze=False,
+    fig, axes = plt.subplots(1, len(levels), figsize=(TWO_COLUMNS, 2.4), squeeze=False,
                              sharey=True)
     for ax, j in zip(axes[0], range(len(levels))):
         for i, label in enumerate(labels):
@@ -195,12 +265,13 @@ def robustness_figure(curves: dict[str, dict], path: str | Path) -> list[Path]:
             half = 100 * 1.96 * np.sqrt(acc * (1 - acc) / max(n, 1))
             color = PALETTE[i % len(PALETTE)]
             ax.plot(f, change, "o-", ms=3, color=color, label=label)
-            ax.fill_between(f, change - half, change + half, color=color, alpha=0.15, lw=0)
+            ax.fill_between(f, change - half, change + half, color=color, alpha=0.15, lw=0,
+                            label="95 % interval over images" if i == 0 else None)
         ax.axhline(0, color="grey", lw=0.6)
-        ax.set_title(f"eps = {levels[j]:g}", fontsize=9)
+        ax.set_title(f"eps = {levels[j]:g}")
         ax.set_xlabel("noise frequency (×π)")
     axes[0][0].set_ylabel("accuracy change (points)")
-    axes[0][0].legend(fontsize=7)
+    axes[0][0].legend()
     return save(fig, path)
 
 
@@ -211,7 +282,7 @@ def attribution_grid(images: np.ndarray, maps: dict[str, np.ndarray], path: str 
     map scaled to its own range, [0, 1])."""
     n = len(images)
     cols = 1 + len(maps)
-    fig, axes = plt.subplots(n, cols, figsize=(1.8 * cols + 0.6, 1.6 * n), squeeze=False)
+    fig, axes = plt.subplots(n, cols, figsize=(TWO_COLUMNS, 1.45 * n + 0.6), squeeze=False)
     for i in range(n):
         img = images[i]
         img = img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0))
@@ -219,7 +290,7 @@ def attribution_grid(images: np.ndarray, maps: dict[str, np.ndarray], path: str 
         axes[i][0].imshow(img, cmap="gray")
         if row_labels:
             axes[i][0].text(-0.1, 0.5, row_labels[i], transform=axes[i][0].transAxes,
-                            rotation=90, ha="right", va="center", fontsize=6)
+                            rotation=90, ha="right", va="center")
         for j, (name, m) in enumerate(maps.items(), start=1):
             mi = np.asarray(m[i], dtype=float)
             mi = (mi - mi.min()) / (np.ptp(mi) + 1e-12)
@@ -227,20 +298,21 @@ def attribution_grid(images: np.ndarray, maps: dict[str, np.ndarray], path: str 
             im = axes[i][j].imshow(mi, cmap="jet", alpha=0.5, vmin=0, vmax=1,
                                    extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
             if i == 0:
-                axes[i][j].set_title(name, fontsize=8)
+                axes[i][j].set_title(name)
             if i == n - 1:
-                fig.colorbar(im, ax=axes[:, j].tolist(), orientation="horizontal",
-                             fraction=0.04, pad=0.02).ax.tick_params(labelsize=5)
+                bar = fig.colorbar(im, ax=axes[:, j].tolist(), orientation="horizontal",
+                                   fraction=0.04, pad=0.02)
+                bar.set_ticks([0, 0.5, 1])
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title)
     return save(fig, path)
 
 
 def mean_distance_figure(distances: dict[str, np.ndarray], path: str | Path) -> list[Path]:
     """ViT Fig. 7 right: mean attention distance of every head against layer."""
-    fig, ax = plt.subplots(figsize=(4.5, 3))
+    fig, ax = plt.subplots(figsize=(ONE_COLUMN, 2.6))
     for i, (label, d) in enumerate(distances.items()):
         layers = np.arange(1, d.shape[0] + 1)
         for h in range(d.shape[1]):
@@ -248,7 +320,7 @@ def mean_distance_figure(distances: dict[str, np.ndarray], path: str | Path) -> 
                        label=label if h == 0 else None)
     ax.set_xlabel("layer")
     ax.set_ylabel("mean attention distance (pixels)")
-    ax.legend(fontsize=7)
+    ax.legend()
     return save(fig, path)
 
 
@@ -256,63 +328,80 @@ def position_similarity_figure(sim: np.ndarray, path: str | Path) -> list[Path]:
     """ViT Fig. 7 centre: for each patch, the cosine similarity of its position embedding
     with every other patch's."""
     h, w = sim.shape[:2]
-    fig, axes = plt.subplots(h, w, figsize=(0.8 * w, 0.8 * h), squeeze=False)
+    side = ONE_COLUMN if w <= 8 else TWO_COLUMNS
+    fig, axes = plt.subplots(h, w, figsize=(side, side * h / w + 0.3), squeeze=False)
     for i in range(h):
         for j in range(w):
             axes[i][j].imshow(sim[i, j], vmin=-1, vmax=1, cmap="viridis")
             axes[i][j].axis("off")
-    fig.suptitle("position embedding similarity", fontsize=9)
+    fig.suptitle("position embedding similarity")
     return save(fig, path)
 
 
 def landscape_figure(surfaces: dict[str, dict], path: str | Path, title: str = "") -> list[Path]:
-    """Fig. 1a: per model a filled contour of the 2-D slice (its own levels and colour bar:
-    models whose losses differ in scale stay readable) above a 3-D view of it; plus the 1-D
-    slices overlaid. Axes: the steps along the two random directions (δ, η)."""
+    """Fig. 1a: per model a filled contour of the 2-D slice coloured on a log scale of
+    loss − min (as the paper's notebook plots it: a model's basin and its 10³-times-higher rim
+    both stay visible), its own colour bar, above a 3-D view of the same; plus the 1-D slices
+    overlaid. Axes: the steps along the two random directions (δ, η)."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator
+
     n = len(surfaces)
-    fig = plt.figure(figsize=(3.6 * (n + 1), 6.4))
+    fig = plt.figure(figsize=(TWO_COLUMNS, 4.6))
+    grid = fig.add_gridspec(2, n + 1)
     for i, (label, s) in enumerate(surfaces.items()):
         surf = s["surface"]
         loss = np.asarray(surf.loss, dtype=float)
         A, B = np.meshgrid(surf.coords[0], surf.coords[1], indexing="ij")
-        lo, hi = np.nanmin(loss), np.nanmax(loss)
-        levels = np.linspace(lo, hi if hi > lo else lo + 1e-9, 16)
-        ax2 = fig.add_subplot(2, n + 1, i + 1)
-        cf = ax2.contourf(A, B, loss, levels=levels, cmap="viridis")
-        ax2.contour(A, B, loss, levels=levels, colors="white", linewidths=0.3)
-        fig.colorbar(cf, ax=ax2, shrink=0.8, label="loss")
+        above = loss - np.nanmin(loss)
+        floor = max(np.nanmax(above) * 1e-4, 1e-8)  # the minimum itself: 1e-4 of the range
+        shown = np.clip(above, floor, None)
+        top = max(np.nanmax(shown), floor * 10)
+        levels = np.geomspace(floor, top, 13)
+        ax2 = fig.add_subplot(grid[0, i])
+        cf = ax2.contourf(A, B, shown, levels=levels, norm=LogNorm(floor, top), cmap="viridis")
+        ax2.contour(A, B, shown, levels=levels, colors="white", linewidths=0.3)
+        bar = fig.colorbar(cf, ax=ax2, shrink=0.85, label="loss − min")
+        bar.ax.yaxis.set_major_locator(LogLocator(numticks=5))
+        bar.ax.yaxis.set_major_formatter(LogFormatterSciNotation())
+        bar.ax.yaxis.set_minor_formatter(plt.NullFormatter())
         ax2.set_aspect("equal")
         ax2.set_xlabel("δ")
         ax2.set_ylabel("η")
-        ax2.set_title(label, fontsize=9)
-        ax3 = fig.add_subplot(2, n + 1, n + 1 + i + 1, projection="3d")
-        ax3.plot_surface(A, B, loss, cmap="viridis", linewidth=0)
-        ax3.set_xlabel("δ", fontsize=7, labelpad=-6)
-        ax3.set_ylabel("η", fontsize=7, labelpad=-6)
-        ax3.tick_params(labelsize=5, pad=-2)
-        ax3.set_title(f"{label} (3-D)", fontsize=8)
-    ax1 = fig.add_subplot(2, n + 1, n + 1)
+        ax2.set_title(label)
+        ax3 = fig.add_subplot(grid[1, i], projection="3d")
+        norm = LogNorm(floor, top)
+        ax3.plot_surface(A, B, loss, facecolors=plt.get_cmap("viridis")(norm(shown)),
+                         linewidth=0, shade=False)
+        ax3.set_xlabel("δ", labelpad=-8)
+        ax3.set_ylabel("η", labelpad=-8)
+        ax3.set_zlabel("loss", labelpad=2)
+        for axis in (ax3.xaxis, ax3.yaxis, ax3.zaxis):
+            axis.set_major_locator(plt.MaxNLocator(3))
+        ax3.tick_params(pad=-3)
+    ax1 = fig.add_subplot(grid[0, n])
     for i, (label, s) in enumerate(surfaces.items()):
         sl = s["slice"]
         ax1.plot(sl.coords[0], sl.loss, color=PALETTE[i % len(PALETTE)], label=label)
+    log_axis(ax1)
     ax1.set_xlabel("α (1-D slice along δ)")
-    ax1.set_ylabel("loss")
-    ax1.legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    ax1.set_ylabel("loss (log)")
+    ax1.legend()
+    if title:
+        fig.suptitle(title)
     return save(fig, path)
 
 
 def zoo_figure(rows: list[dict], path: str | Path) -> list[Path]:
     """Throughput against accuracy (or against MACs where no accuracy is cached)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    fig, ax = plt.subplots(figsize=(ONE_COLUMN, 2.8))
     with_acc = [r for r in rows if r.get("test_acc") is not None]
     use_acc = len(with_acc) >= 1
     for i, r in enumerate(with_acc if use_acc else rows):
         yv = 100 * r["test_acc"] if use_acc else r["macs"] / 1e6
         ax.scatter(r["infer_img_s"], yv, s=20 + r["params"] / 2e5, color=PALETTE[i % 7])
-        ax.annotate(r["model"], (r["infer_img_s"], yv), fontsize=6)
-    ax.set_xscale("log")
+        ax.annotate(r["model"], (r["infer_img_s"], yv))
+    log_axis(ax, "x")
     ax.set_xlabel("inference images/s")
     ax.set_ylabel("test accuracy (%)" if use_acc else "MMACs")
     return save(fig, path)
@@ -322,7 +411,10 @@ def trajectory_figure(trajectories: dict, path: str | Path) -> list[Path]:
     """Fig. 1b: the training trajectory in polar coordinates (r = ‖θ_t − θ*‖ / ‖θ_0 − θ*‖,
     angle between θ_t − θ* and θ_0 − θ*), and Li et al.'s top-2 PCA projection. A model
     with fewer than 3 checkpoints has no trajectory to draw: it is named, not plotted."""
-    fig = plt.figure(figsize=(7.5, 3.4))
+    drawable = {k: t for k, t in trajectories.items() if len(t.radius) >= 3}
+    if not drawable:  # nothing to draw: no empty figure to copy into a gallery
+        return []
+    fig = plt.figure(figsize=(TWO_COLUMNS, 3.2))
     axp = fig.add_subplot(1, 2, 1, projection="polar")
     axc = fig.add_subplot(1, 2, 2)
     skipped = []
@@ -334,16 +426,11 @@ def trajectory_figure(trajectories: dict, path: str | Path) -> list[Path]:
         axp.plot(t.angle, t.radius, "o-", ms=3, color=c, label=label)
         axc.plot(t.pca_coords[:, 0], t.pca_coords[:, 1], "o-", ms=3, color=c, label=label)
     axp.set_thetamax(180)
-    axp.tick_params(labelsize=6)
-    axp.set_title("polar view (Park & Kim)", fontsize=8)
-    axc.set_title("top-2 PCA projection (Li et al.)", fontsize=8)
+    axp.set_title("polar view (Park & Kim)")
+    axc.set_title("top-2 PCA projection (Li et al.)")
     axc.set_xlabel("PC 1")
     axc.set_ylabel("PC 2")
-    axc.tick_params(labelsize=6)
-    if axc.get_legend_handles_labels()[0]:
-        axc.legend(fontsize=7)
+    axc.legend()
     if skipped:
-        fig.text(0.5, 0.01, "not drawn (a trajectory needs ≥ 3 checkpoints): " +
-                 ", ".join(skipped), ha="center", fontsize=7)
-    fig.tight_layout(rect=(0, 0.05 if skipped else 0, 1, 1))
+        fig.supxlabel("not drawn (a trajectory needs ≥ 3 checkpoints): " + ", ".join(skipped))
     return save(fig, path)
