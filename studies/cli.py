@@ -60,18 +60,22 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
-def positive_int(text: str) -> int:
-    v = _integer(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} is not allowed: it must be >= 1")
-    return v
+def at_least(low: int) -> Callable[[str], int]:
+    """An argument type: an integer >= ``low``."""
+    def check(text: str) -> int:
+        v = _integer(text)
+        if v < low:
+            raise argparse.ArgumentTypeError(f"{v} is not allowed: it must be >= {low}")
+        return v
+
+    check.__name__ = f"integer >= {low}"
+    return check
 
 
-def non_negative_int(text: str) -> int:
-    v = _integer(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{v} is not allowed: it must be >= 0")
-    return v
+positive_int = at_least(1)
+
+
+non_negative_int = at_least(0)
 
 
 def _number(text: str) -> float:
@@ -114,11 +118,7 @@ def tolerance(text: str) -> float:
     return v
 
 
-def at_least_two(text: str) -> int:
-    v = _integer(text)
-    if v < 2:
-        raise argparse.ArgumentTypeError(f"{v} is not allowed: it must be >= 2")
-    return v
+at_least_two = at_least(2)
 
 
 def device_name(text: str) -> str:

@@ -40,6 +40,11 @@ def option(default: Any, help: str, *, check: Callable[[str], Any] | None = None
                                             "metavar": metavar, "path": path})
 
 
+def device_option() -> str | None:
+    """The ``--device`` field every config takes."""
+    return option(None, "cpu, cuda, cuda:N (default: cuda if there)", check=cli.device_name)
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -162,8 +167,7 @@ class StudyConfig(Config):
     runs_dir: str = option("runs", "the checkpoint cache", check=cli.writable_dir, path=True)
     checkpoint: str | None = option(None, "use these weights (.safetensors) instead of the "
                                           "cache", check=cli.existing_file, path=True)
-    device: str | None = option(None, "cpu, cuda, cuda:N (default: cuda if there)",
-                                check=cli.device_name)
+    device: str | None = device_option()
     quiet: bool = option(False, "no progress bars")
     no_wait: bool = option(False, "when another process is training or reading a run this "
                                   "study needs, stop with one line (exit 2) instead of "

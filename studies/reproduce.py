@@ -48,7 +48,7 @@ from . import (
 )
 from .alternet import AlterNetConfig
 from .attention import AttentionConfig
-from .config import Config, StudyConfig, StudyResult, option
+from .config import Config, StudyConfig, StudyResult, device_option, option
 from .fourier import FourierConfig
 from .hessian import HessianConfig
 from .landscape import LandscapeConfig
@@ -331,8 +331,7 @@ class ReproduceConfig(Config):
                                            "gallery figures/ for the small preset without "
                                            "--out, <out>/figures otherwise)",
                                      check=cli.writable_dir, path=True)
-    device: str | None = option(None, "cpu, cuda, cuda:N (default: cuda if there)",
-                                check=cli.device_name)
+    device: str | None = device_option()
     quiet: bool = option(False, "no progress bars")
     report_only: bool = option(False, "run nothing: rebuild the gallery and the findings "
                                       "table from the studies finished so far (the others are "
