@@ -75,9 +75,56 @@ def main(argv: list[str] | None = None) -> None:
         print(f"vitprobe: error: unknown study {name!r}; allowed: {', '.join(STUDIES)}, "
               f"models, --version, --help", file=sys.stderr)
         sys.exit(2)
+    if any(a in ("-h", "--help") for a in rest):
+        print(study_help(name), end="")
+        sys.exit(0)
     from . import cli
 
     cli.run(import_module(f"studies.{name}").main, rest)
+
+
+def _code_key() -> str:
+    """A fingerprint of the code a help text comes from (the bytes of every .py file of
+    models, vitprobe and studies, as ``vitprobe.results.code_identity``, without importing
+    torch) and of the terminal width argparse wraps to."""
+    import hashlib
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(str(shutil.get_terminal_size().columns).encode())
+    for pkg in ("models", "vitprobe", "studies"):
+        for f in sorted((root / pkg).rglob("*.py")):
+            h.update(f"{f.relative_to(root).as_posix()}\n".encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def study_help(name: str) -> str:
+    """``vitprobe <study> --help``: the study's help text, generated once per code version
+    (importing the study starts torch: seconds) and then read from the cache
+    (``VITPROBE_CACHE``, default ``~/.cache/vitprobe``): well under a second."""
+    import contextlib
+    import io
+    import os
+    from pathlib import Path
+
+    cache = Path(os.environ.get("VITPROBE_CACHE", Path.home() / ".cache" / "vitprobe"))
+    path = cache / "help" / f"{name}-{_code_key()}.txt"
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        import_module(f"studies.{name}").main(["--help"])
+    text = out.getvalue()
+    try:  # atomic: a concurrent reader sees the old file or the whole new one
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: the help is still printed, only not cached
+    return text
 
 
 if __name__ == "__main__":

@@ -312,3 +312,26 @@ def test_a_token_grid_too_small_is_refused_before_training(study, model, needle,
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert needle in r.stderr
     assert not (tmp_path / "runs").exists()  # nothing trained
+
+
+def test_study_help_is_generated_once_then_read_without_starting_torch(tmp_path):
+    import os
+    import time
+
+    env = {**os.environ, "VITPROBE_CACHE": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-m", "studies.command", "hessian", "--help"],
+                           capture_output=True, text=True, timeout=300, env=env)
+    direct = run("studies.hessian", "--help")
+    assert first.returncode == 0 and first.stdout == direct.stdout
+    assert first.stdout.startswith("usage: vitprobe hessian")
+    code = ("import sys, time; t = time.perf_counter(); from studies import command; "
+            "text = command.study_help('hessian'); "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
+            "print(round(time.perf_counter() - t, 3)); sys.stdout.write(text)")
+    t = time.perf_counter()
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120, env=env)
+    assert again.returncode == 0, again.stderr
+    seconds, text = again.stdout.split("\n", 1)
+    assert text == direct.stdout and float(seconds) < 0.5, seconds
+    assert time.perf_counter() - t < 5  # the whole process, interpreter start included
