@@ -168,7 +168,9 @@ def run(config: AlterNetConfig) -> AlterNetResult | AlterNetSearchResult:
     print(text)
     out.mkdir(parents=True, exist_ok=True)
     name = Path(kind.FILE).stem
-    results.atomic_write_bytes(out / f"{name}.md", (text + "\n").encode())
+    caption = (f"{title}; seed {config.seed}. Test accuracy on the whole test set after the "
+               f"preset's training.")
+    results.atomic_write_bytes(out / f"{name}.md", (caption + "\n\n" + text + "\n").encode())
     result = kind(record=record, config=config.to_dict())
     path = result.save(out)
     fig = _figure(rows, out / name, title)

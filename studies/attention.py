@@ -106,8 +106,10 @@ def run(config: AttentionConfig) -> AttentionResult:
         [label, *(f"{r['deletion_auc'][m]:.3f}" for m in methods)]
         for label, r in record.items()))
     results.atomic_write_bytes(out / "attention_faithfulness.md", (
-        "Deletion AUC (class probability as patches are removed; lower is more faithful)\n\n"
-        + table + "\n").encode())
+        f"Deletion AUC (the class probability's area as patches are removed in each "
+        f"explanation's order; lower is more faithful; random: a random order) on "
+        f"{config.num_images} test images of {config.data}, preset {config.preset}, seed "
+        f"{config.seed}\n\n" + table + "\n").encode())
     path = result.save(out)
     print(table)
     print(f"results: {path}\nfigures: {dfig[0]} and per-model overlays in {out}")

@@ -40,7 +40,7 @@ def option(default: Any, help: str, *, check: Callable[[str], Any] | None = None
                                             "metavar": metavar, "path": path})
 
 
-def device_option() -> str | None:
+def device_option() -> Any:
     """The ``--device`` field every config takes."""
     return option(None, "cpu, cuda, cuda:N (default: cuda if there)", check=cli.device_name)
 

@@ -146,7 +146,12 @@ def run(config: SubsetsConfig) -> SubsetsResult:
          f"{100 * (1 - r['test_acc']):.2f} %"] +
         ([f"{r['nep']:.3f}", f"{r['ape']:.4g}"] if "nep" in r else ["", ""] if probed else [])
         for r in rows))
-    results.atomic_write_bytes(out / "subsets.md", (text + "\n").encode())
+    caption = (f"Each model trained on class-stratified fractions of {config.data}'s training "
+               f"set for the full set's number of steps (preset {config.preset}, seed "
+               f"{config.seed}). Train NLL: the NLL alone, mean over {config.num_images} "
+               f"augmented training images; test error on the whole test set; NEP and APE of "
+               f"the Hessian spectra (NLL + weight decay as l2): docs/GLOSSARY.md.")
+    results.atomic_write_bytes(out / "subsets.md", (caption + "\n\n" + text + "\n").encode())
     result = SubsetsResult(record=rows, config=config.to_dict())
     path = result.save(out)
     figs = [figure(rows, out / "subsets")[0]]
