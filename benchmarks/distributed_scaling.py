@@ -27,7 +27,7 @@ HEADLINES = (Headline("distributed_scaling", "HVPs per second, 2 processes / 1 (
 WORKER = textwrap.dedent("""
     import json, os, sys, time, torch, torch.distributed as dist, torch.nn.functional as F
     torch.set_num_threads(1)
-    from models import create_model, family
+    from vitprobe.models import create_model, family
     from vitprobe import hessian
     name, n, hvps, kind = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     dist.init_process_group("nccl" if kind == "cuda" else "gloo")

@@ -17,9 +17,9 @@ import time
 
 import torch
 import torch.nn.functional as F
+from vitprobe.models import create_model, family
 
 from benchmarks.common import Headline, add_device, record, synchronizer
-from models import create_model, family
 from vitprobe import data as vdata
 from vitprobe import landscape
 

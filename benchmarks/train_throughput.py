@@ -18,9 +18,9 @@ from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
+from vitprobe.models import create_model
 
 from benchmarks.common import Headline, add_device, interleaved, record
-from models import create_model
 from vitprobe.features import explicit_attention
 from vitprobe.train import TrainConfig, autocast, autocast_dtype, fused_attention
 

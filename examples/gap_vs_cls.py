@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from studies.hessian import HessianConfig, run
+from vitprobe.studies.hessian import HessianConfig, run
 
 
 def main(argv: list[str] | None = None) -> None:

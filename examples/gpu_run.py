@@ -14,8 +14,8 @@ import time
 
 import torch
 import torch.nn.functional as F
+from vitprobe.models import create_model
 
-from models import create_model
 from vitprobe import hessian
 
 

@@ -14,11 +14,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
-from studies.fourier import FourierConfig
-from studies.fourier import run as fourier_run
-from studies.train import TrainStudyConfig
-from studies.train import run as train_run
+from vitprobe.studies.fourier import FourierConfig
+from vitprobe.studies.fourier import run as fourier_run
+from vitprobe.studies.train import TrainStudyConfig
+from vitprobe.studies.train import run as train_run
 
 
 def toy_folder(root: Path) -> Path:

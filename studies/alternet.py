@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
-from models.alternet import CONFIGS as alternet_configs
+from vitprobe.models.alternet import CONFIGS as alternet_configs
+
 from vitprobe import attention, plots, results
 from vitprobe import data as vdata
 from vitprobe.features import attention_modules

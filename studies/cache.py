@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+from vitprobe.models import ModelId, create_model, family, list_models
+from vitprobe.models.layers import resample_position_embeddings
 
-from models import ModelId, create_model, family, list_models
-from models.layers import resample_position_embeddings
 from vitprobe import data as vdata
 from vitprobe import results
 from vitprobe.distributed import rank_and_world
@@ -93,12 +93,12 @@ def _check_path_safe(spec: RunSpec) -> None:
     a pooling of ``POOLS``, a teacher of the model registry, override keys that are
     identifiers and values that are numbers, booleans, tuples of them or plain words (no
     ``/``, ``..``, spaces or ``;``)."""
-    from models import list_models
+    from vitprobe.models import list_models
 
     spec.model_id  # noqa: B018 -- a registered name and a pooling of POOLS, or a ValueError
     if spec.teacher is not None and spec.teacher not in list_models():
         raise ValueError(f"unknown teacher {spec.teacher!r}; allowed: a model name of "
-                         f"models.list_models(), e.g. vit-ti")
+                         f"the registry (vitprobe models), e.g. vit-ti")
 
     def plain(v) -> bool:
         if isinstance(v, bool | int | float) or v is None:
@@ -292,7 +292,12 @@ def architecture(model: nn.Module) -> str:
 
     h = hashlib.sha256()
     for name, m in model.named_modules():
-        h.update(f"{name}:{type(m).__module__}.{type(m).__qualname__}\n".encode())
+        # our models' classes by their repo module (models.vit), however the package was
+        # imported (installed, they are vitprobe.models.vit): one fingerprint for both
+        module = type(m).__module__
+        module = module.removeprefix("vitprobe.") if module.startswith("vitprobe.models") \
+            else module
+        h.update(f"{name}:{module}.{type(m).__qualname__}\n".encode())
     for key, value in model.state_dict().items():
         h.update(f"{key}:{tuple(value.shape)}\n".encode())
     return h.hexdigest()[:16]

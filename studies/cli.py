@@ -10,8 +10,7 @@ import sys
 from collections.abc import Callable
 
 import torch
-
-from models.vit import POOLS
+from vitprobe.models.vit import POOLS
 
 EXIT_USAGE = 2
 

@@ -24,7 +24,7 @@ def summary(study: str) -> str:
     import ast
     from importlib.util import find_spec
 
-    origin = find_spec(f"studies.{study}").origin
+    origin = find_spec(f"{__package__}.{study}").origin
     with open(origin, encoding="utf-8") as f:
         doc = ast.get_docstring(ast.parse(f.read())) or ""
     return " ".join(doc.split("\n\n")[0].split())
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         print(version())
         sys.exit(0)
     if argv[0] == "models":
-        from models import list_models
+        from vitprobe.models import list_models
 
         print("\n".join(list_models()))
         print("timm:<name>   any timm model, e.g. timm:vit_tiny_patch16_224")
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     from . import cli
 
-    cli.run(import_module(f"studies.{name}").main, rest)
+    cli.run(import_module(f".{name}", __package__).main, rest)
 
 
 def _code_key() -> str:
@@ -115,7 +115,7 @@ def study_help(name: str) -> str:
         return path.read_text(encoding="utf-8")
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        import_module(f"studies.{name}").main(["--help"])
+        import_module(f".{name}", __package__).main(["--help"])
     text = out.getvalue()
     try:  # atomic: a concurrent reader sees the old file or the whole new one
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from vitprobe.models import family, list_models
+from vitprobe.models.vit import POOLS
 
-from models import family, list_models
-from models.vit import POOLS
 from vitprobe import plots, results
 
 from . import cli

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from models import CNN_FAMILIES, family
+from vitprobe.models import CNN_FAMILIES, family
+
 from vitprobe.data import Augment
 from vitprobe.train import Recipe
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from models.vit import POOLS
+from vitprobe.models.vit import POOLS
+
 from vitprobe import results
 from vitprobe.data import DATASETS
 from vitprobe.train import PRECISIONS

@@ -15,8 +15,8 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
+from vitprobe.models import list_models
 
-from models import list_models
 from vitprobe import data as vdata
 from vitprobe import plots, results
 

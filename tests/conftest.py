@@ -7,7 +7,7 @@ torch.set_num_threads(2)
 
 def tiny_vit(**kw):
     """A 1-block ViT with LayerNorm, GELU and attention: ~700 parameters."""
-    from models import create_model
+    from vitprobe.models import create_model
 
     cfg = dict(num_classes=3, in_chans=1, img_size=8, patch_size=4, embed_dim=8, depth=1,
                heads=2, mlp_ratio=2.0)

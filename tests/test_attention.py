@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from vitprobe.models import create_model
 
-from models import create_model
 from vitprobe import attention
 
 

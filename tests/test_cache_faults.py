@@ -178,7 +178,7 @@ def test_an_escaping_model_argument_is_one_line_on_the_command_line(tmp_path):
 
 
 def test_a_flipped_checkpoint_given_on_the_command_line_is_one_line(tmp_path):
-    from models import create_model
+    from vitprobe.models import create_model
 
     m = create_model("resnet-18", num_classes=10, in_chans=1, img_size=28)
     p = results.save_weights(tmp_path / "mine.safetensors", m.state_dict())

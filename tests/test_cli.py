@@ -272,7 +272,8 @@ def test_a_bad_second_model_name_is_refused_before_the_first_is_trained(tmp_path
 
 
 def test_figure_titles_name_the_default_pooling_of_token_models():
-    from models import create_model
+    from vitprobe.models import create_model
+
     from studies.cache import with_pooling
 
     vit = create_model("vit-ti", num_classes=4, in_chans=1, img_size=28, patch_size=7, depth=1)
@@ -294,8 +295,9 @@ def test_pooling_refuses_pool_and_points_to_pools(tmp_path):
 def test_report_only_with_out_writes_the_gallery_under_out(tmp_path):
     """--out given: the gallery lands in <out>/figures, never in the committed figures/ of
     the folder the command runs in."""
-    r = run("studies.reproduce", "--preset", "small", "--report-only", "--seeds", "0",
-            "--out", str(tmp_path / "o"), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    r = run("vitprobe.studies.reproduce", "--preset", "small", "--report-only", "--seeds",
+            "0", "--out", str(tmp_path / "o"), "--runs-dir", str(tmp_path / "runs"),
+            cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "o" / "figures" / "README.md").is_file()
     assert not (tmp_path / "figures").exists()

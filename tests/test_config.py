@@ -101,8 +101,8 @@ def test_a_result_reads_the_same_fresh_from_run_and_loaded_from_its_file(tmp_pat
     """A study's record holds the probe's own objects (FourierTap dataclasses) and smoke-marked
     labels; the typed accessors read them as the saved file gives them."""
     import torch
+    from vitprobe.models import create_model
 
-    from models import create_model
     from studies.fourier import FourierResult
     from vitprobe import fourier
 

@@ -27,7 +27,7 @@ WORKER = textwrap.dedent("""
         # the models first, as the studies import them: imported after joining, timm's imports
         # (torch.distributed.nn: group=group.WORLD default arguments) would keep the group, and
         # gloo's threads would run on past destroy_process_group into the interpreter's exit
-        import models  # noqa: F401
+        import vitprobe.models as models  # noqa: F401
         dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=float(
             os.environ.get("TIMEOUT", "60"))))
     torch.manual_seed(0)

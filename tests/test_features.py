@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from vitprobe.models import create_model
 
-from models import create_model
 from vitprobe import features, fourier, variance
 
 

@@ -68,7 +68,8 @@ def inspect_before_saving(monkeypatch):
 
 
 def _taps(kind_value):
-    from models import create_model
+    from vitprobe.models import create_model
+
     from vitprobe import fourier, variance
 
     torch.manual_seed(0)

@@ -3,8 +3,8 @@ parameter counts of the papers; pooling variants; clear errors for bad names/ove
 
 import pytest
 import torch
+from vitprobe.models import create_model, list_models
 
-from models import create_model, list_models
 from vitprobe.features import capture, explicit_attention, tap_points
 
 
@@ -163,7 +163,7 @@ def test_attention_paths_agree_and_flag_is_restored():
 def test_window_attention_ignores_padding():
     """A 7x7 map in 4x4 windows is padded to 8x8; padded keys are masked out, so the
     output on the real pixels equals attention over each window's real pixels only."""
-    from models.layers import WindowAttention2d
+    from vitprobe.models.layers import WindowAttention2d
 
     torch.manual_seed(0)
     wa = WindowAttention2d(16, heads=2, head_dim=8, window=4).eval()
@@ -220,7 +220,7 @@ def test_vit_takes_other_input_sizes_through_its_resampled_position_table():
     """vit-ti built at 28 px and fed 20-px images equals vit-ti built at 20 px holding the same
     weights (its 5x5 position table resampled from the 7x7 one at load); at 28 px it is the
     model itself, and a size the patch does not divide is refused."""
-    from models import create_model
+    from vitprobe.models import create_model
 
     torch.manual_seed(0)
     for pool in ("cls", "gap"):
@@ -240,7 +240,7 @@ def test_vit_takes_other_input_sizes_through_its_resampled_position_table():
 
 
 def test_families_come_from_the_registry_not_from_name_prefixes():
-    from models import ModelId, family
+    from vitprobe.models import ModelId, family
 
     assert [family(n) for n in ("vit-ti", "vit-mini", "resnet-18-mini", "preresnet-18-mini",
                                 "alternet-18", "cct-2-3x2", "vit-lite-7-4", "deit-ti-distilled",

@@ -46,7 +46,7 @@ def test_lr_schedule_warmup_then_cosine_by_hand():
 def small_vit(**kw):
     """Two blocks, 32 dims; GAP pooling, which learns in a few dozen steps (a class token
     needs hundreds here)."""
-    from models import create_model
+    from vitprobe.models import create_model
 
     kw.setdefault("pool", "gap")
     return create_model("vit-ti", num_classes=4, in_chans=1, img_size=28, patch_size=7,
@@ -60,7 +60,7 @@ def synthetic_loaders(batch=32, seed=0):
 
 
 def test_smoke_training_lowers_the_loss():
-    from models import create_model
+    from vitprobe.models import create_model
 
     torch.manual_seed(0)
     model = create_model("resnet-18", num_classes=4, in_chans=1, img_size=28,
@@ -196,7 +196,8 @@ def test_distillation_losses_equal_a_hand_computation():
 
 
 def test_distillation_training_lowers_both_losses():
-    from models import create_model
+    from vitprobe.models import create_model
+
     from vitprobe.train import Distillation, distillation_loss
 
     torch.manual_seed(0)

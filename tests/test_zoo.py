@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import fd_hvp
+from vitprobe.models import create_model
 
-from models import create_model
 from studies.cache import load_checkpoint
 from vitprobe import attention, features, hessian, results
 

@@ -1,0 +1,58 @@
+"""pip install: the wheel holds one top-level package, vitprobe (models and studies inside it,
+as vitprobe.models and vitprobe.studies), so a user's own models/ or studies/ folder cannot
+shadow ours; installed, the API, the console command and a study run from any folder."""
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_wheel_installs_under_one_namespace_that_a_users_folders_cannot_shadow(tmp_path):
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(dist)], check=True, timeout=300)
+    wheel = next(dist.glob("vitprobe-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == \
+        {"vitprobe"}
+    for f in ("vitprobe/models/vit.py", "vitprobe/studies/hessian.py",
+              "vitprobe/train/loop.py", "vitprobe/solvers/lanczos.py"):
+        assert f in names, f
+    prefix = tmp_path / "prefix"  # the install; its dependencies come from this interpreter
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--ignore-installed",
+                    "-q", "--prefix", str(prefix), str(wheel)], check=True, timeout=300,
+                   cwd=tmp_path)  # not the checkout: its egg-info would count as installed
+    site = next(prefix.glob("lib/python*/site-packages"))
+    user = tmp_path / "my-project"  # a user's folder with its own models/ and studies/
+    for pkg in ("models", "studies"):
+        (user / pkg).mkdir(parents=True)
+        (user / pkg / "__init__.py").write_text("raise ImportError('the user's own')\n")
+    env = {**os.environ, "PYTHONPATH": str(site), "VITPROBE_CACHE": str(tmp_path / "cache")}
+    code = (
+        "import torch, torch.nn.functional as F, vitprobe\n"
+        "from vitprobe.models import create_model\n"
+        "from vitprobe import hessian\n"
+        f"assert vitprobe.__file__.startswith({str(site)!r}), vitprobe.__file__\n"
+        "torch.manual_seed(0)\n"
+        "m = create_model('vit-ti', num_classes=4, in_chans=1, img_size=28, patch_size=7, "
+        "depth=1)\n"
+        "x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 4, (8,))\n"
+        "r = hessian.top_eigenvalues(hessian.OperatorSpec(m, F.cross_entropy, (x, y)), k=2)\n"
+        "print('converged', r.converged.tolist())\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=user, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "converged [True, True]" in r.stdout, r.stderr[-2000:]
+    exe = prefix / "bin" / "vitprobe"
+    for argv, needle in ((["--version"], "vitprobe 0."), (["models"], "vit-ti"),
+                         (["hessian", "--help"], "usage: vitprobe hessian")):
+        r = subprocess.run([str(exe), *argv], cwd=user, env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0 and needle in r.stdout, (argv, r.stderr[-2000:])
+    r = subprocess.run([str(exe), "train", "--model", "vit-ti", "--preset", "smoke", "--data",
+                        "synthetic", "--runs-dir", "runs", "--out", "out", "--quiet"],
+                       cwd=user, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "test accuracy" in r.stdout, r.stderr[-2000:]
