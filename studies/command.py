@@ -84,20 +84,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _code_key() -> str:
-    """A fingerprint of the code a help text comes from (the bytes of every .py file of
-    models, vitprobe and studies, as ``vitprobe.results.code_identity``, without importing
-    torch) and of the terminal width argparse wraps to."""
-    import hashlib
+    """The code's fingerprint (``vitprobe.fingerprint``: no torch import) and the terminal
+    width argparse wraps the help to."""
     import shutil
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256(str(shutil.get_terminal_size().columns).encode())
-    for pkg in ("models", "vitprobe", "studies"):
-        for f in sorted((root / pkg).rglob("*.py")):
-            h.update(f"{f.relative_to(root).as_posix()}\n".encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    from vitprobe.fingerprint import code_identity
+
+    return f"{code_identity()}-{shutil.get_terminal_size().columns}"
 
 
 def study_help(name: str) -> str:

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .fingerprint import CODE_PACKAGES, code_identity  # noqa: F401 -- results.code_identity
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
@@ -100,25 +102,6 @@ def git_commit() -> str | None:
         return out.stdout.strip() + ("-dirty" if dirty.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return os.environ.get("VITPROBE_GIT_COMMIT")
-
-
-# the packages whose code computes a result: models, probes, studies
-CODE_PACKAGES = ("models", "vitprobe", "studies")
-
-
-def code_identity() -> str:
-    """A fingerprint of the code that computes results: SHA-256 over the path and bytes of
-    every ``.py`` file of ``CODE_PACKAGES``. Two results with the same identity were computed
-    by the same code, whatever the commit (a commit that changes only text keeps it)."""
-    import hashlib
-
-    root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256()
-    for pkg in CODE_PACKAGES:
-        for f in sorted((root / pkg).rglob("*.py")):
-            h.update(f"{f.relative_to(root).as_posix()}\n".encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def provenance() -> dict:
