@@ -21,7 +21,7 @@ WORKER = textwrap.dedent("""
     out = sys.argv[1]
     task = sys.argv[2]
     if task == "hang":  # the project's own path: VITPROBE_DIST_TIMEOUT sets the timeout
-        from studies.cli import init_distributed
+        from vitprobe.studies.cli import init_distributed
         init_distributed("cpu")
     else:
         # the models first, as the studies import them: imported after joining, timm's imports
@@ -117,7 +117,7 @@ def test_a_dead_rank_makes_the_other_fail_instead_of_hanging(tmp_path):
 
 def test_a_silent_rank_times_out_after_vitprobe_dist_timeout(tmp_path):
     """Rank 1 stays alive but never joins the all-reduce; rank 0, joined through
-    studies.cli.init_distributed with VITPROBE_DIST_TIMEOUT=10, gives up after ~10 s
+    vitprobe.studies.cli.init_distributed with VITPROBE_DIST_TIMEOUT=10, gives up after ~10 s
     (not the 120 s rank 1 sleeps, nor the default 600 s) and the job fails."""
     import time
 
