@@ -4,7 +4,8 @@ HVP over one gradient, and trace error at an equal HVP budget.
 
 python -m benchmarks.hessian_vs_pyhessian [--models vit-ti,resnet-18] [--preset quick]
     [--tol 1e-3] [--peer-tols 1e-3,1e-5] [--rounds 3] [--trace-repeats 5] [--device cpu]
-Goals: >= 10x faster top-5 with smaller residuals; HVP / gradient <= 2.5.
+Goals: >= 10x faster top-5 at equal residual (ours asked for the relative residual
+PyHessian's pairs reached); HVP / gradient <= 2.5.
 Models come from the training cache (trained first if missing).
 """
 
@@ -27,23 +28,17 @@ from vitprobe.features import explicit_attention
 # ruff: noqa: B023  (closures are timed inside the loop iteration that defines them)
 
 
-def _speedup(rows: list[dict]) -> float:
-    """Per model, PyHessian's time at its tightest tol over ours; the smaller of the models.
-    Its residuals stay above ours there, so this bounds the equal-residual speed-up from
-    below."""
-    tightest: dict[str, tuple[float, float]] = {}
-    for r in rows:
-        if r["what"].startswith("top-5, PyHessian tol"):
-            tol = float(r["what"].rsplit(" ", 1)[1])
-            if r["model"] not in tightest or tol < tightest[r["model"]][0]:
-                tightest[r["model"]] = (tol, r["speed-up"])
-    return min(s for _, s in tightest.values())
+def _equal_residual_speedup(rows: list[dict]) -> float:
+    """PyHessian's time over ours when ours is asked for the residual PyHessian reached
+    (ours then certifies every pair at or below it): the smallest over models and
+    PyHessian tolerances."""
+    return min(r["equal-residual speed-up"] for r in rows if "equal-residual speed-up" in r)
 
 
-HEADLINES = (Headline("hessian_vs_pyhessian", "top-5 eigenpairs (trained models, batch 16): "
-                      "PyHessian's time at its tightest tol / ours at 1e-3, where its residual "
-                      "is still larger (a lower bound at equal residual); worst model",
-                      _speedup, goal=10, at_least=True),)
+HEADLINES = (Headline("hessian_vs_pyhessian", "top-5 eigenpairs (trained models, batch 16) at "
+                      "equal residual: PyHessian's time / ours at the largest relative "
+                      "residual PyHessian's pairs reached; worst model and PyHessian tol",
+                      _equal_residual_speedup, goal=10, at_least=True),)
 
 
 def residuals(model, batch, vals, vecs) -> np.ndarray:
@@ -131,11 +126,25 @@ def main() -> None:
                   f"{np.array2string(ph_vals, precision=4)}  max residual {ph_res.max():.1e}")
             print(f"  speed-up {ph_s / ours.seconds:.1f}x   residual ratio (PyHessian / ours) "
                   f"{ph_res.max() / max(ours.residuals.max(), 1e-12):.1f}x")
+            # equal residual: ours asked for the residual PyHessian reached (at most ours
+            # at --tol, which already meets it when PyHessian's pairs are tighter)
+            eq_tol = min(max(float(ph_res.max()), a.tol), 0.5)
+            eq = sorted((hessian.top_eigenvalues(hessian.OperatorSpec(model, F.cross_entropy,
+                                                                      batch), k=5, tol=eq_tol,
+                                                 workspace=hessian.Workspace(eigenvectors=True))
+                         for _ in range(a.rounds)), key=lambda r: r.seconds)[a.rounds // 2]
+            print(f"  ours at tol {eq_tol:.1e}    {eq.seconds:7.1f} s  {eq.num_hvps:4d} HVPs  "
+                  f"max residual {eq.residuals.max():.1e}   equal-residual speed-up "
+                  f"{ph_s / eq.seconds:.1f}x")
             rows.append({"model": name, "what": f"top-5, PyHessian tol {tol:.0e}",
                          "ours s": ours.seconds, "ours HVPs": ours.num_hvps,
                          "ours max residual": float(ours.residuals.max()),
                          "PyHessian s": ph_s, "PyHessian max residual": float(ph_res.max()),
-                         "speed-up": ph_s / ours.seconds})
+                         "speed-up": ph_s / ours.seconds, "ours tol at its residual": eq_tol,
+                         "ours s at its residual": eq.seconds,
+                         "ours HVPs at its residual": eq.num_hvps,
+                         "ours max residual at its residual": float(eq.residuals.max()),
+                         "equal-residual speed-up": ph_s / eq.seconds})
             del ph
 
         with hessian.OperatorSpec(model, F.cross_entropy, batch).open() as H:

@@ -41,6 +41,16 @@ class AlterNetConfig(StudyConfig):
     first_stage: int = option(0, "lowest stage (0-based) the search may put an MSA in",
                               check=cli.non_negative_int)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.search:
+            self.refuse(checkpoint="the search trains each candidate (from the cache)",
+                        model="the search builds its candidates from --base",
+                        pool="the search's candidates are AlterNets (no pooling)")
+        else:
+            self.refuse(base="--base and --first-stage are the search's (--search)",
+                        first_stage="--base and --first-stage are the search's (--search)")
+
 
 @dataclass(kw_only=True)
 class AlterNetResult(StudyResult):

@@ -177,9 +177,25 @@ class StudyConfig(Config):
                                            "scalars and figures", check=cli.writable_dir,
                                      metavar="DIR", path=True)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.checkpoint is not None and len(self.model_names()) > 1:
+            raise ValueError(f"--checkpoint holds the weights of one model; --model/--pool "
+                             f"ask for {len(self.model_names())} "
+                             f"({', '.join(self.model_names())}): give one model")
+
     def model_names(self) -> list[str]:
         """The runs ``model`` and ``pool`` ask for (``cli.model_names``)."""
         return cli.model_names(self)
+
+    def refuse(self, **options: str) -> None:
+        """Options this study cannot use, each with what to do instead: an option given
+        (not at its default) is refused in one line, never silently ignored."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name, instead in options.items():
+            if getattr(self, name) != defaults[name]:
+                raise ValueError(f"{_flag(name)} is not used by vitprobe {self.STUDY}: "
+                                 f"{instead}")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,11 @@ class LandscapeConfig(StudyConfig):
                                      "checkpoints (Fig. 1b polar view, and Li et al.'s PCA "
                                      "projection)")
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.trajectory:
+            self.refuse(checkpoint="--trajectory reads the cached run's epoch checkpoints")
+
 
 @dataclass(kw_only=True)
 class LandscapeResult(StudyResult):

@@ -52,6 +52,7 @@ class PoolingConfig(StudyConfig):
                              "compares several: use --pools, e.g. --pools cls,gap")
         if "," in self.model or "@" in self.model:
             raise ValueError(f"--model takes one token model here; got {self.model!r}")
+        self.refuse(checkpoint="each pooling is its own trained model (from the cache)")
 
 
 @dataclass(kw_only=True)

@@ -58,6 +58,11 @@ class SubsetsConfig(StudyConfig):
     hessian_models: str | None = option(None, "models whose spectra to compute, among --model "
                                               "('none': no spectra; default: every --model)")
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.refuse(data_fraction="the fractions are --fractions",
+                    checkpoint="each fraction is its own trained model (from the cache)")
+
 
 @dataclass(kw_only=True)
 class SubsetsResult(StudyResult):

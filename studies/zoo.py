@@ -63,6 +63,11 @@ class ZooConfig(StudyConfig):
                              check=cli.positive_int)
     seconds: float = option(2.0, "timing per measurement", check=cli.positive_number)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.refuse(checkpoint="the zoo times untrained models and reads accuracies from the "
+                               "cache")
+
 
 @dataclass(kw_only=True)
 class ZooResult(StudyResult):

@@ -117,3 +117,35 @@ def test_a_result_reads_the_same_fresh_from_run_and_loaded_from_its_file(tmp_pat
     assert a.kinds == b.kinds == [t.kind for t in taps]
     np.testing.assert_array_equal(a.per_image, b.per_image)
     assert fresh.token_grid_side("vit-ti") == loaded.token_grid_side("vit-ti") == 4
+
+
+def test_an_option_a_study_cannot_use_is_refused_not_ignored(tmp_path):
+    """Each case once silently did nothing (or loaded one checkpoint into every model)."""
+    from studies.alternet import AlterNetConfig
+    from studies.landscape import LandscapeConfig
+    from studies.pooling import PoolingConfig
+    from studies.zoo import ZooConfig
+
+    ckpt = tmp_path / "w.safetensors"
+    ckpt.write_bytes(b"x")
+    for build, needle in (
+            (lambda: HessianConfig(model="vit-ti,resnet-18", checkpoint=str(ckpt)),
+             "--checkpoint holds the weights of one model; --model/--pool ask for 2"),
+            (lambda: HessianConfig(model="vit-ti", pool="cls,gap", checkpoint=str(ckpt)),
+             "ask for 2 (vit-ti@cls, vit-ti@gap)"),
+            (lambda: PoolingConfig(pools="cls,gap", checkpoint=str(ckpt)),
+             "--checkpoint is not used by vitprobe pooling: each pooling is its own"),
+            (lambda: SubsetsConfig(data_fraction=0.5),
+             "--data-fraction is not used by vitprobe subsets: the fractions are --fractions"),
+            (lambda: AlterNetConfig(search=True, model="vit-ti"),
+             "--model is not used by vitprobe alternet: the search builds its candidates"),
+            (lambda: AlterNetConfig(first_stage=1),
+             "--first-stage is not used by vitprobe alternet: --base and --first-stage are"),
+            (lambda: LandscapeConfig(trajectory=True, checkpoint=str(ckpt)),
+             "--checkpoint is not used by vitprobe landscape: --trajectory reads"),
+            (lambda: ZooConfig(checkpoint=str(ckpt)), "--checkpoint is not used by vitprobe zoo")):
+        with pytest.raises(ValueError) as e:
+            build()
+        assert needle in str(e.value), (needle, str(e.value))
+    assert HessianConfig(model="vit-ti", checkpoint=str(ckpt)).checkpoint == str(ckpt)
+    assert AlterNetConfig(search=True, base="alternet-18", first_stage=1).first_stage == 1
