@@ -150,6 +150,9 @@ def test_ritz_residuals_and_restart_rotation_in_column_blocks_equal_the_whole_fo
         kernels._combine_rows_(A, Ys, block=block, group=group)
         np.testing.assert_allclose(A[:3].numpy(), (Ys @ V).numpy(), rtol=1e-12)
         np.testing.assert_array_equal(A[3:].numpy(), V[3:].numpy())
+        out = torch.full((3, 1000), float("nan"), dtype=V.dtype)  # the Ritz vectors' rows
+        kernels._combine_rows_(V, Ys, block=block, group=group, out=out)
+        np.testing.assert_allclose(out.numpy(), (Ys @ V).numpy(), rtol=1e-12)
 
 
 def test_which_la_and_sa_give_the_extreme_ends(vit64):

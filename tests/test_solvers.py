@@ -95,7 +95,7 @@ def test_low_memory_lanczos_finds_the_same_pairs_and_certifies_them_with_k_more_
     np.testing.assert_allclose(np.sort(low.eigenvalues), np.sort(top(lam, 5, "LM")), atol=1e-5)
     assert low.converged.all() and (low.residuals <= 1e-6).all()
     M = A.A
-    V = torch.as_tensor(low.eigenvectors)
+    V = torch.as_tensor(low.eigenvectors).double()  # its float32 basis, as certified
     true = (M @ V - V * torch.as_tensor(low.eigenvalues)).norm(dim=0) / V.norm(dim=0)
     np.testing.assert_allclose(true.numpy() / np.abs(low.eigenvalues), low.residuals,
                                rtol=1e-3, atol=1e-9)  # the residuals reported are the true ones
@@ -268,7 +268,9 @@ def test_a_float32_operator_gets_a_float32_basis_and_the_exact_top_k():
     assert {t.dtype for t in ws._buffers.values()} == {torch.float32}
     assert sum(t.numel() * t.element_size() for k, t in ws._buffers.items()
                if k[0] in ("V", "W")) == 8 * 20 * 3000
-    V = torch.as_tensor(r.eigenvectors)
+    assert r.eigenvectors.dtype == np.float32  # the basis' dtype: no float64 copy of it
+    V = torch.as_tensor(r.eigenvectors).double()
+    np.testing.assert_allclose(V.norm(dim=0).numpy(), 1, rtol=1e-6)
     true = (M @ V - V * torch.as_tensor(r.eigenvalues)).norm(dim=0) / V.norm(dim=0)
     np.testing.assert_allclose(r.residuals, true.numpy() / np.abs(r.eigenvalues), rtol=0.05,
                                atol=2e-6)  # float32 products: ~1e-7 of ||A|| / |lambda|

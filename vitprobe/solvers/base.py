@@ -78,6 +78,8 @@ class EigenResult:
     layout: str = ""  # the method and, for Lanczos, how its basis was held
     # seconds by section (``solvers.timing``), with ``Workspace(timed=True)``; else None
     timings: dict | None = None
+    # (parameters, k), unit columns in the basis' dtype (float32 for a float32 model; the
+    # Lanczos basis holds no more digits), with ``Workspace(eigenvectors=True)``; else None
     eigenvectors: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:

@@ -102,8 +102,8 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, which: str = "LM", tol: float = D
             vals, vecs, res = lanczos(two_passes=True)
     order = _order(vals, "LM" if method == "power" else which)
     vals, res = vals[order], res[order]
-    if vecs is not None:
-        vecs = vecs[:, order]
+    if vecs is not None and (order != np.arange(len(order))).any():  # no parameter-sized
+        vecs = vecs[:, order]  # copy when the solver's order already is this one
     if len(vals) < k:  # pad what did not converge within the budget
         pad = k - len(vals)
         vals = np.concatenate([vals, np.full(pad, np.nan)])

@@ -62,22 +62,27 @@ def _ritz_residual_norms(Ys: torch.Tensor, theta: np.ndarray, V: torch.Tensor, W
 
 
 def _combine_rows_(A: torch.Tensor, Y: torch.Tensor, block: int = _DOT_BLOCK,
-                   group: int = 64) -> None:
-    """A[:len(Y)] = Y @ A in place, ``group`` column blocks of ``block`` entries at a time
-    (a batched product into a buffer of len(Y) x group x block entries, then copied into
-    place; no copy of A), computed in A's dtype (each entry a sum of len(A) terms: a float32
-    A loses nothing more than its storage already does). Large groups: fewer calls, and a
-    time that does not hang on the buffer staying in a cache the host may share
-    (benchmarks/MEASUREMENTS.md, restart_groups: group sizes in whole solves)."""
+                   group: int = 64, out: torch.Tensor | None = None) -> None:
+    """A[:len(Y)] = Y @ A in place, or ``out = Y @ A`` into rows that do not overlap A,
+    ``group`` column blocks of ``block`` entries at a time (in place: a batched product into
+    a buffer of len(Y) x group x block entries, then copied into place; no copy of A),
+    computed in A's dtype (each entry a sum of len(A) terms: a float32 A loses nothing more
+    than its storage already does). Large groups: fewer calls, and a time that does not hang
+    on the buffer staying in a cache the host may share (benchmarks/MEASUREMENTS.md,
+    restart_groups: group sizes in whole solves)."""
     Y = Y.to(A.dtype)
     blocks, cols = _as_blocks(A, block)
-    rows = _as_blocks(A[:len(Y)], block)[0]
-    buf = torch.empty(min(group, len(blocks)), len(Y), block, device=A.device, dtype=A.dtype)
+    rows = _as_blocks(A[:len(Y)] if out is None else out, block)[0]
+    buf = None if out is not None else torch.empty(min(group, len(blocks)), len(Y), block,
+                                                   device=A.device, dtype=A.dtype)
     for g in range(0, len(blocks), group):
         part = blocks[g:g + group]
-        torch.matmul(Y.expand(len(part), -1, -1), part, out=buf[:len(part)])
-        rows[g:g + group] = buf[:len(part)]
-    A[:len(Y), cols:] = Y @ A[:, cols:]
+        if buf is None:
+            torch.matmul(Y.expand(len(part), -1, -1), part, out=rows[g:g + group])
+        else:
+            torch.matmul(Y.expand(len(part), -1, -1), part, out=buf[:len(part)])
+            rows[g:g + group] = buf[:len(part)]
+    (A[:len(Y)] if out is None else out)[:, cols:] = Y @ A[:, cols:]
 
 
 def _project(Vm: torch.Tensor, r: torch.Tensor, block: int = _DOT_BLOCK) -> torch.Tensor:

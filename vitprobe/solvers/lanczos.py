@@ -54,14 +54,16 @@ def _certified(H: SymmetricOperator, Y: np.ndarray, theta: np.ndarray, scale: np
     Ys = torch.as_tensor(Y.T.copy(), device=H.device)
     if W is None:
         res, U = _certify_by_products(H, Ys, theta, Vm, vectors)
-        return theta, U.T.double().cpu().numpy() if vectors else None, res / scale
+        return theta, U.T.cpu().numpy() if vectors else None, res / scale
     norms, gram = _ritz_residual_norms(Ys, theta, Vm, W[:len(Vm)])
     length = np.sqrt(np.diag(gram))
     if (np.abs(gram / np.outer(length, length) - np.eye(len(gram))) > 0.1).any():
         raise _LostOrthogonality
     U = None
-    if vectors:
-        U = (Ys.to(Vm.dtype) @ Vm).double() / torch.as_tensor(length, device=H.device)[:, None]
+    if vectors:  # unit columns in the basis' dtype: a float64 copy of a float32 basis adds
+        U = torch.empty(len(Ys), Vm.shape[1], device=Vm.device, dtype=Vm.dtype)  # no digits
+        _combine_rows_(Vm, Ys, out=U)
+        U /= torch.as_tensor(length, device=U.device, dtype=U.dtype)[:, None]
         U = U.T.cpu().numpy()
     return theta, U, norms / length / scale
 
