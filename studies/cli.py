@@ -28,7 +28,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 # How long a study takes, for every --help (the epilog).
 RUN_TIME = ("run time on a 2-core CPU: --preset smoke (tiny models: a pipeline check), up to "
-            "a minute per study and about 5 minutes for reproduce; --preset quick, minutes per "
+            "a minute per study and about 2 minutes for reproduce; --preset quick, minutes per "
             "probe on a cached model, and 10-13 min for each model it must train first (cached "
             "in --runs-dir); --preset paper, GPU hours (300 CIFAR-100 epochs per model).")
 

@@ -1,9 +1,10 @@
 """The studies' training recipes (``vitprobe.train.Recipe``) and architecture settings by
-preset: ``smoke`` (seconds, tests), ``quick`` (minutes on a 2-core CPU, Fashion-MNIST: a
-pipeline check), ``small`` (the ``-mini`` members of each family trained to a plateau on a
-2-core CPU: the findings, over seeds), ``paper`` (Park & Kim 2022's CIFAR recipe,
-REFERENCE.md §1, for GPUs). The precision is part of the recipe: float32 everywhere but
-``paper`` (bf16 autocast on a GPU); ``--precision`` overrides it."""
+preset: ``smoke`` (a pipeline check: seconds to a minute per study, about 2 minutes for
+reproduce), ``quick`` (minutes on a 2-core CPU, Fashion-MNIST), ``small`` (the ``-mini``
+members of each family trained to a plateau on a 2-core CPU: the findings, over seeds),
+``paper`` (Park & Kim 2022's CIFAR recipe, REFERENCE.md §1, for GPUs). The precision is part
+of the recipe: float32 everywhere but ``paper`` (bf16 autocast on a GPU); ``--precision``
+overrides it."""
 
 from __future__ import annotations
 
