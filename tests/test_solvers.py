@@ -63,6 +63,7 @@ def test_tol_means_the_relative_residual_of_every_returned_pair_for_every_method
         workspace=solvers.Workspace(eigenvectors=True),
     )
     V = torch.as_tensor(r.eigenvectors)
+    np.testing.assert_allclose(V.norm(dim=0).numpy(), 1, rtol=1e-6)  # unit columns
     V = V / V.norm(dim=0)
     true = (A.A @ V - V * torch.as_tensor(r.eigenvalues)).norm(dim=0).numpy()
     assert r.converged.all(), r.residuals
@@ -96,6 +97,7 @@ def test_low_memory_lanczos_finds_the_same_pairs_and_certifies_them_with_k_more_
     assert low.converged.all() and (low.residuals <= 1e-6).all()
     M = A.A
     V = torch.as_tensor(low.eigenvectors).double()  # its float32 basis, as certified
+    np.testing.assert_allclose(V.norm(dim=0).numpy(), 1, rtol=1e-6)
     true = (M @ V - V * torch.as_tensor(low.eigenvalues)).norm(dim=0) / V.norm(dim=0)
     np.testing.assert_allclose(true.numpy() / np.abs(low.eigenvalues), low.residuals,
                                rtol=1e-3, atol=1e-9)  # the residuals reported are the true ones
@@ -330,7 +332,8 @@ def test_certifying_by_products_gives_the_true_residuals_across_column_blocks(dt
     want = ((H.d.double() * u - torch.as_tensor(theta)[:, None] * u).norm(dim=1)
             / u.norm(dim=1))
     np.testing.assert_allclose(res, want.numpy(), rtol=1e-5)
-    np.testing.assert_allclose(U.double().numpy(), u.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(U.double().numpy(), (u / u.norm(dim=1, keepdim=True)).numpy(),
+                               rtol=1e-4, atol=1e-5)  # unit rows
     assert H.num_hvps == 3
     one, none = lanczos._certify_by_products(H, Ys, theta, Vm, vectors=False)
     # the same sums; BLAS may block a differently aligned row differently (float32 rounding)

@@ -78,8 +78,9 @@ class EigenResult:
     layout: str = ""  # the method and, for Lanczos, how its basis was held
     # seconds by section (``solvers.timing``), with ``Workspace(timed=True)``; else None
     timings: dict | None = None
-    # (parameters, k), unit columns in the basis' dtype (float32 for a float32 model; the
-    # Lanczos basis holds no more digits), with ``Workspace(eigenvectors=True)``; else None
+    # (parameters, k), unit columns, with ``Workspace(eigenvectors=True)``; else None.
+    # Lanczos and power iteration: in the dtype they were computed in (float32 for a float32
+    # model: a float64 copy would add no digits); ARPACK: float64 (scipy's)
     eigenvectors: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:

@@ -32,7 +32,7 @@ def _certify_by_products(H: SymmetricOperator, Ys: torch.Tensor, theta: np.ndarr
     a basis whose products were not kept: ||H u - theta u|| / ||u||, the difference formed in
     the operator's dtype and both norms with float64 block sums (``_norm``). The vectors
     (rows, in the basis' dtype) are kept only when ``vectors``, otherwise one is held at a
-    time."""
+    time; each is scaled to unit norm first."""
     U = torch.empty(len(Ys) if vectors else 1, Vm.shape[1], device=Vm.device, dtype=Vm.dtype)
     hu = torch.empty(Vm.shape[1], device=Vm.device, dtype=H.dtype)
     x = None if H.dtype == U.dtype else torch.empty_like(hu)
@@ -40,6 +40,7 @@ def _certify_by_products(H: SymmetricOperator, Ys: torch.Tensor, theta: np.ndarr
     for i, y in enumerate(Ys):
         u = U[i if vectors else 0]
         _combine_into(u, Vm, y)
+        u /= _norm(u)  # scaled before its product: the vector certified is the one returned
         H.matvec(u if x is None else x.copy_(u), out=hu)
         res[i] = _norm(hu.sub_(u, alpha=float(theta[i]))) / _norm(u)
     return res, U if vectors else None

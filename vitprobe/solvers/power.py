@@ -55,4 +55,4 @@ def _power_deflated(H: SymmetricOperator, k: int, tol: float, seed: int, max_hvp
         if (res <= tol).all():
             break
         V = torch.linalg.qr(HV)[0]
-    return np.array(vals), V.double().cpu().numpy()
+    return np.array(vals), V.cpu().numpy()
