@@ -1,5 +1,6 @@
 """The training cache under faults a user meets: bit flips in checkpoints, two processes
-training the same run, a run that fails beside another's folder, killed writes' temp files,
+training the same run, a run that fails beside another's folder, killed writes' temp files, a
+full disk during a checkpoint write,
 names that would leave the runs folder."""
 
 import json
@@ -187,3 +188,32 @@ def test_a_flipped_checkpoint_given_on_the_command_line_is_one_line(tmp_path):
                         "--checkpoint", str(p)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "mine.safetensors is corrupt" in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["state", "weights"])
+def test_a_full_disk_during_a_checkpoint_write_leaves_the_old_one_loadable(tmp_path, kind):
+    # `ulimit -f` in a child process (Python ignores SIGXFSZ, so the write fails with EFBIG):
+    # the write is refused with the file named, the previous checkpoint loads bit-equal, and
+    # no temporary file is left beside it
+    name = "state.pt" if kind == "state" else "model.safetensors"
+    old = {"w": torch.arange(10.0)}
+    save = results.save_state if kind == "state" else results.save_weights
+    load = results.load_state if kind == "state" else results.load_weights
+    save(tmp_path / name, old)
+    child = (
+        "import resource, sys, torch\n"
+        "from vitprobe import results\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
+        f"save = results.save_{kind}\n"
+        "try:\n"
+        "    save(sys.argv[1], {'w': torch.ones(1_000_000)})\n"
+        "except OSError as e:\n"
+        "    print(e.filename, e.strerror)\n"
+        "    sys.exit(2)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", child, str(tmp_path / name)], capture_output=True,
+                       text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert r.returncode == 2, r.stderr
+    assert r.stdout.startswith(str(tmp_path / name)), r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert torch.equal(load(tmp_path / name)["w"], old["w"])
