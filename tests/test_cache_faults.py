@@ -1,7 +1,6 @@
 """The training cache under faults a user meets: bit flips in checkpoints, two processes
 training the same run, a run that fails beside another's folder, killed writes' temp files, a
-full disk during a checkpoint write,
-names that would leave the runs folder."""
+full disk during a checkpoint write, names that would leave the runs folder."""
 
 import json
 import subprocess
