@@ -71,18 +71,20 @@ def _combine_rows_(A: torch.Tensor, Y: torch.Tensor, block: int = _DOT_BLOCK,
     on the buffer staying in a cache the host may share (benchmarks/MEASUREMENTS.md,
     restart_groups: group sizes in whole solves)."""
     Y = Y.to(A.dtype)
+    target = A[:len(Y)] if out is None else out
     blocks, cols = _as_blocks(A, block)
-    rows = _as_blocks(A[:len(Y)] if out is None else out, block)[0]
+    rows = _as_blocks(target, block)[0]
     buf = None if out is not None else torch.empty(min(group, len(blocks)), len(Y), block,
                                                    device=A.device, dtype=A.dtype)
     for g in range(0, len(blocks), group):
         part = blocks[g:g + group]
-        if buf is None:
-            torch.matmul(Y.expand(len(part), -1, -1), part, out=rows[g:g + group])
+        y = Y.expand(len(part), -1, -1)
+        if buf is None:  # straight into rows that do not overlap A
+            torch.matmul(y, part, out=rows[g:g + group])
         else:
-            torch.matmul(Y.expand(len(part), -1, -1), part, out=buf[:len(part)])
+            torch.matmul(y, part, out=buf[:len(part)])
             rows[g:g + group] = buf[:len(part)]
-    (A[:len(Y)] if out is None else out)[:, cols:] = Y @ A[:, cols:]
+    target[:, cols:] = Y @ A[:, cols:]
 
 
 def _project(Vm: torch.Tensor, r: torch.Tensor, block: int = _DOT_BLOCK) -> torch.Tensor:
@@ -124,16 +126,6 @@ def _subtract(out: torch.Tensor, x: torch.Tensor, Vm: torch.Tensor, c: torch.Ten
 
 def _norm(r: torch.Tensor) -> float:
     return math.sqrt(_project(r[None], r).item())
-
-
-def _combine_into(out: torch.Tensor, Vm: torch.Tensor, y: torch.Tensor,
-                  block: int = _DOT_BLOCK) -> None:
-    """out = y Vm (one row combined from the basis rows, in Vm's dtype: each entry a sum of
-    len(y) terms), as one batched product over column blocks (``_as_blocks``) and a tail."""
-    y = y.to(Vm.dtype)
-    blocks, cols = _as_blocks(Vm, block)
-    torch.bmm(y.expand(len(blocks), 1, -1), blocks, out=out[:cols].view(len(blocks), 1, block))
-    torch.mv(Vm[:, cols:].T, y, out=out[cols:])
 
 
 class Workspace:

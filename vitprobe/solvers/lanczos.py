@@ -9,7 +9,6 @@ import torch
 from .base import SymmetricOperator, _order
 from .kernels import (
     Workspace,
-    _combine_into,
     _combine_rows_,
     _norm,
     _orthogonalise,
@@ -39,7 +38,7 @@ def _certify_by_products(H: SymmetricOperator, Ys: torch.Tensor, theta: np.ndarr
     res = np.empty(len(Ys))
     for i, y in enumerate(Ys):
         u = U[i if vectors else 0]
-        _combine_into(u, Vm, y)
+        _combine_rows_(Vm, y[None], out=u[None])
         u /= _norm(u)  # scaled before its product: the vector certified is the one returned
         H.matvec(u if x is None else x.copy_(u), out=hu)
         res[i] = _norm(hu.sub_(u, alpha=float(theta[i]))) / _norm(u)
