@@ -34,7 +34,7 @@ lint: setup
 
 # the API reference, built from the docstrings (pdoc) into docs/api/ (not committed)
 docs: setup
-	$(VPY) -m pdoc -o docs/api vitprobe models studies
+	$(VPY) -m pdoc -o docs/api vitprobe
 
 # ours vs the peers; each writes benchmarks/results/*.json, rendered to benchmarks/RESULTS.md
 bench: setup

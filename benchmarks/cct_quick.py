@@ -22,8 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.common import Headline, add_device, record
-from studies import cache
 from vitprobe import results
+from vitprobe.studies import cache, runspec
 from vitprobe.train import TrainConfig, fit
 
 HEADLINES = (Headline("cct_quick", "cct-2-3x2's Fashion-MNIST test accuracy after a 10-minute "
@@ -31,11 +31,11 @@ HEADLINES = (Headline("cct_quick", "cct-2-3x2's Fashion-MNIST test accuracy afte
                       at_least=True, unit=" %"),)
 
 
-def calibrate(spec: cache.RunSpec, recipe) -> float:
+def calibrate(spec: runspec.RunSpec, recipe) -> float:
     """Training images/s of ``spec``'s model under ``recipe`` (2 % of the data, no test)."""
     probe = replace(spec, data_fraction=0.02)
-    train_loader, _ = cache.loaders(probe)
-    model = cache.build(probe)
+    train_loader, _ = runspec.loaders(probe)
+    model = runspec.build(probe)
     t = time.perf_counter()
     fit(model, train_loader, None, TrainConfig(replace(recipe, epochs=1), progress=False,
                                                device=spec.device))
@@ -64,17 +64,17 @@ def main() -> None:
     p.add_argument("--out", default="results/cct_quick")
     add_device(p)
     a = p.parse_args()
-    spec = cache.RunSpec(model=a.model, seed=a.seed, runs_dir=a.runs_dir, device=str(a.device))
+    spec = runspec.RunSpec(model=a.model, seed=a.seed, runs_dir=a.runs_dir, device=str(a.device))
     run_dir = spec.run_dir.with_name(f"{spec.run_name}-{a.minutes:g}min")
     plan_path = run_dir / "config.json"
     recipe = spec.recipe()
-    config = cache.run_config(spec)
+    config = runspec.run_config(spec)
     try:  # a run made with another recipe or an unseeded initialisation is not resumed
         cache._check_cached_recipe(run_dir, config)
     except ValueError as e:
         print(f"cct_quick: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    train_loader, test_loader = cache.loaders(spec)
+    train_loader, test_loader = runspec.loaders(spec)
     if plan_path.is_file():  # a resumed run keeps the plan it started with
         plan = results.load_json(plan_path)["results"]
     else:
@@ -86,7 +86,7 @@ def main() -> None:
     print(f"{a.model}: calibrated {plan['images_per_s']:.0f} images/s -> {plan['epochs']} "
           f"epochs of the quick recipe in {a.minutes:g} min", flush=True)
     recipe = replace(recipe, epochs=plan["epochs"])
-    model = cache.build(spec)
+    model = runspec.build(spec)
     metrics = fit(model, train_loader, test_loader,
                   TrainConfig(recipe, seed=a.seed, device=spec.device), run_dir)
     minutes = sum(m["epoch_seconds"] for m in metrics) / 60

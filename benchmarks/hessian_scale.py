@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import Headline, add_device, record
-from studies.cache import RunSpec, build, trained_model
-from studies.protocols import spectrum_loader
 from vitprobe import hessian, solvers, stats
+from vitprobe.studies.cache import trained_model
+from vitprobe.studies.protocols import spectrum_loader
+from vitprobe.studies.runspec import RunSpec, build
 
 
 class TimedOperator:

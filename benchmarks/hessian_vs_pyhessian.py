@@ -20,10 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import Headline, add_device, interleaved, record, synchronizer
-from studies.cache import RunSpec, trained_model
-from studies.protocols import spectrum_loader
 from vitprobe import hessian
 from vitprobe.features import explicit_attention
+from vitprobe.studies.cache import trained_model
+from vitprobe.studies.protocols import spectrum_loader
+from vitprobe.studies.runspec import RunSpec
 
 # ruff: noqa: B023  (closures are timed inside the loop iteration that defines them)
 

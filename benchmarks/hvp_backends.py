@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from vitprobe.models import create_model
 
 from benchmarks.common import Headline, add_device, interleaved, record
 from vitprobe import hessian
+from vitprobe.models import create_model
 
 # ruff: noqa: B023  (closures are timed inside the loop iteration that defines them)
 

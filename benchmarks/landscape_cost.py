@@ -17,11 +17,11 @@ import time
 
 import torch
 import torch.nn.functional as F
-from vitprobe.models import create_model, family
 
 from benchmarks.common import Headline, add_device, record, synchronizer
 from vitprobe import data as vdata
 from vitprobe import landscape
+from vitprobe.models import create_model, family
 
 HEADLINES = (Headline("landscape_cost", "a loss surface's time / its lower bound (steps² "
                       "no-grad forwards over the same images), worst of the models",

@@ -18,10 +18,10 @@ from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
-from vitprobe.models import create_model
 
 from benchmarks.common import Headline, add_device, interleaved, record
 from vitprobe.features import explicit_attention
+from vitprobe.models import create_model
 from vitprobe.train import TrainConfig, autocast, autocast_dtype, fused_attention
 
 HEADLINES = (Headline("train_throughput", "training images/s, ours / the peer's same "

@@ -14,9 +14,9 @@ import time
 
 import torch
 import torch.nn.functional as F
-from vitprobe.models import create_model
 
 from vitprobe import hessian
+from vitprobe.models import create_model
 
 
 def main(argv: list[str] | None = None) -> None:

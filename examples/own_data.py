@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
 from vitprobe.studies.fourier import FourierConfig
 from vitprobe.studies.fourier import run as fourier_run
 from vitprobe.studies.train import TrainStudyConfig

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from vitprobe.models import create_model
 
 from vitprobe import attention
+from vitprobe.models import create_model
 
 
 def test_rollout_equals_a_hand_computation_on_a_two_layer_two_head_toy():

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from studies import cache
-from studies.cache import RunSpec
 from vitprobe import results
+from vitprobe.studies import cache
+from vitprobe.studies.runspec import RunSpec
 
 
 def spec(tmp_path, **kw):

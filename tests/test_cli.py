@@ -67,7 +67,7 @@ def test_out_and_runs_dir_must_be_writable_folders(tmp_path):
 
 
 def test_pool_choices_are_the_vit_pools_and_several_expand_the_model_list():
-    from studies.config import StudyConfig
+    from vitprobe.studies.config import StudyConfig
 
     def names(*argv):
         return StudyConfig.parse(list(argv)).model_names()
@@ -79,7 +79,7 @@ def test_pool_choices_are_the_vit_pools_and_several_expand_the_model_list():
 
 
 def test_model_args_parse_python_literals():
-    from studies.cli import parse_model_args
+    from vitprobe.studies.cli import parse_model_args
 
     assert parse_model_args("depth=6,msa=(0, 1, 1, 1),pool=gap") == {
         "depth": 6, "msa": (0, 1, 1, 1), "pool": "gap"}
@@ -210,7 +210,7 @@ def test_vitprobe_console_command_lists_and_runs_the_studies(tmp_path):
     r = subprocess.run([str(exe), "models"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and {"vit-ti", "resnet-18", "alternet-18"} <= set(r.stdout.split())
     # the list is read from the studies' files: no torch start-up behind --help
-    code = ("import sys; from studies import command; text = command.usage(); "
+    code = ("import sys; from vitprobe.studies import command; text = command.usage(); "
             "assert 'torch' not in sys.modules, 'torch imported'; "
             "assert 'loss = NLL + l2.' in ' '.join(text.split())")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -227,7 +227,7 @@ def test_help_shows_the_whole_description_every_default_and_the_run_time():
         assert default in out, default
     assert "run time on a 2-core CPU: --preset smoke" in out
     for internal in ("cache", "probes", "findings", "cli", "presets", "protocols"):
-        r = run(f"studies.{internal}", "--help")
+        r = run(f"vitprobe.studies.{internal}", "--help")
         assert r.returncode == 1 and "is a library module, not a command" in r.stderr
 
 
@@ -255,7 +255,7 @@ def test_tensorboard_event_files_for_training_and_the_study(tmp_path):
 def test_logging_goes_through_tqdm_and_an_epoch_line_is_readable(capsys, tmp_path):
     import logging
 
-    from studies import cli
+    from vitprobe.studies import cli
 
     cli.setup_logging()
     assert isinstance(logging.getLogger().handlers[0], cli.TqdmHandler)
@@ -273,8 +273,7 @@ def test_a_bad_second_model_name_is_refused_before_the_first_is_trained(tmp_path
 
 def test_figure_titles_name_the_default_pooling_of_token_models():
     from vitprobe.models import create_model
-
-    from studies.cache import with_pooling
+    from vitprobe.studies.labels import with_pooling
 
     vit = create_model("vit-ti", num_classes=4, in_chans=1, img_size=28, patch_size=7, depth=1)
     cnn = create_model("resnet-18", num_classes=4, in_chans=1, img_size=28)
@@ -321,12 +320,12 @@ def test_study_help_is_generated_once_then_read_without_starting_torch(tmp_path)
     import time
 
     env = {**os.environ, "VITPROBE_CACHE": str(tmp_path)}
-    first = subprocess.run([sys.executable, "-m", "studies.command", "hessian", "--help"],
+    first = subprocess.run([sys.executable, "-m", "vitprobe.studies.command", "hessian", "--help"],
                            capture_output=True, text=True, timeout=300, env=env)
     direct = run("studies.hessian", "--help")
     assert first.returncode == 0 and first.stdout == direct.stdout
     assert first.stdout.startswith("usage: vitprobe hessian")
-    code = ("import sys, time; t = time.perf_counter(); from studies import command; "
+    code = ("import sys, time; t = time.perf_counter(); from vitprobe.studies import command; "
             "text = command.study_help('hessian'); "
             "assert 'torch' not in sys.modules, 'torch imported'; "
             "print(round(time.perf_counter() - t, 3)); sys.stdout.write(text)")

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from studies import reproduce
-from studies.config import StudyConfig
-from studies.hessian import HessianConfig, HessianResult
-from studies.subsets import SubsetsConfig, SubsetsResult
 from vitprobe.spectra import Spectrum
+from vitprobe.studies import reproduce
+from vitprobe.studies.config import StudyConfig
+from vitprobe.studies.hessian import HessianConfig, HessianResult
+from vitprobe.studies.subsets import SubsetsConfig, SubsetsResult
 
 # every study the CLI runs, with its config type
 CONFIGS = [kind for kind, _ in reproduce.STUDIES.values()] + [reproduce.ReproduceConfig]
@@ -68,7 +68,7 @@ def test_the_api_refuses_what_the_cli_refuses(kind, changes, needle, tmp_path):
 
 
 def test_pooling_refuses_one_pool_and_names_its_own_option():
-    from studies.pooling import PoolingConfig
+    from vitprobe.studies.pooling import PoolingConfig
 
     with pytest.raises(ValueError, match="use --pools, e.g. --pools cls,gap"):
         PoolingConfig(pool="gap")
@@ -101,10 +101,10 @@ def test_a_result_reads_the_same_fresh_from_run_and_loaded_from_its_file(tmp_pat
     """A study's record holds the probe's own objects (FourierTap dataclasses) and smoke-marked
     labels; the typed accessors read them as the saved file gives them."""
     import torch
-    from vitprobe.models import create_model
 
-    from studies.fourier import FourierResult
     from vitprobe import fourier
+    from vitprobe.models import create_model
+    from vitprobe.studies.fourier import FourierResult
 
     torch.manual_seed(0)
     model = create_model("vit-ti", num_classes=4, in_chans=1, img_size=28, patch_size=7,
@@ -121,10 +121,10 @@ def test_a_result_reads_the_same_fresh_from_run_and_loaded_from_its_file(tmp_pat
 
 def test_an_option_a_study_cannot_use_is_refused_not_ignored(tmp_path):
     """Each case once silently did nothing (or loaded one checkpoint into every model)."""
-    from studies.alternet import AlterNetConfig
-    from studies.landscape import LandscapeConfig
-    from studies.pooling import PoolingConfig
-    from studies.zoo import ZooConfig
+    from vitprobe.studies.alternet import AlterNetConfig
+    from vitprobe.studies.landscape import LandscapeConfig
+    from vitprobe.studies.pooling import PoolingConfig
+    from vitprobe.studies.zoo import ZooConfig
 
     ckpt = tmp_path / "w.safetensors"
     ckpt.write_bytes(b"x")

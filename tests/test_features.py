@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from vitprobe.models import create_model
 
 from vitprobe import features, fourier, variance
+from vitprobe.models import create_model
 
 
 @pytest.mark.parametrize("H", [14, 8, 7])

@@ -68,9 +68,8 @@ def inspect_before_saving(monkeypatch):
 
 
 def _taps(kind_value):
-    from vitprobe.models import create_model
-
     from vitprobe import fourier, variance
+    from vitprobe.models import create_model
 
     torch.manual_seed(0)
     model = create_model("vit-ti", num_classes=4, in_chans=1, img_size=28, patch_size=7,
@@ -142,7 +141,7 @@ def test_landscape_and_trajectory_figures(tmp_path):
 
 
 def test_study_figures(tmp_path):
-    from studies import alternet, subsets
+    from vitprobe.studies import alternet, subsets
 
     rows = [{"model": m, "fraction": f, "train_nll": 0.3 / f ** 0.2, "test_acc": 0.9 - 0.1 / f}
             for m in ("vit-ti (cls)", "resnet-18") for f in (0.02, 0.06, 0.25, 1.0)]

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from studies import findings, presets
-from studies.cache import equal_steps_recipe
 from vitprobe import fourier, summary
+from vitprobe.studies import findings, presets
+from vitprobe.studies.runspec import equal_steps_recipe
 
 KINDS = ["embed", "msa", "mlp", "msa", "mlp", "subsample", "conv"]
 
@@ -176,7 +176,7 @@ def test_a_run_stopped_part_way_lists_its_unmeasured_findings(tmp_path):
     assert [r.id for r in rows] == [f"F{i}" for i in range(1, 11)]
     assert all(r.verdict == findings.NOT_MEASURED and "missing" in r.note for r in rows)
     assert "hessian" in rows[0].note and "fourier" in rows[5].note
-    from studies import reproduce
+    from vitprobe.studies import reproduce
 
     figs = tmp_path / "figs"
     assert reproduce.main(["--preset", "quick", "--out", str(tmp_path / "out"),
@@ -200,8 +200,8 @@ def test_markdown_table_escapes_pipes_and_checks_row_lengths():
 def test_the_token_grid_side_is_read_from_the_frequencies_a_tap_resolves(tmp_path):
     """7 and 14 points both end at 6/7·π on the diagonal; the count of frequencies tells
     them apart (ceil(n/2) of them)."""
-    from studies.fourier import FourierResult
     from vitprobe import fourier as vf
+    from vitprobe.studies.fourier import FourierResult
 
     for n in (7, 14, 16):
         taps = [{"kind": "embed", "frequencies": [0.0]},
@@ -213,8 +213,8 @@ def test_the_token_grid_side_is_read_from_the_frequencies_a_tap_resolves(tmp_pat
 def test_the_seed_figures_draw_each_seeds_own_numbers(tmp_path):
     """Two seeds' result files written by hand: the depth, robustness and data-fraction
     figures draw one line per seed with that seed's mean over images, and save a PNG."""
-    from studies import seedplots
     from vitprobe import results
+    from vitprobe.studies import seedplots
 
     c = findings.Context(tmp_path, (0, 1), "small")
     vit, res, alt = c.roster["vit"], c.roster["resnet"], c.roster["alternet"]

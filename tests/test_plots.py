@@ -61,8 +61,8 @@ def test_a_full_disk_leaves_no_partial_figure_or_result_and_one_line_exit_2(tmp_
     import errno
     import os
 
-    from studies import cli
     from vitprobe import results
+    from vitprobe.studies import cli
 
     fig, _ = plots.plt.subplots()
     first = plots.save(fig, tmp_path / "f")

@@ -47,11 +47,12 @@ def test_the_api_reference_builds_from_the_docstrings(tmp_path):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "pdoc", "-o", str(tmp_path), "vitprobe", "models",
-                        "studies"], capture_output=True, text=True, timeout=600,
+    r = subprocess.run([sys.executable, "-m", "pdoc", "-o", str(tmp_path), "vitprobe"],
+                       capture_output=True, text=True, timeout=600,
                        cwd=README.parent)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Warn" not in r.stderr, r.stderr[-2000:]
     for page in ("vitprobe/hessian.html", "vitprobe/solvers.html", "vitprobe/train.html",
-                 "studies/config.html", "studies/hessian.html", "models.html"):
+                 "vitprobe/studies/config.html", "vitprobe/studies/hessian.html",
+                 "vitprobe/models.html"):
         assert (tmp_path / page).is_file(), page

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from studies import alternet, findings, reproduce, seedplots
+from vitprobe.studies import alternet, findings, reproduce, seedplots
 
 
 def test_alternet_search_visits_the_papers_order_and_stops_when_accuracy_stops_improving():
@@ -91,12 +91,12 @@ def test_reproduce_smoke_end_to_end_and_a_rerun_reuses_the_cache(tmp_path, monke
     assert grids["vit-ti/loss"].shape == (3, 3) and grids["vit-ti/alpha"].shape == (3,)
 
     # a rerun trains nothing: one study is redone from the cache, the others are skipped
-    import studies.cache
+    import vitprobe.studies.cache
 
     def no_training(*a, **k):
         raise AssertionError("a rerun must not train")
 
-    monkeypatch.setattr(studies.cache, "fit", no_training)
+    monkeypatch.setattr(vitprobe.studies.cache, "fit", no_training)
     (out / "fourier-s0" / "done.json").unlink()
     before = (out / "hessian-s0" / "hessian.json").stat().st_mtime_ns
     assert reproduce.main(argv) == 0
@@ -121,7 +121,7 @@ def test_reproduce_rejects_an_unknown_preset(capsys):
 
 
 def test_plan_runs_every_study_behind_a_finding_once_per_seed():
-    from studies.reproduce import PER_SEED, SEEDS, plan
+    from vitprobe.studies.reproduce import PER_SEED, SEEDS, plan
 
     assert len(SEEDS["small"]) >= 3 and SEEDS["smoke"] == (0,)
     for preset in ("smoke", "quick", "small", "paper"):
@@ -145,7 +145,7 @@ def test_plan_runs_every_study_behind_a_finding_once_per_seed():
 def test_seeds_parse_as_lists_and_ranges():
     import argparse
 
-    from studies.reproduce import parse_seeds
+    from vitprobe.studies.reproduce import parse_seeds
 
     assert parse_seeds("0,1,2") == (0, 1, 2) and parse_seeds("0-4") == (0, 1, 2, 3, 4)
     assert parse_seeds("3,1,3") == (3, 1)
@@ -157,8 +157,8 @@ def test_seeds_parse_as_lists_and_ranges():
 def test_a_search_candidate_is_the_run_that_model_args_msa_names():
     from dataclasses import replace
 
-    from studies.cache import RunSpec
-    from studies.config import StudyConfig
+    from vitprobe.studies.config import StudyConfig
+    from vitprobe.studies.runspec import RunSpec
 
     base = RunSpec.from_config(StudyConfig.parse(["--model-args", "heads=(1,1,1,1)"]),
                              "alternet-18", "cpu")

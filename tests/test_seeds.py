@@ -3,10 +3,10 @@ them — the training run, the spectra's mini-batches, the probe images and the 
 
 import torch
 
-from studies.cache import RunSpec
-from studies.probes import probe_indices
-from studies.protocols import spectrum_loader
 from vitprobe import fourier
+from vitprobe.studies.probes import probe_indices
+from vitprobe.studies.protocols import spectrum_loader
+from vitprobe.studies.runspec import RunSpec
 
 
 def _spec(seed: int) -> RunSpec:

@@ -410,9 +410,9 @@ def test_a_timed_workspace_records_the_seconds_of_each_section(method):
 def test_one_default_tol_for_the_api_the_solvers_and_the_cli():
     import inspect
 
-    from studies.hessian import HessianConfig
     from vitprobe import hessian, spectra
     from vitprobe.solvers import DEFAULT_TOL, eigsh
+    from vitprobe.studies.hessian import HessianConfig
 
     defaults = {inspect.signature(f).parameters["tol"].default
                 for f in (eigsh, hessian.top_eigenvalues, spectra.spectrum)}

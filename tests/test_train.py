@@ -197,7 +197,6 @@ def test_distillation_losses_equal_a_hand_computation():
 
 def test_distillation_training_lowers_both_losses():
     from vitprobe.models import create_model
-
     from vitprobe.train import Distillation, distillation_loss
 
     torch.manual_seed(0)
@@ -249,7 +248,7 @@ def test_cpu_training_uses_explicit_attention_with_the_same_result_and_restores_
 
 
 def test_a_specs_initial_weights_depend_on_its_seed_alone():
-    from studies.cache import RunSpec, build
+    from vitprobe.studies.runspec import RunSpec, build
 
     spec = RunSpec(model="vit-ti", data="synthetic", preset="smoke", seed=3)
     a = build(spec).state_dict()
@@ -266,7 +265,8 @@ def test_a_specs_initial_weights_depend_on_its_seed_alone():
 def test_a_cached_run_of_another_recipe_init_or_training_code_is_refused(tmp_path):
     from dataclasses import replace
 
-    from studies.cache import RunSpec, _check_cached_recipe, architecture, build, run_config
+    from vitprobe.studies.cache import _check_cached_recipe
+    from vitprobe.studies.runspec import RunSpec, architecture, build, run_config
 
     spec = RunSpec(model="vit-ti", data="synthetic", preset="smoke", runs_dir=str(tmp_path))
     config = run_config(spec)
@@ -295,8 +295,8 @@ def test_a_cached_run_of_another_recipe_init_or_training_code_is_refused(tmp_pat
 def test_the_recipe_names_the_precision_whatever_the_cpu(monkeypatch):
     """The same preset trains in the same precision on any CPU: no timing, no CPU flag
     decides it (a CPU reporting AMX bf16 still trains a float32 recipe in float32)."""
-    from studies import presets
     from vitprobe import train
+    from vitprobe.studies import presets
     from vitprobe.train import precision
 
     cpu = torch.device("cpu")
@@ -406,8 +406,8 @@ def test_progressive_stages_by_step():
 
 
 def test_progressive_sizes_snap_to_the_patch_and_the_quick_vit_recipe_uses_them():
-    from studies.cache import RunSpec
-    from studies.presets import snap_progressive
+    from vitprobe.studies.presets import snap_progressive
+    from vitprobe.studies.runspec import RunSpec
 
     r = Recipe(epochs=2, batch_size=32, lr=1e-3, progressive=((0.5, 13), (1.0, 20), (1.5, 30)))
     assert snap_progressive(r, 28, 7).progressive == ((0.5, 14), (1.0, 21))  # 28: dropped
@@ -493,7 +493,8 @@ def test_a_cached_run_on_other_training_data_is_refused(tmp_path):
 
     import numpy as np
 
-    from studies.cache import RunSpec, _check_cached_recipe, run_config
+    from vitprobe.studies.cache import _check_cached_recipe
+    from vitprobe.studies.runspec import RunSpec, run_config
 
     def write_idx(path, array):
         header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + \
@@ -521,10 +522,11 @@ def test_a_training_that_fails_before_any_checkpoint_leaves_no_run_folder(tmp_pa
                                                                            monkeypatch):
     """A failure before the first checkpoint (here: the first step) removes the run folder
     it made; one that fails later keeps it for the rerun to resume."""
-    import studies.cache as cache
+    import vitprobe.studies.cache as cache
+    from vitprobe.studies.runspec import RunSpec
 
-    spec = cache.RunSpec(model="vit-ti", data="synthetic", preset="smoke",
-                         runs_dir=str(tmp_path), progress=False)
+    spec = RunSpec(model="vit-ti", data="synthetic", preset="smoke", runs_dir=str(tmp_path),
+                   progress=False)
 
     def broken_fit(model, train, test, config, run_dir, criterion=None):
         raise KeyboardInterrupt
@@ -596,7 +598,8 @@ def test_the_resumable_state_names_its_kind_and_version(tmp_path):
 
 def test_a_timm_model_at_the_smoke_preset_is_trained_with_a_warning(tmp_path, caplog):
     """Smoke shrinks our registry's models only: a timm model keeps its size, and says so."""
-    from studies.cache import RunSpec, trained_model
+    from vitprobe.studies.cache import trained_model
+    from vitprobe.studies.runspec import RunSpec
 
     spec = RunSpec(model="timm:test_resnet", data="synthetic", preset="smoke",
                    runs_dir=str(tmp_path), progress=False)

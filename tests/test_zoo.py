@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import fd_hvp
-from vitprobe.models import create_model
 
-from studies.cache import load_checkpoint
 from vitprobe import attention, features, hessian, results
+from vitprobe.models import create_model
+from vitprobe.studies.cache import load_checkpoint
 
 SMALL = {
     "deit-ti-distilled": dict(depth=1, embed_dim=24, heads=2, patch_size=7),

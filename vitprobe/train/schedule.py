@@ -8,7 +8,7 @@ from torch import nn
 from .recipe import Recipe
 
 # how ``fit`` schedules the learning rate; runs cached under another schedule are not reused
-# (``studies.cache.run_config`` records it, with ``data.CROP_FLIP``)
+# (``studies.runspec.run_config`` records it, with ``data.CROP_FLIP``)
 SCHEDULE = "timm CosineLRScheduler per step, warmup_prefix, warmup_lr_init=Recipe.warmup_lr"
 
 

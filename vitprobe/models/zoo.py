@@ -54,17 +54,3 @@ def swin(num_classes, in_chans, img_size, patch_size=1, window=4, embed_dim=96,
                            num_classes=num_classes, embed_dim=embed_dim, depths=tuple(depths),
                            num_heads=tuple(heads), window_size=window,
                            drop_path_rate=drop_path_rate)
-
-
-CONFIGS = {
-    "deit-ti-distilled": (deit, {}, ("patch_size", "embed_dim", "depth", "heads",
-                                     "drop_path_rate")),
-    "cait-xxs24": (cait, {"depth": 24}, ("patch_size", "embed_dim", "depth", "heads",
-                                         "init_values", "drop_path_rate")),
-    "cait-xxs12": (cait, {"depth": 12}, ("patch_size", "embed_dim", "depth", "heads",
-                                         "init_values", "drop_path_rate")),
-    "pit-ti": (pit, {}, ("patch_size", "stride", "drop_path_rate", "base_dims", "depth",
-                         "heads")),
-    "swin-ti": (swin, {}, ("patch_size", "window", "embed_dim", "depths", "heads",
-                           "drop_path_rate")),
-}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import named_pooling
 from .fourier import FourierResult
+from .labels import named_pooling
 from .robustness import RobustnessResult
 from .subsets import SubsetsResult
 from .variance import VarianceResult

@@ -22,10 +22,11 @@ from vitprobe.spectra import ape, nep
 
 from . import presets, seedplots
 from .alternet import AlterNetResult
-from .cache import RunSpec, run_metrics
+from .cache import run_metrics
 from .fourier import FourierResult
 from .hessian import HessianResult
 from .robustness import RobustnessResult
+from .runspec import RunSpec
 from .subsets import SubsetsResult
 from .variance import VarianceResult
 

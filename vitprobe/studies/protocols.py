@@ -16,7 +16,7 @@ from vitprobe import data as vdata
 from vitprobe import landscape, spectra
 from vitprobe.hessian import OperatorSpec
 
-from .cache import RunSpec
+from .runspec import RunSpec
 
 
 def spectrum_loader(spec: RunSpec, batch_size: int, clean: bool) -> vdata.Loader:

@@ -12,8 +12,10 @@ import torch
 from vitprobe import data as vdata
 
 from . import cli
-from .cache import RunSpec, build, check_token_grid, trained_model, with_pooling
+from .cache import trained_model
 from .config import FeatureConfig, StudyResult
+from .labels import with_pooling
+from .runspec import RunSpec, build, check_token_grid
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from vitprobe.models import CNN_FAMILIES, family
-
 from vitprobe.data import Augment
+from vitprobe.models import CNN_FAMILIES, family
 from vitprobe.train import Recipe
 
 PRESETS = ("smoke", "quick", "small", "paper")

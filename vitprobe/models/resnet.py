@@ -220,18 +220,12 @@ def resnet(layers: tuple[int, ...], block: type, in_chans: int, num_classes: int
                   preact=block in (PreActBasic, PreActBottleneck))
 
 
-# stage widths of the ``-mini`` members (a quarter of 64/128/256/512)
-MINI_WIDTHS = (16, 32, 64, 128)
+# the blocks a registry entry names (``vitprobe.models.registry``)
+BLOCKS = {"Basic": Basic, "Bottleneck": Bottleneck, "PreActBasic": PreActBasic,
+          "PreActBottleneck": PreActBottleneck}
 
-# the pre-activation blocks (He et al. 2016b): their networks form the preresnet family
-PRE_ACTIVATION = (PreActBasic, PreActBottleneck)
 
-CONFIGS = {
-    "resnet-18": dict(layers=(2, 2, 2, 2), block=Basic),
-    "resnet-50": dict(layers=(3, 4, 6, 3), block=Bottleneck),
-    "preresnet-18": dict(layers=(2, 2, 2, 2), block=PreActBasic),
-    "preresnet-50": dict(layers=(3, 4, 6, 3), block=PreActBottleneck),
-    # the ``small`` preset's members: the same blocks at a quarter of the widths (16-128)
-    "resnet-18-mini": dict(layers=(2, 2, 2, 2), block=Basic, widths=MINI_WIDTHS),
-    "preresnet-18-mini": dict(layers=(2, 2, 2, 2), block=PreActBasic, widths=MINI_WIDTHS),
-}
+def build(num_classes: int, in_chans: int, img_size: int, block: str, **kw) -> ResNet:
+    """The registry's builder: ``block`` by its name in ``BLOCKS``; ``img_size`` is not
+    needed (the head pools globally)."""
+    return resnet(block=BLOCKS[block], in_chans=in_chans, num_classes=num_classes, **kw)

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Callable
 
 import torch
-from vitprobe.models.vit import POOLS
+
+from vitprobe.models.registry import POOLS
 
 EXIT_USAGE = 2
 

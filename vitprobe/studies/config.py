@@ -224,7 +224,7 @@ class StudyResult:
         reads the same fresh from ``run`` and loaded from its file."""
         import json
 
-        from .cache import unmarked
+        from .labels import unmarked
 
         return unmarked(json.loads(results.to_json(self.record)))
 
@@ -238,7 +238,7 @@ class StudyResult:
     def load(cls: type[R], folder: str | Path) -> R:
         """The result a study saved into ``folder`` (labels without the smoke preset's
         mark, so readers find the same names at every preset)."""
-        from .cache import unmarked
+        from .labels import unmarked
 
         path = Path(folder) / cls.FILE
         raw = results.load_json(path)

@@ -20,8 +20,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from .layers import SeqPool, TokenModel
-
-POOLS = ("cls", "gap", "seqpool", "map")
+from .registry import POOLS
 
 
 class VisionTransformer(TokenModel):
@@ -118,11 +117,8 @@ class VisionTransformer(TokenModel):
         return self.head(x)
 
 
-CONFIGS = {
-    "vit-ti": dict(embed_dim=192, depth=12, heads=3),
-    "vit-s": dict(embed_dim=384, depth=12, heads=6),
-    "vit-b": dict(embed_dim=768, depth=12, heads=12),
-    # the ``small`` preset's ViT (about 0.67 M parameters at 28 px, patch 4): small enough to
-    # train to a plateau on a 2-core CPU, deep enough for MSA/MLP alternation along depth
-    "vit-mini": dict(embed_dim=96, depth=6, heads=3),
-}
+def build(num_classes: int, in_chans: int, img_size: int, **kw) -> VisionTransformer:
+    """The registry's builder: patch 2 on CIFAR-sized images (the paper's), 16 above."""
+    kw.setdefault("patch_size", 2 if img_size <= 32 else 16)
+    return VisionTransformer(img_size=img_size, in_chans=in_chans, num_classes=num_classes,
+                             **kw)

@@ -25,7 +25,7 @@ from timm.layers import DropPath
 from torch import nn
 
 from .layers import WindowAttention2d
-from .resnet import MINI_WIDTHS, PreActBasic, PreActBottleneck, ResNet, drop_path_schedule
+from .resnet import BLOCKS, PreActBottleneck, ResNet, drop_path_schedule
 
 HEADS = (3, 6, 12, 24)
 
@@ -78,12 +78,9 @@ def alternet(layers: tuple[int, ...], msa: tuple[int, ...], block: type, in_chan
     return ResNet(stages, in_chans, num_classes, stem_width=widths[0], preact=True)
 
 
-CONFIGS = {
-    "alternet-18": dict(layers=(2, 2, 2, 2), msa=(0, 1, 1, 1), block=PreActBasic),
-    "alternet-50": dict(layers=(3, 4, 6, 4), msa=(0, 1, 3, 2), block=PreActBottleneck),
-    # the ``small`` preset's member: preresnet-18-mini's widths, one head of dim 64 per MSA
-    # (two in the last stage, 128 wide)
-    "alternet-18-mini": dict(layers=(2, 2, 2, 2), msa=(0, 1, 1, 1), block=PreActBasic,
-                             widths=MINI_WIDTHS, heads=(1, 1, 1, 2)),
-}
-__all__ = ["MSABlock", "alternet", "CONFIGS", "PreActBottleneck"]
+def build(num_classes: int, in_chans: int, img_size: int, block: str, **kw) -> ResNet:
+    """The registry's builder: ``block`` by its name in ``resnet.BLOCKS``."""
+    return alternet(block=BLOCKS[block], in_chans=in_chans, num_classes=num_classes, **kw)
+
+
+__all__ = ["MSABlock", "alternet", "build", "PreActBottleneck"]

@@ -105,10 +105,7 @@ class CompactTransformer(TokenModel):
         return self.head(x[:, 0] if self.pool == "cls" else self.attn_pool(x))
 
 
-CONFIGS = {
-    "cct-2-3x2": dict(layers=2, kernel=3, convs=2),
-    "cct-7-3x1": dict(layers=7, kernel=3, convs=1),
-    "cct-7-3x2": dict(layers=7, kernel=3, convs=2),
-    "cvt-7-4": dict(layers=7, kernel=4, tokenizer="patch"),
-    "vit-lite-7-4": dict(layers=7, kernel=4, tokenizer="patch", pool="cls"),
-}
+def build(num_classes: int, in_chans: int, img_size: int, **kw) -> CompactTransformer:
+    """The registry's builder (the variants' settings: ``vitprobe.models.registry``)."""
+    return CompactTransformer(img_size=img_size, in_chans=in_chans, num_classes=num_classes,
+                              **kw)

@@ -1,0 +1,1 @@
+"""Experiments: ``python -m studies.<name>``. Thin scripts: parse, call vitprobe, save, plot."""
