@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from benchmarks.common import Headline, add_device, interleaved, record, synchronizer
 from vitprobe import hessian
-from vitprobe.features import explicit_attention
+from vitprobe.modes import explicit_attention
 from vitprobe.studies.cache import trained_model
 from vitprobe.studies.protocols import spectrum_loader
 from vitprobe.studies.runspec import RunSpec

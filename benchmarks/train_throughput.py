@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import Headline, add_device, interleaved, record
-from vitprobe.features import explicit_attention
 from vitprobe.models import create_model
-from vitprobe.train import TrainConfig, autocast, autocast_dtype, fused_attention
+from vitprobe.modes import explicit_attention
+from vitprobe.train import TrainConfig, autocast, autocast_dtype
 
 HEADLINES = (Headline("train_throughput", "training images/s, ours / the peer's same "
                       "architecture (timm ViT, torchvision ResNet), worst of the two",
@@ -51,7 +51,7 @@ def train_steps(model, x, y, steps, amp: torch.dtype | None, policy: bool):
     device."""
     opt = torch.optim.AdamW(model.parameters(), 1e-4)
     model.train()
-    explicit = policy and not fused_attention(TrainConfig(recipe=None, device=x.device))
+    explicit = policy and not TrainConfig(recipe=None, device=x.device).attention_is_fused()
 
     def run():
         with explicit_attention(model) if explicit else nullcontext():

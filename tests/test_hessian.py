@@ -11,7 +11,7 @@ from conftest import batch, fd_hvp, tiny_vit
 from torch.func import functional_call
 
 from vitprobe import hessian, spectra
-from vitprobe.features import explicit_attention
+from vitprobe.modes import explicit_attention
 from vitprobe.solvers import kernels
 
 loss_fn = F.cross_entropy

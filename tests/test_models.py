@@ -4,8 +4,9 @@ parameter counts of the papers; pooling variants; clear errors for bad names/ove
 import pytest
 import torch
 
-from vitprobe.features import capture, explicit_attention, tap_points
+from vitprobe.features import capture, tap_points
 from vitprobe.models import create_model, list_models
+from vitprobe.modes import explicit_attention
 
 
 def n_params(m):

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .features import attention_modules, eval_mode, explicit_attention, grid_of
+from .features import attention_modules, grid_of
+from .modes import eval_mode, explicit_attention
 
 
 @torch.no_grad()

@@ -1,7 +1,7 @@
 """The adapter between probes and models: where a model's blocks are, what kind each is,
 how its tokens map to a 2-D grid, and the context managers that give a model back untouched
-(``eval_mode``, ``explicit_attention``, ``full_precision``, ``probe_mode``: flags restored
-even on error).
+(``full_precision``, ``probe_mode``, with ``modes.eval_mode`` and ``modes.explicit_attention``:
+flags restored even on error).
 
 Our models implement ``probe_taps()`` (a list of ``(name, kind, module, port)``); timm's
 ViT/DeiT/CaiT/ResNet/PiT/Swin and torchvision's ResNet are understood by inspection.
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from .modes import eval_mode, explicit_attention
 
 # "subsample": a block that changes the map's resolution (a stride-2 conv block, patch
 # merging), reported apart from ordinary conv blocks as the paper shades them (Figs. 8, 9)
@@ -41,46 +43,6 @@ class Tap:
     kind: str
     tensor: torch.Tensor
     depth: float = 0.0
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """``model.eval()`` for the duration; afterwards every module's own ``training`` flag is
-    as it was (a model in mixed modes comes back mixed), even on error."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
-@contextlib.contextmanager
-def explicit_attention(model: nn.Module) -> Iterator[list[nn.Module]]:
-    """Switch every attention module (timm's ``fused_attn`` flag, ours included) to the
-    explicit softmax path for the duration, and every other call of
-    ``scaled_dot_product_attention`` (torchvision's ``nn.MultiheadAttention``, a user's own
-    attention) to its math kernel; restore each flag and the kernel choice afterwards, even
-    on error.
-
-    The explicit path and the math kernel are twice differentiable (HVPs need that); the
-    fused flash and memory-efficient kernels are not, and expose no attention probabilities
-    (REFERENCE.md §5).
-    """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    switched = []
-    try:
-        for m in model.modules():
-            if isinstance(getattr(m, "fused_attn", None), bool):
-                switched.append((m, m.fused_attn))
-                m.fused_attn = False
-        with sdpa_kernel(SDPBackend.MATH):
-            yield [m for m, _ in switched]
-    finally:
-        for m, flag in switched:
-            m.fused_attn = flag
 
 
 def _fp32_flags() -> list[tuple[object, str]]:

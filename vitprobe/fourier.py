@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .features import capture, eval_mode
+from .features import capture
+from .modes import eval_mode
 
 
 def frequencies(size: int) -> np.ndarray:

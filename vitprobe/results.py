@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .fingerprint import CODE_PACKAGES, code_identity  # noqa: F401 -- results.code_identity
+from .identity import identities
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -114,6 +115,7 @@ def provenance() -> dict:
         "vitprobe": __version__,
         "git_commit": git_commit(),
         "code": code_identity(),
+        "identities": identities(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "timm": timm.__version__,

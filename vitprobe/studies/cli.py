@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import torch
 
+from vitprobe.identity import identities
 from vitprobe.models.registry import POOLS
 
 EXIT_USAGE = 2
@@ -282,9 +283,12 @@ def setup_logging(quiet: bool = False) -> None:
 
 
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Call ``main``; turn user errors into one line + exit code 2."""
+    """Call ``main``; turn user errors into one line + exit code 2. The code identities are
+    fixed first (``vitprobe.identity``): what this process computes is labelled with the code
+    it started with, whatever is edited while it runs."""
     from vitprobe.train import TrainingDiverged
 
+    identities()
     try:
         code = main(argv)
     except (ValueError, FileNotFoundError) as e:

@@ -15,7 +15,7 @@ from importlib import import_module
 
 # the runnable studies, in the order a newcomer meets them
 STUDIES = ("train", "hessian", "pooling", "landscape", "fourier", "variance", "robustness",
-           "attention", "alternet", "subsets", "zoo", "reproduce")
+           "attention", "alternet", "subsets", "zoo", "seeds", "reproduce")
 
 
 def summary(study: str) -> str:

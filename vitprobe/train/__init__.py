@@ -17,11 +17,11 @@ Every file is written atomically, so a kill at any moment leaves the last good s
 from .checkpoint import STATE_KIND, STATE_VERSION, Resume, resume_point
 from .distill import Distillation, distillation_loss
 from .loop import TrainingDiverged, evaluate, fit
-from .precision import PRECISIONS, autocast, autocast_dtype, fused_adamw, fused_attention
+from .precision import PRECISIONS, autocast, autocast_dtype, fused_adamw
 from .recipe import Recipe, TrainConfig
 from .schedule import SCHEDULE, lr_scheduler, param_groups, train_size
 
 __all__ = ["PRECISIONS", "SCHEDULE", "STATE_KIND", "STATE_VERSION", "Distillation", "Recipe",
            "Resume", "TrainConfig", "TrainingDiverged", "autocast", "autocast_dtype",
-           "distillation_loss", "evaluate", "fit", "fused_adamw", "fused_attention",
+           "distillation_loss", "evaluate", "fit", "fused_adamw",
            "lr_scheduler", "param_groups", "resume_point", "train_size"]

@@ -24,9 +24,9 @@ from .. import results
 from ..board import Board
 from ..data import Loader
 from ..distributed import all_sum, rank_and_world
-from ..features import eval_mode, explicit_attention
+from ..modes import eval_mode, explicit_attention
 from .checkpoint import resume_point, save_state, set_rng_state
-from .precision import DTYPES, autocast, autocast_dtype, dtype_name, fused_adamw, fused_attention
+from .precision import DTYPES, autocast, autocast_dtype, dtype_name, fused_adamw
 from .recipe import TrainConfig
 from .schedule import lr_scheduler, param_groups, train_size
 
@@ -87,7 +87,7 @@ def fit(model: nn.Module, train_loader: Loader, test_loader: Loader | None, conf
     """
     board = Board(config.tensorboard if rank_and_world()[0] == 0 else None)
     try:
-        with nullcontext() if fused_attention(config) else explicit_attention(model):
+        with nullcontext() if config.attention_is_fused() else explicit_attention(model):
             return _fit(model, train_loader, test_loader, config, run_dir, on_step, criterion,
                         board)
     finally:

@@ -4,14 +4,9 @@ with (fused AdamW, fused or explicit attention): device tuning kept out of the l
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from .recipe import TrainConfig
-
 
 # the precisions a recipe may train in: float32, or autocast to bf16 / fp16
 PRECISIONS = ("float32", "bfloat16", "float16")
@@ -59,13 +54,6 @@ DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 def dtype_name(dtype: torch.dtype | None) -> str:
     return "float32" if dtype is None else str(dtype).removeprefix("torch.")
-
-
-def fused_attention(config: TrainConfig) -> bool:
-    """Whether ``fit`` trains on fused SDPA (``config.fused_attention``; by device if None)."""
-    if config.fused_attention is not None:
-        return config.fused_attention
-    return torch.device(config.device).type == "cuda"
 
 
 def fused_adamw(model: nn.Module, device: torch.device) -> bool | None:

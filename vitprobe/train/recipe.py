@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
 from ..data import Augment
 from .precision import PRECISIONS
 
@@ -74,3 +76,9 @@ class TrainConfig:
     # of short epochs, each of which would otherwise evaluate the whole test set. The weights
     # are the same either way (evaluation draws no random numbers and updates nothing).
     evaluations: int | None = None
+
+    def attention_is_fused(self) -> bool:
+        """Whether ``fit`` trains on fused SDPA (``fused_attention``; by device if None)."""
+        if self.fused_attention is not None:
+            return self.fused_attention
+        return torch.device(self.device).type == "cuda"

@@ -1,0 +1,187 @@
+"""Train one seed of a preset: every model its findings need, two at a time on one thread
+each, each model's training record and weights written to the records folder as it ends.
+
+python -m studies.seeds --preset small --seed 0              # ~2.2 h on a 2-core CPU
+python -m studies.seeds --preset small --seed 1 --jobs 1     # one training at a time
+
+A model's record is ``<records>/<preset>/seed-<s>/<run name>/``: the run's ``config.json``
+(spec, recipe, architecture, data identity, provenance with the training identity of the
+process that trained it), its training curve ``metrics.jsonl`` (training NLL, test accuracy
+and NLL per epoch), the final weights ``model.safetensors``, the early checkpoint
+``early.safetensors`` (``EARLY_FRACTION`` of training; Park & Kim 2022 read the spectra "in
+the early phase of training" as well as at the end) and ``record.json`` (the files' SHA-256,
+training minutes, machine). A killed run loses only the models in flight: the checkpoint
+cache resumes them, and finished models are not trained again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from vitprobe import identity, results
+from vitprobe.data import DATASETS
+
+from . import cli, presets
+from .config import Config, device_option, option
+from .runspec import RunSpec
+
+log = logging.getLogger("studies.seeds")
+
+# the subset the paper trains ViT on besides the full set (Park & Kim 2022, Fig. 4: "6 %"),
+# for as many optimiser steps as the full set (Fig. 3: data size not confounded with length)
+SUBSET_FRACTION = 0.06
+# the early checkpoint kept with each model: the first epoch checkpoint at or after this
+# share of training (epoch 2 of 12 for vit-mini, 1 of 10 for the CNNs)
+EARLY_FRACTION = 0.1
+RECORD_FILES = ("config.json", "metrics.jsonl", "model.safetensors")
+
+
+def training_specs(preset: str, seed: int, **common) -> list[RunSpec]:
+    """Every model one seed of ``preset`` trains, longest first: the ViT with a class token
+    and with GAP, its 6 % subset, the ResNet and its subset, the pre-activation ResNet and
+    AlterNet (``presets.roster``)."""
+    ro = presets.roster(preset)
+
+    def spec(model: str, **kw) -> RunSpec:
+        return RunSpec(model=model, preset=preset, seed=seed, progress=False, **common, **kw)
+
+    subset = {"data_fraction": SUBSET_FRACTION, "equal_steps": True}
+    return [spec(ro["vit"]), spec(ro["vit"], pool="gap"), spec(ro["vit"], **subset),
+            spec(ro["alternet"]), spec(ro["resnet"]), spec(ro["resnet"], **subset),
+            spec(ro["preresnet"])]
+
+
+def early_epoch(num_epochs: int) -> int:
+    """The 1-based epoch whose checkpoint is the early one: ceil(EARLY_FRACTION · epochs)."""
+    return max(1, math.ceil(EARLY_FRACTION * num_epochs))
+
+
+def record_dir(records: Path, spec: RunSpec) -> Path:
+    return records / spec.preset / f"seed-{spec.seed}" / spec.run_name
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export(spec: RunSpec, records: Path, seconds: float) -> Path:
+    """Copy a finished run's record files into ``records`` (each atomically; record.json
+    last, so a folder with record.json is complete)."""
+    run = spec.run_dir
+    dest = record_dir(records, spec)
+    dest.mkdir(parents=True, exist_ok=True)
+    metrics = [line for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+    epochs = sorted((run / "epochs").glob("epoch-*.safetensors"))
+    early = run / "epochs" / f"epoch-{early_epoch(len(metrics)):03d}.safetensors"
+    if not early.is_file():
+        raise FileNotFoundError(f"{run} has no early checkpoint {early.name} "
+                                f"({len(epochs)} epoch checkpoints)")
+    copies = {name: run / name for name in RECORD_FILES} | {"early.safetensors": early}
+    for name, src in copies.items():
+        results.atomic_write_bytes(dest / name, src.read_bytes())
+    results.save_json(dest / "record.json", {
+        "spec": spec.run_name, "early_epoch": early_epoch(len(metrics)),
+        "epochs": len(metrics), "train_minutes": seconds / 60,
+        "sha256": {name: _sha256(dest / name) for name in copies},
+        "provenance": results.provenance()})
+    return dest
+
+
+def restore(spec: RunSpec, records: Path) -> bool:
+    """Put a committed record back into the checkpoint cache as a finished run (its config,
+    curve and final weights), so the studies probe the committed model without training it;
+    False when the record is not there."""
+    src = record_dir(records, spec)
+    if not (src / "record.json").is_file():
+        return False
+    run = spec.run_dir
+    if (run / "model.safetensors").is_file():
+        return True
+    run.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+        results.atomic_write_bytes(run / name, (src / name).read_bytes())
+    return True
+
+
+def _train_one(spec: RunSpec, records: str, threads: int) -> tuple[str, float]:
+    """One training in its own process (``threads`` intra-op threads), then its record."""
+    import torch
+
+    from .cache import trained_model
+
+    torch.set_num_threads(threads)
+    cli.setup_logging(quiet=True)
+    t = time.perf_counter()
+    trained_model(spec)
+    seconds = time.perf_counter() - t
+    return str(export(spec, Path(records), seconds)), seconds
+
+
+@dataclass(frozen=True)
+class SeedsConfig(Config):
+    STUDY: ClassVar[str] = "seeds"
+
+    preset: str = option("small", "the preset whose models one seed trains",
+                         choices=presets.PRESETS)
+    seed: int = option(0, "the training seed", check=cli.non_negative_int)
+    jobs: int = option(2, "trainings at once, one thread each (1: one at a time, all "
+                          "threads)", check=cli.at_least(1))
+    data: str = option("fashion-mnist", "data set", choices=DATASETS)
+    data_dir: str | None = option(None, "folder holding the data set's files (default: the "
+                                        "system's Fashion-MNIST)", check=cli.existing_dir,
+                                  path=True)
+    runs_dir: str = option("runs", "the checkpoint cache", check=cli.writable_dir, path=True)
+    records: str = option("figures/records", "where each model's record and weights go",
+                          check=cli.writable_dir, path=True)
+    device: str | None = device_option()
+    quiet: bool = option(False, "no progress lines")
+
+
+def run(config: SeedsConfig) -> list[Path]:
+    """Train every model of the seed whose record is missing, ``jobs`` at a time."""
+    device = cli.resolve_device(config.device)
+    specs = training_specs(config.preset, config.seed, data=config.data,
+                           data_dir=config.data_dir, runs_dir=config.runs_dir, device=device)
+    records = Path(config.records)
+    todo = [s for s in specs if not (record_dir(records, s) / "record.json").is_file()]
+    done = [record_dir(records, s) for s in specs if s not in todo]
+    print(f"seed {config.seed} of --preset {config.preset}: {len(done)} of {len(specs)} "
+          f"models recorded; training {', '.join(s.run_name for s in todo) or 'nothing'}",
+          flush=True)
+    if not todo:
+        return done
+    os.environ[identity.INHERITED] = json.dumps(identity.identities())  # the workers' own
+    jobs = min(config.jobs, len(todo))
+    threads = 1 if jobs > 1 else max(1, os.cpu_count() or 1)
+    with multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=1) as pool:
+        pending = [pool.apply_async(_train_one, (s, str(records), threads)) for s in todo]
+        for spec, job in zip(todo, pending):
+            path, seconds = job.get()
+            print(f"recorded {spec.run_name} in {seconds / 60:.1f} min: {path}", flush=True)
+            done.append(Path(path))
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = SeedsConfig.parse(argv, __doc__)
+    cli.setup_logging(config.quiet)
+    run(config)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
+
