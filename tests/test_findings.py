@@ -138,21 +138,101 @@ def test_multi_part_findings_follow_holm():
     assert findings.decide([holds, _part([1.0, 1.1, 0.9], problems=["x"])]) == "not converged"
 
 
-def test_findings_json_records_carry_the_t_interval_of_their_per_seed_values():
+def test_findings_json_records_carry_the_seed_interval_of_their_per_seed_values():
+    """The interval is mean ± t(G−1)·max(between-seed SD, RMS within-seed SE)/√G: Student's
+    t interval when the seeds spread more than each measures, wider when they spread less."""
     from scipy import stats as sps
 
-    values = [0.31, 0.22, 0.27]
+    values = [0.31, 0.22, 0.27]  # SD 0.045 < the within-seed SE 0.1
     r = findings.finding("F1", [_part(values)]).to_dict()
-    lo, hi = sps.ttest_1samp(values, 0).confidence_interval(0.95)
+    half = sps.t.ppf(0.975, 2) * 0.1 / math.sqrt(3)  # 4.3027 · 0.1 / 1.732 = 0.2484
+    m = sum(values) / 3
     assert r["per_seed"] == values and r["seeds"] == [0, 1, 2]
-    assert r["interval"] == [pytest.approx(lo), pytest.approx(hi)]
+    assert r["interval"] == [pytest.approx(m - half), pytest.approx(m + half)]
     assert r["between_seed_sd"] == pytest.approx(np.std(values, ddof=1))
     assert r["within_seed_se"] == pytest.approx(0.1)
     assert r["verdict"] == "holds" and r["converged"] is True
+    spread = [0.9, 0.2, 0.5]  # SD 0.35 > 0.1: exactly scipy's t interval
+    lo, hi = sps.ttest_1samp(spread, 0).confidence_interval(0.95)
+    assert findings.finding("F1", [_part(spread)]).to_dict()["interval"] == \
+        [pytest.approx(lo), pytest.approx(hi)]
     multi = findings.finding("F8", [_part(values), _part([-1.0, -1.2, -0.9], "below")])
     d = multi.to_dict()
     assert d["per_seed"] is None and d["interval"] is None and len(d["parts"]) == 2
     assert d["parts"][1]["verdict"] == "holds" and d["verdict"] == "holds"
+
+
+def test_tied_per_seed_values_give_an_interval_as_wide_as_the_within_seed_error():
+    """NEP moves in steps of 1/150: three seeds can tie. Their SD is 0, the interval is not."""
+    from scipy import stats as sps
+
+    p = findings.Part("NEP", "above", (0, 1, 2), (0.02, 0.02, 0.02), (0.015, 0.01, 0.02))
+    rms = math.sqrt((0.015 ** 2 + 0.01 ** 2 + 0.02 ** 2) / 3)
+    half = sps.t.ppf(0.975, 2) * rms / math.sqrt(3)
+    assert p.interval.low == pytest.approx(0.02 - half) and p.interval.high > 0.02
+    assert p.verdict == "unresolved"  # 0.02 − 0.0388 < 0: the seeds' own error allows 0
+    assert 0 < p.p_contradicting < 1
+
+
+def test_two_seeds_never_give_a_verdict():
+    """No holds or contradicted from fewer than 3 seeds, however far from the boundary."""
+    for values in ([5.0, 5.1], [-5.0, -5.1], [7.0]):
+        p = _part(values)
+        assert p.verdict == "unresolved" and findings.decide([p]) == "unresolved"
+    assert _part([5.0, 5.1, 4.9]).verdict == "holds"
+    assert findings.decide([_part([-5.0, -5.1, -4.9])]) == "contradicted"
+
+
+def test_a_not_converged_finding_shows_the_verdict_it_would_have_had():
+    f = findings.finding("F1", [_part([5.0, 5.1, 4.9], problems=["resnet seed 1: ..."])])
+    assert f.verdict == "not converged"
+    assert f.to_dict()["verdict_if_converged"] == "holds"
+    assert "verdict if every model had converged: holds" in f.note
+    assert f.to_dict()["parts"][0]["verdict_if_converged"] == "holds"
+
+
+def test_the_convergence_rule_has_an_absolute_floor_for_near_zero_nlls():
+    def run(nll, acc):
+        return [{"train_loss": n, "test_acc": a} for n, a in zip(nll, acc)]
+
+    # a 6 % subset's training NLL: +7.1 % of itself, but 0.0024 nats: converged
+    assert findings.convergence_problem(run([0.05, 0.0336, 0.0360], [0.8, 0.85, 0.851])) is None
+    # 6 % and 0.006 nats: both over their bounds
+    moved = findings.convergence_problem(run([0.2, 0.100, 0.106], [0.8, 0.85, 0.851]))
+    assert "training NLL moved 6.0 % (0.1000 → 0.1060)" in moved
+    # exactly zero before: relative change undefined, the absolute floor decides
+    assert findings.convergence_problem(run([0.1, 0.0, 0.001], [0.8, 0.85, 0.851])) is None
+
+
+def test_f7s_chance_level_comes_from_the_number_of_classes(tmp_path):
+    """Accuracy 0.25 under high-frequency noise, 0.9 clean: within a quarter of the way from
+    chance at 10 classes (0.1 + 0.25·0.8 = 0.30), not at 100 (0.01 + 0.25·0.89 = 0.2325)."""
+    result = _robustness([1] * 20, [[1] * 20, [1] * 5 + [0] * 15], [0.2 * math.pi, 0.8 * math.pi])
+    result["clean_accuracy"] = 0.9
+    assert fourier.saturated(result, 10) and not fourier.saturated(result, 100)
+    assert findings.Context(tmp_path, (0,), "small", data="cifar100").num_classes == 100
+    assert findings.Context(tmp_path, (0,), "small").num_classes == 10
+
+
+def test_f6_reads_only_block_changes_on_maps_of_at_least_14x14():
+    """Taps embed, conv, conv, subsample, conv with sides 28, 28, 28, 14, 7: the conv changes
+    at taps 1 and 2 are read (28 → 28); the one at tap 4 (14 → 7) is not; the subsampling
+    change at tap 3 (28 → 14) is."""
+    kinds = ["embed", "conv", "conv", "subsample", "conv"]
+    values = np.array([0.0, 1.0, 3.0, 2.0, 10.0])  # changes +1, +2, −1, +8
+    sides = [28, 28, 28, 14, 7]
+    ok = [min(a, b) >= findings.MIN_FOURIER_MAP for a, b in zip(sides, sides[1:])]
+    assert summary.mean_change(values, kinds, "conv", eligible=ok) == pytest.approx(1.5)
+    assert summary.mean_change(values, kinds, "conv") == pytest.approx(11 / 3)
+    assert summary.mean_change(values, kinds, "subsample", eligible=ok) == pytest.approx(-1)
+    assert summary.group_changes(kinds, "conv", ok) == 2
+    assert summary.group_changes(["embed", "msa", "mlp"], "msa", [False, False]) == 0
+    unread = findings.Part("MSA", "below", (0, 1, 2), (math.nan,) * 3, (math.nan,) * 3,
+                           unmeasurable="vit-mini's msa blocks act on maps under 14×14")
+    assert unread.verdict == findings.NEEDS_LARGER_MAPS
+    assert findings.decide([_part([1.0, 1.1, 0.9]), unread]) == findings.NEEDS_LARGER_MAPS
+    assert findings.decide([_part([-5.0, -5.1, -4.9]), unread]) == "contradicted"
+    assert "not read" in unread.text() and unread.to_dict()["per_seed"] == [None] * 3
 
 
 def test_equal_steps_recipe_trains_a_fraction_for_the_full_sets_steps():

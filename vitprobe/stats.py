@@ -220,22 +220,59 @@ def bootstrap_se(statistic: Callable[..., float], *samples, paired: bool = False
 SEED_VERDICTS = ("holds", "contradicted", "unresolved", "not converged")
 
 
-def p_contradicting(values: Sequence[float], paper_side: str, boundary: float = 0.0) -> float:
-    """One-sided p-value of Student's t test (scipy.stats.ttest_1samp, G-1 degrees of freedom)
-    against the null "the mean lies on the paper's side of ``boundary`` (or on it)": small
-    when the seeds say the other side. With no spread between seeds: 0 when every value is on
-    the other side, else 1; with one seed: 1 (nothing to test)."""
+# no verdict (holds or contradicted) from fewer seeds than this: two seeds' spread is no
+# estimate of the spread between trainings
+MIN_SEEDS = 3
+
+
+def seed_scale(values: Sequence[float], within_se: Sequence[float] | None = None) -> float:
+    """The spread a mean over seeds is judged by: max(between-seed SD, root mean square of
+    the seeds' own standard errors). The floor keeps the interval from being narrower than
+    each seed's own measurement allows: seeds whose values tie (a share that moves in steps of
+    1/150, say) still leave that error."""
+    v = np.asarray(values, dtype=float)
+    sd = float(v.std(ddof=1)) if v.size > 1 else math.nan
+    se = np.asarray([] if within_se is None else within_se, dtype=float)
+    se = se[np.isfinite(se)]
+    rms = float(np.sqrt(np.mean(se ** 2))) if se.size else 0.0
+    return max(sd, rms) if math.isfinite(sd) else sd
+
+
+def seed_interval(values: Sequence[float], within_se: Sequence[float] | None = None,
+                  level: float = 0.95) -> Interval:
+    """The interval of a mean over G seeds: mean ± t_{(1+level)/2, G−1} · ``seed_scale`` / √G
+    (Student's t interval when the between-seed SD dominates); one seed: (-inf, inf)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    m = float(v.mean())
+    if v.size < 2:
+        return Interval(m, -math.inf, math.inf, level, "t", int(v.size))
+    half = stats.t.ppf((1 + level) / 2, v.size - 1) * seed_scale(v, within_se) / \
+        math.sqrt(v.size)
+    return Interval(m, m - half, m + half, level, "t", int(v.size))
+
+
+def p_contradicting(values: Sequence[float], paper_side: str, boundary: float = 0.0,
+                    within_se: Sequence[float] | None = None) -> float:
+    """One-sided p-value of a t test (G-1 degrees of freedom) against the null "the mean lies
+    on the paper's side of ``boundary`` (or on it)": small when the seeds say the other side.
+    Its scale is ``seed_scale`` (Student's t test, ``scipy.stats.ttest_1samp``, when the
+    between-seed SD dominates). With no spread at all: 0 when every value is on the other
+    side, else 1; with one seed: 1 (nothing to test)."""
     from scipy import stats
 
     _side(paper_side)
     v = np.asarray(values, dtype=float)
     if v.size < 2 or not np.all(np.isfinite(v)):
         return 1.0
-    other = "less" if paper_side == "above" else "greater"
-    if np.ptp(v) == 0:
-        wrong = v[0] < boundary if other == "less" else v[0] > boundary
+    scale = seed_scale(v, within_se)
+    if scale == 0:
+        wrong = v[0] < boundary if paper_side == "above" else v[0] > boundary
         return 0.0 if wrong else 1.0
-    return float(stats.ttest_1samp(v, boundary, alternative=other).pvalue)
+    tstat = (v.mean() - boundary) / (scale / math.sqrt(v.size))
+    cdf = stats.t.cdf(tstat, v.size - 1)
+    return float(cdf if paper_side == "above" else 1 - cdf)
 
 
 def holm(pvalues: Sequence[float], alpha: float = 0.05) -> list[bool]:
@@ -257,16 +294,27 @@ def _side(paper_side: str) -> None:
 
 
 def seed_verdict(values: Sequence[float], paper_side: str, boundary: float = 0.0,
-                 converged: bool = True, level: float = 0.95) -> str:
-    """The verdict over seeds: ``"holds"`` (``"contradicted"``) only when Student's t
-    interval of the mean of ``values`` (one per seed) lies wholly on the paper's (the other)
-    side of ``boundary`` **and** every seed's value lies on that side **and** every model
-    behind them ``converged``; ``"not converged"`` when one did not; else ``"unresolved"``."""
+                 converged: bool = True, level: float = 0.95,
+                 within_se: Sequence[float] | None = None) -> str:
+    """The verdict over seeds: ``"holds"`` (``"contradicted"``) only when at least
+    ``MIN_SEEDS`` seeds were measured **and** ``seed_interval`` lies wholly on the paper's
+    (the other) side of ``boundary`` **and** every seed's value lies on that side **and**
+    every model behind them ``converged``; ``"not converged"`` when one did not; else
+    ``"unresolved"``."""
     _side(paper_side)
     if not converged:
         return "not converged"
+    return measured_verdict(values, paper_side, boundary, level, within_se)
+
+
+def measured_verdict(values: Sequence[float], paper_side: str, boundary: float = 0.0,
+                     level: float = 0.95, within_se: Sequence[float] | None = None) -> str:
+    """``seed_verdict`` as if every model had converged: what a "not converged" finding would
+    read."""
     v = np.asarray(values, dtype=float)
-    side = verdict(t_interval(v, level), paper_side, boundary)
+    if v.size < MIN_SEEDS:
+        return "unresolved"
+    side = verdict(seed_interval(v, within_se, level), paper_side, boundary)
     if side == "unresolved":
         return side
     above = bool(np.all(v > boundary))
@@ -278,6 +326,7 @@ def seed_verdict(values: Sequence[float], paper_side: str, boundary: float = 0.0
     return "unresolved"
 
 
-__all__ = ["Interval", "SEED_VERDICTS", "VERDICTS", "all_of", "bootstrap", "bootstrap_se",
-           "consistent", "holm", "p_contradicting", "proportion_difference", "seed_verdict",
+__all__ = ["Interval", "MIN_SEEDS", "SEED_VERDICTS", "VERDICTS", "all_of", "bootstrap",
+           "bootstrap_se", "consistent", "holm", "measured_verdict", "p_contradicting",
+           "proportion_difference", "seed_interval", "seed_scale", "seed_verdict",
            "t_interval", "verdict", "welch_interval"]

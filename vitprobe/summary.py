@@ -31,11 +31,19 @@ def tap_changes(values: np.ndarray, log_ratio: bool = False) -> np.ndarray:
 
 
 def mean_change(values: np.ndarray, kinds: list[str], group: str,
-                log_ratio: bool = False) -> float:
-    """Mean change over the taps of ``group`` (a key of ``GROUPS``); NaN with none."""
+                log_ratio: bool = False, eligible: list[bool] | None = None) -> float:
+    """Mean change over the taps of ``group`` (a key of ``GROUPS``); NaN with none.
+    ``eligible`` (one flag per change, i.e. per tap after the first): only those count."""
     ch = tap_changes(values, log_ratio)
-    sel = [i for i, k in enumerate(kinds[1:]) if k in GROUPS[group]]
+    sel = [i for i, k in enumerate(kinds[1:]) if k in GROUPS[group]
+           and (eligible is None or eligible[i])]
     return float(ch[..., sel].mean()) if sel else float("nan")
+
+
+def group_changes(kinds: list[str], group: str, eligible: list[bool] | None = None) -> int:
+    """How many changes ``mean_change`` averages for ``group``."""
+    return sum(k in GROUPS[group] and (eligible is None or eligible[i])
+               for i, k in enumerate(kinds[1:]))
 
 
 def change_by_kind(taps: list, value: str, log_ratio: bool = False) -> dict:
@@ -57,11 +65,12 @@ def per_image_matrix(taps: list, field: str = "per_image") -> np.ndarray:
 
 
 def change_interval(matrix: np.ndarray, kinds: list[str], group: str, log_ratio: bool = False,
-                    seed: int = 0, num_resamples: int = 2000) -> Interval:
+                    seed: int = 0, num_resamples: int = 2000,
+                    eligible: list[bool] | None = None) -> Interval:
     """95 % bootstrap interval over images of ``mean_change`` of the image-averaged measure:
     ``matrix`` is (images, taps) of per-image values."""
     def stat(m):
-        return mean_change(m.mean(axis=0), kinds, group, log_ratio)
+        return mean_change(m.mean(axis=0), kinds, group, log_ratio, eligible)
 
     return bootstrap(stat, np.asarray(matrix, dtype=float), seed=seed,
                      num_resamples=num_resamples)

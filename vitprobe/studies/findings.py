@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vitprobe import data as vdata
 from vitprobe import fourier, stats, summary
 from vitprobe.spectra import ape, nep
 
@@ -55,25 +56,34 @@ HOLM_ALPHA = (1 - LEVEL) / 2
 # the smallest feature map (side, tokens or pixels) on which F6 is read (the paper's Fourier
 # notebook: CIFAR's 32 px is too small for ImageNet-style analyses; 14x14 is ViT-S/16's grid)
 MIN_FOURIER_MAP = 14
-CONVERGENCE = {"train_nll_rel": 0.05, "test_acc_points": 0.3}
+# a model converged when, over its last two epochs, its training NLL moved by less than 5 %
+# of itself OR by less than 0.005 nats (the absolute floor: a near-zero NLL, such as a 6 %
+# subset's 0.0336 -> 0.0360, moves by a large share of itself in noise alone), and its test
+# accuracy by less than 0.3 points
+CONVERGENCE = {"train_nll_rel": 0.05, "train_nll_abs": 0.005, "test_acc_points": 0.3}
 
 RULE = (
     "How a verdict is decided. The replication unit is a training seed: each finding's "
     "statistic is measured once per seed (its per-seed values are listed), and its 95 % "
-    "interval is Student's t over the seeds (G−1 degrees of freedom). **holds** "
-    "(**contradicted**): the interval lies wholly on the paper's side (the other side) of the "
-    "boundary, every seed's value lies on that side, and every model behind it passed the "
-    "convergence check (training NLL changed < 5 % and test accuracy < 0.3 points over its "
-    "last two epochs); **not converged**: a model failed that check; **unresolved**: "
+    "interval is mean ± t(G−1) · max(between-seed SD, RMS of the seeds' own standard "
+    "errors) / √G, never narrower than each seed's own measurement allows. **holds** "
+    "(**contradicted**): at least 3 seeds, the interval lies wholly on the paper's side (the "
+    "other side) of the boundary, every seed's value lies on that side, and every model "
+    "behind it passed the convergence check (training NLL changed < 5 % or < 0.005 nats, and "
+    "test accuracy < 0.3 points, over its last two epochs); **not converged**: a model "
+    "failed that check (the verdict it would have had is shown beside it); **unresolved**: "
     "otherwise. A finding of several parts holds when every part holds, and is contradicted "
     "when a part is contradicted by a one-sided t test at Holm's family-wise level 2.5 % "
     "across the parts (with every seed on the other side); rows marked *(shown)* are extra "
     "comparisons that do not vote. Beside each interval: the within-seed standard error "
     "(bootstrap over the seed's mini-batches or images, root mean square over seeds) and the "
-    "between-seed SD. F6 needs feature maps of at least 14×14 (the paper's Fourier notebook); "
-    "on smaller maps it says **needs larger maps**. F7 leaves out a noise level where either "
-    "model's accuracy under high-frequency noise falls to within a quarter of the way from "
-    "chance to its clean accuracy in any seed (`vitprobe.fourier.saturated`).")
+    "between-seed SD. F6 is read per part on the block changes whose feature maps are at "
+    "least 14×14 on both sides (the paper's Fourier notebook); a part with none says **needs "
+    "larger maps**. F7 leaves out a noise level where either model's accuracy under "
+    "high-frequency noise falls to within a quarter of the way from chance (1 / the data's "
+    "number of classes) to its clean accuracy in any seed (`vitprobe.fourier.saturated`). "
+    "Spectra are decided on the final weights; those of the early checkpoint (10 % of "
+    "training) are reported beside them.")
 
 NOT_MEASURED = "not measured"
 NEEDS_LARGER_MAPS = "needs larger maps"
@@ -96,6 +106,11 @@ class Context:
     @property
     def roster(self) -> dict[str, str]:
         return presets.roster(self.preset)
+
+    @property
+    def num_classes(self) -> int:
+        """The data set's number of classes: chance accuracy is its inverse (F7)."""
+        return vdata.dataset_info(self.data, self.data_dir).num_classes
 
     def _step(self, study: str, seed: int) -> Path:
         return Path(self.out) / f"{study}-s{seed}"
@@ -130,17 +145,18 @@ class Context:
 
 def convergence_problem(metrics: list[dict]) -> str | None:
     """The convergence check of one training run's per-epoch records: its training NLL (the
-    epoch's mean on augmented data) changed by less than 5 % and its test accuracy by less
-    than 0.3 points between its last two records of each. None when it passed, else what
-    failed, with the numbers."""
+    epoch's mean on augmented data) changed by less than 5 % or by less than 0.005 nats, and
+    its test accuracy by less than 0.3 points, between its last two records of each. None
+    when it passed, else what failed, with the numbers."""
     nll = [m["train_loss"] for m in metrics if m.get("train_loss") is not None]
     acc = [m["test_acc"] for m in metrics if m.get("test_acc") is not None]
     if len(nll) < 2 or len(acc) < 2:
         return (f"fewer than two epochs recorded ({len(nll)} training NLLs, {len(acc)} test "
                 f"accuracies)")
     problems = []
-    rel = abs(nll[-1] - nll[-2]) / abs(nll[-2])
-    if not rel < CONVERGENCE["train_nll_rel"]:
+    moved = abs(nll[-1] - nll[-2])
+    rel = moved / abs(nll[-2]) if nll[-2] else math.inf
+    if not (rel < CONVERGENCE["train_nll_rel"] or moved < CONVERGENCE["train_nll_abs"]):
         problems.append(f"training NLL moved {100 * rel:.1f} % ({nll[-2]:.4f} → {nll[-1]:.4f})")
     points = 100 * abs(acc[-1] - acc[-2])
     if not points < CONVERGENCE["test_acc_points"]:
@@ -163,6 +179,7 @@ class Part:
     boundary: float = 0.0
     fmt: str = "+.3g"
     votes: bool = True            # False: an extra comparison, shown but not voting
+    unmeasurable: str = ""        # why the part cannot be read at this scale (F6's map size)
 
     @property
     def converged(self) -> bool:
@@ -170,7 +187,7 @@ class Part:
 
     @property
     def interval(self) -> stats.Interval:
-        return stats.t_interval(self.per_seed, LEVEL)
+        return stats.seed_interval(self.per_seed, self.within_se, LEVEL)
 
     @property
     def within_seed_se(self) -> float:
@@ -183,12 +200,23 @@ class Part:
 
     @property
     def verdict(self) -> str:
+        if self.unmeasurable:
+            return NEEDS_LARGER_MAPS
         return stats.seed_verdict(self.per_seed, self.paper_side, self.boundary,
-                                  self.converged, LEVEL)
+                                  self.converged, LEVEL, self.within_se)
+
+    @property
+    def verdict_if_converged(self) -> str:
+        """The verdict this part would have if every model behind it had converged."""
+        if self.unmeasurable:
+            return NEEDS_LARGER_MAPS
+        return stats.measured_verdict(self.per_seed, self.paper_side, self.boundary, LEVEL,
+                                      self.within_se)
 
     @property
     def p_contradicting(self) -> float:
-        return stats.p_contradicting(self.per_seed, self.paper_side, self.boundary)
+        return stats.p_contradicting(self.per_seed, self.paper_side, self.boundary,
+                                     self.within_se)
 
     def sign_disagreement(self) -> str | None:
         """"seeds disagree in sign: ..." when the seeds fall on both sides of the boundary."""
@@ -200,6 +228,9 @@ class Part:
 
     def text(self) -> str:
         sign = ">" if self.paper_side == "above" else "<"
+        if self.unmeasurable:
+            return (f"{self.statistic}: not read (paper: {sign} {self.boundary:g}); "
+                    f"{self.unmeasurable}")
         iv = self.interval
         return (f"{self.statistic} = {iv.format(self.fmt)} (paper: {sign} {self.boundary:g}; "
                 f"n={len(self.seeds)} seeds; per seed "
@@ -211,11 +242,14 @@ class Part:
         iv = self.interval
         return {"statistic": self.statistic, "boundary": self.boundary,
                 "paper_side": self.paper_side, "seeds": list(self.seeds),
-                "per_seed": [float(x) for x in self.per_seed],
-                "interval": [_finite(iv.low), _finite(iv.high)], "estimate": iv.estimate,
+                "per_seed": [_finite(x) for x in self.per_seed],
+                "interval": [_finite(iv.low), _finite(iv.high)],
+                "estimate": _finite(iv.estimate),
                 "within_seed_se": _finite(self.within_seed_se),
                 "between_seed_sd": _finite(self.between_seed_sd),
-                "converged": self.converged, "verdict": self.verdict, "votes": self.votes,
+                "converged": self.converged, "verdict": self.verdict,
+                "verdict_if_converged": self.verdict_if_converged, "votes": self.votes,
+                "unmeasurable": self.unmeasurable,
                 "convergence_problems": list(self.problems)}
 
 
@@ -269,23 +303,28 @@ class Finding:
         return {**d, **self.extra}
 
 
-def decide(parts: list[Part]) -> str:
+def decide(parts: list[Part], converged_only: bool = True) -> str:
     """The finding's verdict from its voting parts (``RULE``): not converged when a model
-    behind one failed the check; contradicted when a part is contradicted after Holm's
-    correction across the parts (and every seed lies on the other side); holds when every
-    part holds; else unresolved."""
+    behind one failed the check (``converged_only=False``: the verdict it would have had);
+    contradicted when a measurable part is contradicted after Holm's correction across the
+    measurable parts, with at least ``stats.MIN_SEEDS`` seeds all on the other side; needs
+    larger maps when a part cannot be read at this scale; holds when every part holds; else
+    unresolved."""
     voting = [p for p in parts if p.votes]
     if not voting:
         return "unresolved"
-    if not all(p.converged for p in voting):
+    if converged_only and not all(p.converged for p in voting):
         return "not converged"
-    rejected = stats.holm([p.p_contradicting for p in voting], HOLM_ALPHA)
-    for p, r in zip(voting, rejected):
+    readable = [p for p in voting if not p.unmeasurable]
+    rejected = stats.holm([p.p_contradicting for p in readable], HOLM_ALPHA)
+    for p, r in zip(readable, rejected):
         v = np.asarray(p.per_seed) - p.boundary
         other = np.all(v < 0) if p.paper_side == "above" else np.all(v > 0)
-        if r and other:
+        if r and other and len(p.per_seed) >= stats.MIN_SEEDS:
             return "contradicted"
-    if all(p.verdict == "holds" for p in voting):
+    if len(readable) < len(voting):
+        return NEEDS_LARGER_MAPS
+    if all(p.verdict_if_converged == "holds" for p in voting):
         return "holds"
     return "unresolved"
 
@@ -296,6 +335,10 @@ def finding(fid: str, parts: list[Part], note: str = "", verdict: str | None = N
     contradicted verdict (seeds that disagree in sign, models that did not converge)."""
     v = verdict or decide(parts)
     notes = [note] if note else []
+    if v == "not converged":
+        extra = {**extra, "verdict_if_converged": decide(parts, converged_only=False)}
+        notes.append(f"verdict if every model had converged: "
+                     f"{extra['verdict_if_converged']}")
     if v != "holds":
         for p in parts:
             if p.votes and (d := p.sign_disagreement()):
@@ -437,18 +480,35 @@ def fourier_finding(c: Context) -> Finding:
     """F6 from each seed's fourier step (``fourier_analysis.ipynb``: ΔlogAmplitude of the
     residual stream at the highest frequency, its change across each kind of block): MSA
     taps of the ViT (< 0), its MLP taps (> 0), the ResNet's ordinary conv blocks (> 0;
-    subsampling blocks shown apart). Read only where the ViT's token grid is at least
-    ``MIN_FOURIER_MAP`` on a side; else the verdict is "needs larger maps"."""
+    subsampling blocks shown apart). Each part reads only the block changes whose maps are
+    at least ``MIN_FOURIER_MAP`` on a side before and after the block; a part with none
+    "needs larger maps"."""
     ro = c.roster
     vit, res = ro["vit"], ro["resnet"]
     seeds = c.finished("fourier")
-    four = {k: FourierResult.load(c.folder("fourier", k)).profiles() for k in seeds}
+    loaded = {k: FourierResult.load(c.folder("fourier", k)) for k in seeds}
+    four = {k: r.profiles() for k, r in loaded.items()}
+
+    def eligible(model: str) -> list[bool]:
+        sides = loaded[seeds[0]].tap_sides(model)
+        return [min(a, b) >= MIN_FOURIER_MAP for a, b in zip(sides, sides[1:])]
 
     def part(statistic, model, group, side, votes=True):
+        ok = eligible(model)
+
         def per_seed(k):
             p = four[k][model]
-            return _from_interval(summary.change_interval(p.per_image, p.kinds, group, seed=k))
+            return _from_interval(summary.change_interval(p.per_image, p.kinds, group, seed=k,
+                                                          eligible=ok))
 
+        kinds = four[seeds[0]][model].kinds
+        if summary.group_changes(kinds, group, ok) == 0:
+            largest = max(loaded[seeds[0]].tap_sides(model))
+            return Part(statistic, side, tuple(seeds), tuple(math.nan for _ in seeds),
+                        tuple(math.nan for _ in seeds), votes=votes,
+                        unmeasurable=f"{model}'s {group} blocks act on maps under "
+                                     f"{MIN_FOURIER_MAP}×{MIN_FOURIER_MAP} (largest "
+                                     f"{largest}×{largest})")
         return measure(statistic, side, seeds, per_seed,
                        lambda k: [c.convergence(model, k)], votes=votes)
 
@@ -457,13 +517,10 @@ def fourier_finding(c: Context) -> Finding:
              part(f"{res} conv-block ΔlogAmp change", res, "conv", "above"),
              part(f"{res} subsampling-block ΔlogAmp change (shown)", res, "subsample", "above",
                   votes=False)]
-    side = FourierResult.load(c.folder("fourier", seeds[0])).token_grid_side(vit)
-    if side < MIN_FOURIER_MAP:
-        note = (f"{vit}'s token grid is {side}×{side}, under the {MIN_FOURIER_MAP}×"
-                f"{MIN_FOURIER_MAP} the paper's Fourier notebook reads; decided by `python -m "
-                f"studies.reproduce --preset paper` (CIFAR-100 at 32 px, patch 2: 16×16 tokens)")
-        return finding("F6", parts, note, verdict=NEEDS_LARGER_MAPS)
-    return finding("F6", parts)
+    unreadable = [p.unmeasurable for p in parts if p.unmeasurable and p.votes]
+    note = ("; ".join(unreadable) + "; decided by `vitprobe reproduce --preset paper` "
+            "(CIFAR-100 at 32 px, patch 2: 16×16 tokens)") if unreadable else ""
+    return finding("F6", parts, note)
 
 
 def variance_finding(c: Context) -> Finding:
@@ -496,7 +553,7 @@ def variance_finding(c: Context) -> Finding:
              "subsample", "below")])
 
 
-def robustness_finding(c: Context, num_classes: int = 10) -> Finding:
+def robustness_finding(c: Context) -> Finding:
     """F7 from each seed's robustness step (the paper's ``ops/tests`` band-passed noise): at
     each noise level, how much more high- than low-frequency noise hurts the ResNet than the
     ViT (``fourier.robustness_contrast``, points, > 0). Each level is a part; a level where
@@ -508,7 +565,8 @@ def robustness_finding(c: Context, num_classes: int = 10) -> Finding:
     levels = [r["eps"] for r in rob[seeds[0]][vit]]
     parts, skipped = [], []
     for i, eps in enumerate(levels):
-        if any(fourier.saturated(rob[k][m][i], num_classes) for k in seeds for m in (vit, res)):
+        if any(fourier.saturated(rob[k][m][i], c.num_classes) for k in seeds
+               for m in (vit, res)):
             skipped.append(f"{eps:g}")
             continue
         parts.append(measure(
@@ -553,8 +611,6 @@ def alternet_finding(c: Context) -> Finding:
 
 def test_images(c: Context) -> int:
     """How many test images the preset evaluates its models on."""
-    from vitprobe import data as vdata
-
     n = len(vdata.load(c.data, "test", c.data_dir))
     limit = presets.recipe(c.preset, c.roster["alternet"]).test_limit
     return min(n, limit) if limit else n

@@ -31,14 +31,17 @@ class FourierResult(ProfileResult):
     FILE: ClassVar[str] = "fourier.json"
     PER_IMAGE: ClassVar[str] = "highest_per_image"
 
+    def tap_sides(self, label: str) -> list[int]:
+        """The side of each of ``label``'s tap maps: an axis of n points gives ceil(n/2)
+        diagonal frequencies 2πi/n (``vitprobe.fourier.frequencies``), so
+        n = 2π·(count − 1) / highest (1 for a map with one frequency)."""
+        return [round(2 * math.pi * (len(t["frequencies"]) - 1) / max(t["frequencies"]))
+                if len(t["frequencies"]) > 1 else 1 for t in self.data[label]["taps"]]
+
     def token_grid_side(self, label: str) -> int:
-        """The side of the largest map among ``label``'s MSA taps: an axis of n points gives
-        ceil(n/2) diagonal frequencies 2πi/n (``vitprobe.fourier.frequencies``), so
-        n = 2π·(count − 1) / highest."""
-        sides = [round(2 * math.pi * (len(t["frequencies"]) - 1) / max(t["frequencies"]))
-                 for t in self.data[label]["taps"]
-                 if t["kind"] == "msa" and len(t["frequencies"]) > 1]
-        return max(sides, default=0)
+        """The side of the largest map among ``label``'s MSA taps."""
+        return max((s for s, t in zip(self.tap_sides(label), self.data[label]["taps"])
+                    if t["kind"] == "msa"), default=0)
 
 
 def run(config: FourierConfig) -> FourierResult:
