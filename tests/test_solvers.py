@@ -417,3 +417,63 @@ def test_one_default_tol_for_the_api_the_solvers_and_the_cli():
     defaults = {inspect.signature(f).parameters["tol"].default
                 for f in (eigsh, hessian.top_eigenvalues, spectra.spectrum)}
     assert defaults == {DEFAULT_TOL} == {HessianConfig().tol} == {1e-3}
+
+
+# --- operators whose Krylov space closes at once: every method must notice, in float32 too
+EASY = {
+    "zero": np.zeros(60),
+    "0.05 I": np.full(60, 0.05),
+    "3 I": np.full(60, 3.0),
+    "rank 2": np.concatenate([[4.0, -2.5], np.zeros(58)]),
+}
+
+
+@pytest.mark.parametrize("name", list(EASY))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", ["lanczos", "arpack", "power"])
+def test_invariant_subspaces_converge_in_a_bounded_number_of_products(name, dtype, method):
+    """Zero eigenvalues are judged absolutely against |λmax| (a relative residual of 0 means
+    nothing), breakdown is detected at the operator's precision, and the budget is one:
+    these converge to the exact eigenvalues in at most 2k+1 products plus certification."""
+    lam = EASY[name]
+    k = 5
+    op = DenseOperator(matrix_with(lam).to(dtype))
+    r = solvers.eigsh(op, k=k, tol=1e-3, method=method, max_matvecs=300)
+    assert r.converged.all(), (r.eigenvalues, r.residuals)
+    np.testing.assert_allclose(np.sort(r.eigenvalues), np.sort(top(lam, k, "LM")),
+                               atol=1e-5 * max(1.0, np.abs(lam).max()))
+    # power iteration converges at the rate |λ2/λ1| = 0.625 on the rank-2 one (~16 steps)
+    assert r.num_hvps <= {"lanczos": 2 * k + 1, "arpack": 60, "power": 60}[method], \
+        r.num_hvps
+
+
+@pytest.mark.parametrize("method", ["lanczos", "arpack", "power"])
+@pytest.mark.parametrize("max_matvecs", [12, 30, 50])
+def test_one_budget_counts_every_product_certification_and_retries_included(method,
+                                                                          max_matvecs):
+    """A spectrum that needs more products than allowed: the solver stops at the budget,
+    its certifying products counted, never past it."""
+    lam = np.concatenate([[10, 10 - 1e-3, 10 - 2e-3, 9.997, 9.996], np.linspace(0, 9.99, 295)])
+    op = DenseOperator(matrix_with(lam))
+    r = solvers.eigsh(op, k=5, tol=1e-10, method=method, max_matvecs=max_matvecs)
+    assert op.num_hvps <= max_matvecs and r.num_hvps <= max_matvecs
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_one_class_mlp_with_weight_decay_has_the_hessian_wd_times_identity(dtype):
+    """One class makes cross-entropy 0 and its gradient 0: the Hessian of NLL + l2 is exactly
+    wd·I (the user's image folder with one class). Five eigenvalues 0.05, converged, within
+    2k+1 products."""
+    import torch.nn.functional as F
+
+    from vitprobe import hessian
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(48, 16), torch.nn.Tanh(),
+                                torch.nn.Linear(16, 1)).to(dtype)
+    x, y = torch.randn(8, 48, dtype=dtype), torch.zeros(8, dtype=torch.long)
+    op = hessian.OperatorSpec(model, F.cross_entropy, (x, y), weight_decay=0.05)
+    r = hessian.top_eigenvalues(op, k=5, tol=1e-3)
+    assert r.converged.all(), (r.eigenvalues, r.residuals)
+    np.testing.assert_allclose(r.eigenvalues, 0.05, rtol=1e-5)
+    assert r.num_hvps <= 11

@@ -19,6 +19,23 @@ import torch
 DEFAULT_TOL = 1e-3
 
 
+def zero_level(dtype: torch.dtype) -> float:
+    """Relative to the spectrum's scale, the size below which a quantity is zero at the
+    operator's precision: 10^4 eps (2e-12 in float64, 1e-3 in float32; at most 1e-2). The
+    Lanczos recurrence has broken down (its Krylov space is invariant) when its residual
+    falls under it, and an eigenvalue under it is zero."""
+    return min(1e-2, 1e4 * torch.finfo(dtype).eps)
+
+
+def residual_scale(values: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """What each pair's residual ||Hv - λv|| is divided by: |λ|, or |λmax| for an eigenvalue
+    that is zero at the operator's precision (``zero_level``): a zero eigenvalue has no
+    relative residual and is judged absolutely, against the spectrum's scale."""
+    a = np.abs(np.asarray(values, dtype=float))
+    top = float(a.max()) if a.size else 0.0
+    return np.maximum(np.where(a < zero_level(dtype) * top, top, a), np.finfo(float).tiny)
+
+
 class SymmetricOperator(Protocol):
     """What the solvers use of an operator."""
 
@@ -98,11 +115,12 @@ def _order(values: np.ndarray, which: str) -> np.ndarray:
 
 
 def _residuals(H: SymmetricOperator, vals: np.ndarray, vecs: np.ndarray) -> np.ndarray:
-    """||H v - lambda v|| / |lambda| per pair (v normalised), all k HVPs in one batched pass."""
+    """||H v - lambda v|| / ``residual_scale`` per pair (v normalised), all k HVPs in one
+    batched pass."""
     if len(vals) == 0:
         return np.zeros(0)
     V = torch.as_tensor(np.ascontiguousarray(vecs), device=H.device, dtype=H.dtype)
     V = V / V.norm(dim=0)
     lam = torch.as_tensor(vals, device=H.device, dtype=H.dtype)
     r = (H.matmat(V) - V * lam).norm(dim=0).double().cpu().numpy()
-    return r / np.maximum(np.abs(vals), np.finfo(float).tiny)
+    return r / residual_scale(vals, H.dtype)

@@ -74,24 +74,27 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, which: str = "LM", tol: float = D
                                            A.device)
         layout = "lanczos, basis only (low memory)" if low_memory else \
             "lanczos, basis and kept products"
+    # one budget for the whole call: power iteration and ARPACK keep k products for their
+    # certifying residuals, Lanczos' retry goes on from what the first try spent
     start = H.num_hvps
+    end = start + max_hvps
     if method == "power":
-        vals, vecs = _power_deflated(H, k, tol, seed, start + max_hvps)
+        vals, vecs = _power_deflated(H, k, tol, seed, end - k)
         res = _residuals(H, vals, vecs)
     elif method == "arpack":
         # ARPACK's own tol bounds a Ritz value's error, not the residual: solve, certify, and
         # solve again ten times tighter while a pair misses ``tol`` and the budget lasts
         inner = tol / 4
         while True:
-            vals, vecs = _lanczos_arpack(H, k, which, inner, seed, start + max_hvps, ncv)
+            vals, vecs = _lanczos_arpack(H, k, which, inner, seed, end - k, ncv)
             res = _residuals(H, vals, vecs)
-            if len(vals) < k or (res <= tol).all() or H.num_hvps - start >= max_hvps \
+            if len(vals) < k or (res <= tol).all() or H.num_hvps + k >= end \
                     or inner < 1e-14:
                 break
             inner /= 10
     else:
         def lanczos(two_passes: bool):
-            return _thick_lanczos(H, k, which, tol, seed, H.num_hvps + max_hvps, ncv,
+            return _thick_lanczos(H, k, which, tol, seed, end, ncv,
                                   vectors=ws.eigenvectors, low_memory=low_memory,
                                   workspace=ws, two_passes=two_passes,
                                   sections=sections)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import SymmetricOperator, _order
+from .base import SymmetricOperator, _order, residual_scale, zero_level
 from .kernels import (
     Workspace,
     _combine_rows_,
@@ -125,9 +125,10 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
         theta, Y = np.linalg.eigh(T)
         order = _order(theta, which)
         sel = order[:k]
-        scale = np.maximum(np.abs(theta[sel]), tiny)
+        scale = residual_scale(theta, H.dtype)[sel]
         estimate = beta * np.abs(Y[-1, sel]) / scale
-        done = H.num_hvps >= max_hvps or m == H.n
+        # low memory certifies with one product per pair: those k are kept in the budget
+        done = H.num_hvps + (k if low_memory else 0) >= max_hvps or m == H.n
         # A small residual certifies an eigenpair, not that no wanted one was missed: look
         # only once the Krylov space has 2k+1 vectors (ARPACK waits for ncv)
         if done or (m >= 2 * k + 1 and (estimate <= tol).all()):
@@ -135,7 +136,9 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
                 out = _certified(H, Y[:, sel], theta[sel], scale, V[:m], W, vectors)
             if done or (out[2] <= tol).all():
                 return out
-        if beta <= 1e-12 * max(np.abs(theta).max(), tiny):  # invariant subspace: a new start
+        # an invariant subspace (at the operator's precision: a float32 product leaves a
+        # residual of ~eps32 ||H||, never 1e-12): go on from a new start orthogonal to it
+        if beta <= zero_level(H.dtype) * max(np.abs(theta).max(), tiny):
             _random_fill_(r, g)
             for _ in range(2):
                 _subtract(r, r, V[:m], _project(V[:m], r))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import SymmetricOperator
+from .base import SymmetricOperator, residual_scale
 
 
 def _power_deflated(H: SymmetricOperator, k: int, tol: float, seed: int, max_hvps: int):
@@ -22,7 +22,6 @@ def _power_deflated(H: SymmetricOperator, k: int, tol: float, seed: int, max_hvp
     reaches ``max_hvps``."""
     g = torch.Generator(device="cpu").manual_seed(seed)
     vals, vecs = [], []
-    tiny = np.finfo(float).tiny
     for _ in range(k):
         v = torch.randn(H.n, generator=g, dtype=H.dtype).to(H.device)
         lam = None
@@ -34,7 +33,8 @@ def _power_deflated(H: SymmetricOperator, k: int, tol: float, seed: int, max_hvp
             for u in vecs:  # the deflated operator's product
                 hv = hv - (hv @ u) * u
             lam = (hv @ v).item()
-            if (hv - lam * v).norm().item() <= tol * max(abs(lam), tiny):
+            scale = residual_scale(np.array([vals[0] if vals else lam, lam]), H.dtype)[1]
+            if (hv - lam * v).norm().item() <= tol * scale:
                 break
             v = hv
         if lam is None:
@@ -50,8 +50,9 @@ def _power_deflated(H: SymmetricOperator, k: int, tol: float, seed: int, max_hvp
         HV = H.matmat(V)
         theta, S = torch.linalg.eigh(V.T @ HV)
         V, HV = V @ S, HV @ S
-        res = (HV - V * theta).norm(dim=0) / theta.abs().clamp_min(tiny)
         vals = theta.tolist()
+        res = (HV - V * theta).norm(dim=0).cpu().numpy() / residual_scale(np.array(vals),
+                                                                        H.dtype)
         if (res <= tol).all():
             break
         V = torch.linalg.qr(HV)[0]
