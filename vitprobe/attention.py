@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .features import attention_modules, grid_of
+from .features import attention_modules, grid_of, untouched
 from .modes import eval_mode, explicit_attention
 
 
@@ -41,7 +41,7 @@ def capture(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
         return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
 
     try:
-        with eval_mode(model), explicit_attention(model):
+        with untouched(model), eval_mode(model), explicit_attention(model):
             for _, m in mods:
                 handles.append(m.attn_drop.register_forward_hook(
                     lambda mod, args, out: maps.append(out.detach())))

@@ -71,6 +71,27 @@ def full_precision() -> Iterator[None]:
             setattr(obj, name, value)
 
 
+@contextlib.contextmanager
+def untouched(model: nn.Module) -> Iterator[None]:
+    """Whatever a forward pass changes, put back afterwards, even on error: every buffer
+    (BatchNorm's running statistics and counter, updated by a forward in train mode), every
+    module's ``training`` flag, and the global random state (dropout masks draw from it;
+    forked for the model's CUDA device too). A probe that runs the model as it is — in train
+    mode if the user left it there — still gives it back bit-equal."""
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    flags = [(m, m.training) for m in model.modules()]
+    cuda = sorted({b.device.index or 0 for b in model.parameters() if b.is_cuda})
+    with torch.random.fork_rng(devices=cuda):
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for b, saved in buffers:
+                    b.copy_(saved)
+            for m, flag in flags:
+                m.training = flag
+
+
 def check_mode(mode: str) -> None:
     """A probe's mode: "eval" (BN running statistics) or "train" (batch statistics)."""
     if mode not in ("eval", "train"):
@@ -282,7 +303,9 @@ def capture(model: nn.Module, images: torch.Tensor, kinds: tuple[str, ...] | Non
     """Run ``model`` on ``images`` and return the residual stream at every tap as
     B x C x H x W maps, with their kind and normalised depth (tap index / (taps - 1)).
 
-    The model runs in whatever mode it is in; hooks are removed even when forward raises.
+    The model runs in whatever mode it is in (train mode: batch statistics and dropout, as
+    a user left it); hooks are removed even when forward raises, and what the forward
+    updates (running statistics, the random state) is restored (``untouched``).
     """
     points = tap_points(model)
     grid = grid_of(model)
@@ -302,7 +325,8 @@ def capture(model: nn.Module, images: torch.Tensor, kinds: tuple[str, ...] | Non
                 handles.append(p.module.register_forward_hook(
                     lambda m, args, out, i=i: keep(i, out)))
         try:
-            model(images)
+            with untouched(model):
+                model(images)
         except RuntimeError as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"{type(model).__name__} cannot run on images of shape "
