@@ -6,7 +6,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 FMNIST  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup demo test lint bench figures docs
+.PHONY: setup demo test lint bench seed figures docs
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -43,7 +43,14 @@ bench: setup
 	$(VPY) -m benchmarks.hvp_backends
 	$(VPY) -m benchmarks.render
 
-# The committed gallery and findings table: every study behind F1-F10 on the small-preset
-# cache (trained first where missing; resumable), PNGs and figures/README.md regenerated.
+# The small preset's seeds, one per sitting: train seed $(SEED) (two trainings at a time, one
+# thread each; ~2.2 h on 2 cores), record each model as it ends, then probe and record it.
+SEED ?= 0
+seed: setup
+	$(VPY) -m studies.seeds --preset small --seed $(SEED) --quiet
+	$(VPY) -m studies.reproduce --preset small --seeds $(SEED) --quiet
+
+# The committed gallery and findings table, from the committed records alone (no training,
+# no runs/): every seed recorded under figures/records/small.
 figures: setup
-	$(VPY) -m studies.reproduce --preset small --quiet
+	$(VPY) -m studies.reproduce --preset small --report-only --figures-dir figures --quiet

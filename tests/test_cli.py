@@ -191,7 +191,8 @@ def test_a_multi_model_study_keeps_the_first_models_results_when_the_second_fail
 
 def test_vitprobe_console_command_lists_and_runs_the_studies(tmp_path):
     """`vitprobe` is installed beside the interpreter (pyproject's [project.scripts]);
-    `vitprobe --help` lists every study, `vitprobe <study>` is `python -m studies.<study>`."""
+    `vitprobe --help` lists every study, `vitprobe <study>` is `python -m studies.<study>` in
+    a checkout."""
     from pathlib import Path
 
     exe = Path(sys.executable).parent / "vitprobe"
@@ -222,7 +223,7 @@ def test_help_shows_the_whole_description_every_default_and_the_run_time():
     assert r.returncode == 0
     out = " ".join(r.stdout.split())
     assert "Class token vs GAP vs SeqPool (vs MAP) on the same data and seed" in out
-    assert "python -m studies.pooling [--pools cls,gap,seqpool,map]" in out  # not cut short
+    assert "vitprobe pooling [--pools cls,gap,seqpool,map]" in out  # not cut short
     for default in ("(default: quick)", "(default: 11)", "(default: 0.05)", "(default: runs)"):
         assert default in out, default
     assert "run time on a 2-core CPU: --preset smoke" in out

@@ -41,7 +41,7 @@ def test_the_command_line_and_the_api_build_the_same_config(tmp_path):
                                "--runs-dir", "runs", "--k", "3", "--tol", "0.01",
                                "--per-block"]
     assert HessianConfig.parse(from_api.argv()) == from_api
-    assert from_api.command().startswith("python -m studies.hessian --model vit-ti,resnet-18")
+    assert from_api.command().startswith("vitprobe hessian --model vit-ti,resnet-18")
 
 
 @pytest.mark.parametrize("kind, changes, needle", [

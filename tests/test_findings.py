@@ -264,8 +264,10 @@ def test_a_run_stopped_part_way_lists_its_unmeasured_findings(tmp_path):
     readme = (figs / "README.md").read_text()
     assert readme.count("| not measured |") == 10
     steps = len(reproduce.plan("quick", reproduce.SEEDS["quick"]))
-    assert f"stopped part way**: 0 of {steps} studies finished; not run: hessian-s0, " \
-        "alternet-s0" in readme
+    models = 7 * len(reproduce.SEEDS["quick"])  # seeds.training_specs: 7 models a seed
+    assert f"**The records are incomplete**: {steps + models} missing — seed-0/hessian, " \
+        "seed-0/alternet" in readme
+    assert "seed-1/vit-ti-quick-s1," in readme
 
 
 def test_markdown_table_escapes_pipes_and_checks_row_lengths():
@@ -306,17 +308,17 @@ def test_the_seed_figures_draw_each_seeds_own_numbers(tmp_path):
                     {"kind": "msa", field: [scale * (3 + k), scale * (4 + k)],
                      "highest_frequency": 3.0}]
         for study, field in (("fourier", "highest_per_image"), ("variance", "per_image")):
-            folder = tmp_path / f"{study}-s{k}"
+            folder = tmp_path / f"seed-{k}" / study
             results.save_result(folder / f"{study}.json",
                                 {m: {"taps": taps(s, field)} for m, s in
                                  ((vit, 1.0), (res, 2.0), (alt, 3.0))}, {}, k)
             results.save_json(folder / "done.json", {})
-        folder = tmp_path / f"robustness-s{k}"
+        folder = tmp_path / f"seed-{k}" / "robustness"
         rec = {"by_eps": [{"eps": 1.0, "frequencies": [0.5 * np.pi, 0.9 * np.pi],
                            "accuracy_change": [-0.01 * (k + 1), -0.02 * (k + 1)]}]}
         results.save_result(folder / "robustness.json", {vit: rec, res: rec}, {}, k)
         results.save_json(folder / "done.json", {})
-        folder = tmp_path / f"subsets-s{k}"
+        folder = tmp_path / f"seed-{k}" / "subsets"
         rows = [{"model": m, "fraction": f, "train_nll_per_image": [0.1 * (k + 1), 0.3 * (k + 1)],
                  "test_acc": 0.9 - f / 10} for m in (vit, res) for f in (1.0, 0.06)]
         results.save_result(folder / "subsets.json", rows, {}, k)

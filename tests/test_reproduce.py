@@ -3,6 +3,7 @@
 reuse on a rerun)."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -45,11 +46,22 @@ def test_alternet_search_respects_the_stage_capacity_and_first_stage():
     assert found["chosen"] == (0, 1, 1, 1)
 
 
-def test_reproduce_smoke_end_to_end_and_a_rerun_reuses_the_cache(tmp_path, monkeypatch):
+def test_reproduce_smoke_end_to_end_then_from_records_alone(tmp_path, monkeypatch):
+    """The smoke pipeline writes its records; a rerun trains nothing and reruns only what
+    lacks a record; a report from the records alone (no runs/, no results) equals the first
+    one; records of other probe code are refused until --reprobe recomputes them on the
+    recorded weights; a model of other training code is refused."""
+    import shutil
+
+    import numpy as np
+
+    from vitprobe import identity
+
     out, figs, runs = tmp_path / "out", tmp_path / "figures", tmp_path / "runs"
     argv = ["--preset", "smoke", "--out", str(out), "--figures-dir", str(figs),
             "--runs-dir", str(runs), "--quiet"]
     assert reproduce.main(argv) == 0  # minutes on the 2-core CPU; not timed here
+    records = out / "records" / "smoke" / "seed-0"
     expected = [png for step in reproduce.plan("smoke") for png, _ in step.figures]
     assert len(expected) >= 10
     # one smoke epoch leaves two checkpoints: no trajectory to draw, and no empty panel
@@ -59,10 +71,11 @@ def test_reproduce_smoke_end_to_end_and_a_rerun_reuses_the_cache(tmp_path, monke
     for png in [*expected, "findings_seeds.png", "alternet_seeds.png", *seed_figures]:
         assert (figs / png).stat().st_size > 1000, png
     saved = json.loads((figs / "findings.json").read_text())
-    assert saved["results"] == json.loads((out / "findings.json").read_text())["results"]
-    assert saved["provenance"]["git_commit"] and saved["provenance"]["code"]
+    assert saved["provenance"]["git_commit"] and saved["provenance"]["identities"]
     rows = saved["results"]["findings"]
     assert saved["results"]["preset"] == "smoke" and saved["results"]["seeds"] == [0]
+    assert saved["results"]["missing"] == [] and saved["results"]["identities"] == \
+        identity.identities()
     assert [r["id"] for r in rows] == [f"F{i}" for i in range(1, 11)]
     assert saved["results"]["verdicts"] is False  # smoke: a pipeline check
     for r in rows:
@@ -75,43 +88,88 @@ def test_reproduce_smoke_end_to_end_and_a_rerun_reuses_the_cache(tmp_path, monke
         assert r["verdict"] in ("not converged", "unresolved", "needs larger maps"), r
         for part in [r, *r["parts"]] if r["per_seed"] is not None else r["parts"]:
             assert part["seeds"] == [0] and len(part["per_seed"]) == 1
-            assert part["interval"] == [None, None]  # one seed: no t interval
+            assert part["interval"] == [None, None]  # one seed: no interval
     readme = (figs / "README.md").read_text()
     assert all(png in readme for png in expected) and "| F10 |" in readme
     assert readme.count("pipeline check — no verdicts") == 10
-    ran_on = json.loads((out / "hessian-s0" / "done.json").read_text())["ran_on"]
-    assert ran_on["torch"] == torch.__version__ and ran_on["code"]
-    assert f"Preset `smoke`, seeds 0; computed at commit {ran_on['git_commit'][:12]}" in readme
+    ran_on = json.loads((records / "hessian" / "done.json").read_text())["ran_on"]
+    assert ran_on["torch"] == torch.__version__
+    assert ran_on["identities"] == identity.identities()
+    now = identity.identities()
+    assert f"training code {now['training']}, probe code {now['probe']}" in readme
     assert findings.RULE in readme
+    # every model of the seed has its record: curve, final and early weights, checksums
+    for spec in reproduce.training_specs("smoke", 0, runs_dir=str(runs)):
+        rec = json.loads((records / spec.run_name / "record.json").read_text())
+        assert set(rec["sha256"]) == {"config.json", "metrics.jsonl", "model.safetensors",
+                                      "early.safetensors"}
+        assert rec["provenance"]["identities"]["training"] == now["training"]
+    # the spectra were read at the early checkpoint as well as at the end
+    hess = json.loads((records / "hessian" / "hessian.json").read_text())["results"]
+    assert set(hess["models"]["vit-ti [smoke]"]["spectra"]) == {"epoch 1", "final"}
     # the landscape grids for other tools: ParaView's VTK and an NPZ of coordinates and loss
-    import numpy as np
-
     assert (out / "landscape" / "landscape_resnet-18.vtk").read_text().startswith("# vtk")
-    grids = np.load(out / "landscape" / "landscape.npz")
+    grids = np.load(records / "landscape" / "landscape.npz")
     assert grids["vit-ti/loss"].shape == (3, 3) and grids["vit-ti/alpha"].shape == (3,)
 
-    # a rerun trains nothing: one study is redone from the cache, the others are skipped
+    # a rerun trains nothing: the study whose record is gone is redone, the others skipped
     import vitprobe.studies.cache
 
     def no_training(*a, **k):
         raise AssertionError("a rerun must not train")
 
     monkeypatch.setattr(vitprobe.studies.cache, "fit", no_training)
-    (out / "fourier-s0" / "done.json").unlink()
+    (records / "fourier" / "done.json").unlink()
     before = (out / "hessian-s0" / "hessian.json").stat().st_mtime_ns
     assert reproduce.main(argv) == 0
-    assert (out / "fourier-s0" / "done.json").is_file()
+    assert (records / "fourier" / "done.json").is_file()
     assert (out / "hessian-s0" / "hessian.json").stat().st_mtime_ns == before
+    first = json.loads((figs / "findings.json").read_text())["results"]["findings"]
 
-    # results of other code are not mixed into one gallery unless asked
-    marker = out / "variance-s0" / "done.json"
+    # the report from the records alone: another machine, no runs/, no results
+    fresh = tmp_path / "fresh"
+    shutil.copytree(out / "records", fresh / "records")
+    alone = ["--preset", "smoke", "--records", str(fresh / "records"), "--out",
+             str(fresh / "out"), "--runs-dir", str(fresh / "runs"), "--report-only", "--quiet"]
+    assert reproduce.main(alone) == 0
+    assert not (fresh / "runs").exists()
+    again = json.loads((fresh / "out" / "figures" / "findings.json").read_text())
+    assert again["results"]["findings"] == first
+
+    # records of other probe code are refused, rendered with --allow-mixed, re-probed
+    marker = fresh / "records" / "smoke" / "seed-0" / "variance" / "done.json"
     m = json.loads(marker.read_text())
-    m["ran_on"]["code"] = "0123456789abcdef"
+    m["ran_on"]["identities"]["probe"] = "0123456789abcdef"
     marker.write_text(json.dumps(m))
-    with pytest.raises(ValueError, match="computed by different code .*--allow-mixed"):
-        reproduce.main([*argv, "--report-only"])
-    assert reproduce.main([*argv, "--report-only", "--allow-mixed"]) == 0
-    assert "MIXED CODE" in (figs / "README.md").read_text()
+    with pytest.raises(ValueError, match="other code .*seed-0/variance.*--reprobe"):
+        reproduce.main(alone)
+    assert reproduce.main([*alone, "--allow-mixed"]) == 0
+    assert "MIXED CODE" in (fresh / "out" / "figures" / "README.md").read_text()
+    reprobe = [a for a in alone if a != "--report-only"] + ["--reprobe"]
+    assert reproduce.main(reprobe) == 0  # restores the recorded weights, trains nothing
+    assert json.loads(marker.read_text())["ran_on"]["identities"]["probe"] == now["probe"]
+    assert (fresh / "runs").is_dir()
+    assert reproduce.main(alone) == 0
+    assert json.loads((fresh / "out" / "figures" / "findings.json").read_text())[
+        "results"]["findings"] == first
+    # a model trained by other training code cannot be re-probed into agreement
+    spec = reproduce.training_specs("smoke", 0)[0]
+    path = fresh / "records" / "smoke" / "seed-0" / spec.run_name / "record.json"
+    rec = json.loads(path.read_text())
+    rec["provenance"]["identities"]["training"] = "fedcba9876543210"
+    path.write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match=f"seed-0/{spec.run_name} .training code fedcba"):
+        reproduce.main(alone)
+
+
+def test_a_partial_run_never_writes_the_committed_gallery():
+    config = reproduce.ReproduceConfig(preset="small", seeds="0")
+    assert config.gallery_dir() == Path("results/reproduce-small/figures")
+    assert config.records_dir() == Path("figures/records/small")
+    assert reproduce.ReproduceConfig(preset="small", figures_dir="figures").gallery_dir() == \
+        Path("figures")
+    with pytest.raises(ValueError, match="--report-only runs nothing"):
+        reproduce.ReproduceConfig(preset="small", report_only=True, reprobe=True)
 
 
 def test_reproduce_rejects_an_unknown_preset(capsys):

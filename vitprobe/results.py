@@ -202,6 +202,14 @@ def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor],
     return atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
+def weights_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata a safetensors file carries (its SHA-256, training seconds ...)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
 def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """A safetensors file's tensors; ``CorruptCheckpoint`` where it carries our checksum and
     its data does not match it (anyone's safetensors file without one is read as it is)."""

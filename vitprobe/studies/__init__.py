@@ -1,1 +1,1 @@
-"""Experiments: ``python -m studies.<name>``. Thin scripts: parse, call vitprobe, save, plot."""
+"""Experiments: ``vitprobe <study>``. Thin scripts: parse, call vitprobe, save, plot."""

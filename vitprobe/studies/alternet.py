@@ -1,8 +1,8 @@
 """AlterNet (Park & Kim 2022, §4 and Figs. 11-12): the paper's build-rule search, and fixed
 models side by side.
 
-python -m studies.alternet --search [--base alternet-18] [--data-fraction 0.25]
-python -m studies.alternet --model alternet-18,resnet-18,vit-ti
+vitprobe alternet --search [--base alternet-18] [--data-fraction 0.25]
+vitprobe alternet --model alternet-18,resnet-18,vit-ti
 
 The build rule: start from the all-conv network; replace conv blocks by MSA blocks from the
 end of the network, stage by stage (the last stage first); keep a replacement only while it

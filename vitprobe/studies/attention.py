@@ -2,7 +2,7 @@
 a faithfulness score (deletion AUC, lower is better); mean attention distance per head;
 position-embedding similarity.
 
-python -m studies.attention --model vit-ti[,vit-ti@gap]   (name@pool: a pooling per model)
+vitprobe attention --model vit-ti[,vit-ti@gap]   (name@pool: a pooling per model)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What every ``python -m studies.<name>`` shares: the common arguments, logging, and the
+"""What every ``vitprobe <study>`` shares: the common arguments, logging, and the
 rule that bad input ends in one line on stderr and exit code 2, never a traceback."""
 
 from __future__ import annotations

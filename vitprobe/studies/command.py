@@ -1,5 +1,6 @@
-"""The ``vitprobe`` console command: ``vitprobe <study> [arguments]`` runs
-``python -m studies.<study> [arguments]`` (the same arguments, the same exit codes).
+"""The ``vitprobe`` console command: ``vitprobe <study> [arguments]`` runs the study (in a
+checkout, ``python -m studies.<study> [arguments]`` is the same command: the same arguments,
+the same exit codes).
 
 vitprobe --help            lists the studies (read from their files: nothing heavy imported)
 vitprobe --version         the package's version and the torch it runs on
@@ -31,7 +32,7 @@ def summary(study: str) -> str:
 
 
 def usage() -> str:
-    lines = ["usage: vitprobe <study> [arguments]   (= python -m studies.<study> [arguments])",
+    lines = ["usage: vitprobe <study> [arguments]",
              "       vitprobe models | --version | --help", "", "studies:"]
     for name in STUDIES:
         text = textwrap.wrap(summary(name), 78) or [""]

@@ -130,7 +130,7 @@ class Config:
 
     def command(self) -> str:
         """The shell command that runs this config."""
-        return shlex.join(["python", "-m", f"studies.{self.STUDY}", *self.argv()])
+        return shlex.join(["vitprobe", self.STUDY, *self.argv()])
 
 
 @dataclass(frozen=True)

@@ -93,13 +93,14 @@ ALL_VERDICTS = (*stats.SEED_VERDICTS, NEEDS_LARGER_MAPS, NOT_MEASURED)
 # ---------------------------------------------------------------------------- context
 @dataclass(frozen=True)
 class Context:
-    """Where a reproduction's results are and how its models were trained."""
+    """Where a reproduction's records are and how its models were trained: ``records`` is
+    the preset's records folder, holding ``seed-<s>/<study>/`` (a study's raw results) and
+    ``seed-<s>/<run name>/`` (a model's training record) for every seed measured."""
 
-    out: Path
+    records: Path
     seeds: tuple[int, ...]
     preset: str
     data: str = "fashion-mnist"
-    runs_dir: str = "runs"
     data_dir: str | None = None
     precision: str | None = None
 
@@ -113,33 +114,34 @@ class Context:
         return vdata.dataset_info(self.data, self.data_dir).num_classes
 
     def _step(self, study: str, seed: int) -> Path:
-        return Path(self.out) / f"{study}-s{seed}"
+        return Path(self.records) / f"seed-{seed}" / study
 
     def folder(self, study: str, seed: int) -> Path:
-        """A finished per-seed step's result folder (FileNotFoundError if it is not done)."""
+        """A finished per-seed study's record (FileNotFoundError if it is not there)."""
         folder = self._step(study, seed)
         if not (folder / "done.json").is_file():
-            raise FileNotFoundError(2, "study not finished", str(folder))
+            raise FileNotFoundError(2, "study not recorded", str(folder))
         return folder
 
     def finished(self, study: str) -> list[int]:
-        """The seeds whose ``study`` step finished; FileNotFoundError when none did."""
+        """The seeds whose ``study`` is recorded; FileNotFoundError when none is."""
         done = [k for k in self.seeds if (self._step(study, k) / "done.json").is_file()]
         if not done:
-            raise FileNotFoundError(2, "study not finished", f"{self.out}/{study}-s*")
+            raise FileNotFoundError(2, "study not recorded",
+                                    f"{self.records}/seed-*/{study}")
         return done
 
     def spec(self, model: str, seed: int, pool: str | None = None,
              fraction: float = 1.0) -> RunSpec:
         return RunSpec(model=model, data=self.data, preset=self.preset, seed=seed, pool=pool,
-                       data_fraction=fraction, data_dir=self.data_dir, runs_dir=self.runs_dir,
+                       data_fraction=fraction, data_dir=self.data_dir,
                        equal_steps=fraction < 1, precision=self.precision)
 
     def convergence(self, model: str, seed: int, pool: str | None = None,
                     fraction: float = 1.0) -> str | None:
-        """None when the cached run passed the convergence check, else why not."""
+        """None when the recorded training passed the convergence check, else why not."""
         spec = self.spec(model, seed, pool, fraction)
-        problem = convergence_problem(run_metrics(spec.run_dir))
+        problem = convergence_problem(run_metrics(self.records / f"seed-{seed}" / spec.run_name))
         return None if problem is None else f"{spec.label} seed {seed}: {problem}"
 
 
@@ -384,7 +386,16 @@ def spectra_findings(c: Context) -> list[Finding]:
     vit, gap, res, pre, alt = (ro["vit"], f"{ro['vit']} (gap)", ro["resnet"], ro["preresnet"],
                                ro["alternet"])
     seeds = c.finished("hessian")
-    spectra = {k: HessianResult.load(c.folder("hessian", k)).eigenvalues for k in seeds}
+    loaded = {k: HessianResult.load(c.folder("hessian", k)) for k in seeds}
+    spectra = {k: r.eigenvalues for k, r in loaded.items()}
+    early = {k: r.early_eigenvalues() for k, r in loaded.items()}
+
+    def at_early(f, *models) -> str:
+        """The early checkpoint's values per seed, reported beside the decision."""
+        if not all(m in early[k] for k in seeds for m in models):
+            return ""
+        return "; early checkpoint (10 % of training): " + "; ".join(
+            f"{m} " + ", ".join(f"{f(early[k][m]):.3g}" for k in seeds) for m in models)
 
     def part(statistic, f, a, b, side, problems, votes=True):
         return measure(statistic, side, seeds, lambda k: _difference(f, spectra[k][a],
@@ -402,19 +413,22 @@ def spectra_findings(c: Context) -> list[Finding]:
     return [
         finding("F1", [part(f"NEP {vit} − {res}", _nep, vit, res, "above",
                             conv((ro["vit"], None), (res, None)))],
-                f"NEP per seed ({seeds_text}): {vit} {per_seed[vit]}; {res} {per_seed[res]}"),
+                f"NEP per seed ({seeds_text}): {vit} {per_seed[vit]}; {res} {per_seed[res]}"
+                + at_early(_nep, vit, res)),
         finding("F2", [part(f"log APE {vit} − log APE {res}", _log_ape, vit, res, "below",
                             conv((ro["vit"], None), (res, None)))],
-                f"APE per seed ({seeds_text}): {vit} {apes[vit]}; {res} {apes[res]}"),
+                f"APE per seed ({seeds_text}): {vit} {apes[vit]}; {res} {apes[res]}"
+                + at_early(lambda e: ape(_pooled(e)), vit, res)),
         finding("F4", [part(f"NEP {gap} − {vit} (cls)", _nep, gap, vit, "below",
                             conv((ro["vit"], "gap"), (ro["vit"], None)))],
-                f"NEP per seed ({seeds_text}): gap {per_seed[gap]}; cls {per_seed[vit]}"),
+                f"NEP per seed ({seeds_text}): gap {per_seed[gap]}; cls {per_seed[vit]}"
+                + at_early(_nep, gap, vit)),
         finding("F10", [part(f"log APE {alt} − log APE {pre}", _log_ape, alt, pre, "below",
                              conv((alt, None), (pre, None))),
                         part(f"log APE {alt} − log APE {res} (shown)", _log_ape, alt, res,
                              "below", conv((alt, None), (res, None)), votes=False)],
                 f"APE per seed ({seeds_text}): {alt} {apes[alt]}; {pre} {apes[pre]}; {res} "
-                f"{apes[res]}"),
+                f"{apes[res]}" + at_early(lambda e: ape(_pooled(e)), alt, pre)),
     ]
 
 

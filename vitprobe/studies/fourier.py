@@ -1,7 +1,7 @@
 """Fourier analysis of feature maps (Park & Kim 2022, Figs. 2a and 8): ΔlogAmplitude of the
 residual stream after every block; MSAs low-pass, convs/MLPs high-pass.
 
-python -m studies.fourier --model vit-ti,resnet-18,alternet-18
+vitprobe fourier --model vit-ti,resnet-18,alternet-18
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Hessian max-eigenvalue spectra (Park & Kim 2022, Figs. 1c, 4, 6): top-k eigenvalues by
 magnitude on many mini-batches of augmented training data, loss = NLL + l2.
 
-python -m studies.hessian --model vit-ti[,resnet-18] [--pool gap] [--num-batches N]
+vitprobe hessian --model vit-ti[,resnet-18] [--pool gap] [--num-batches N]
        [--at-epochs 0,1] [--per-block]
 """
 
@@ -28,7 +28,7 @@ from . import cli
 from .cache import load_checkpoint, trained_model
 from .config import StudyConfig, StudyResult, option
 from .labels import slug, with_pooling
-from .protocols import spectrum_loader
+from .protocols import early_epoch, spectrum_loader
 from .runspec import RunSpec
 
 
@@ -51,6 +51,8 @@ class HessianConfig(StudyConfig):
                                          "initialisation; default: the final model)",
                                    check=lambda t: parse_epochs(t, argparse.ArgumentTypeError))
     per_block: bool = option(False, "also the top eigenvalues of each block's own Hessian")
+    early: bool = option(False, "also the spectra at each model's early checkpoint (the first "
+                                "epoch at or after 10 % of its training)")
 
 
 @dataclass(kw_only=True)
@@ -72,6 +74,15 @@ class HessianResult(StudyResult):
     def eigenvalues(self) -> dict[str, np.ndarray]:
         """Per model label, the final model's top-k eigenvalues, one row per mini-batch."""
         return {label: self.spectrum(label).eigenvalues for label in self.labels}
+
+    def early_eigenvalues(self) -> dict[str, np.ndarray]:
+        """Per model label measured at its early checkpoint (``--early``), those eigenvalues."""
+        out = {}
+        for label in self.labels:
+            early = self.data["models"][label].get("early_epoch")
+            if early is not None:
+                out[label] = self.spectrum(label, f"epoch {early}").eigenvalues
+        return out
 
 
 def parse_epochs(text: str | None, error: type[Exception] = ValueError) -> list[int] | None:
@@ -119,10 +130,17 @@ def run(config: HessianConfig) -> HessianResult:
         label = spec.label
         epochs = [None] if epochs_asked is None else epochs_asked
         per_model = {"run": info, "spectra": {}}
+        if config.early:
+            per_model["early_epoch"] = early_epoch(spec)
+            epochs = [e for e in epochs if e != per_model["early_epoch"]]
+            epochs.insert(0, per_model["early_epoch"])
         # one loader per model: iterate(0) yields the same mini-batches at every epoch
         loader = spectrum_loader(spec, config.batch_size, config.clean)
+        final = {k: v.clone() for k, v in model.state_dict().items()}
         for epoch in epochs:
-            if epoch is not None:
+            if epoch is None:
+                model.load_state_dict(final)
+            else:
                 ckpt = (Path(info.get("run_dir", "")) / ("init.safetensors" if epoch == 0 else
                         f"epochs/epoch-{epoch:03d}.safetensors"))
                 if not ckpt.is_file():
@@ -145,6 +163,7 @@ def run(config: HessianConfig) -> HessianResult:
                 print(f"{label} [{key}]: NEP {s.nep():.3f}  APE {s.ape():.4g}  "
                       f"converged {int(s.converged.sum())}/{s.converged.size}  "
                       f"{s.num_hvps} HVPs  {s.seconds:.0f} s")
+        model.load_state_dict(final)  # the final weights back for the per-block spectra
         if config.per_block:
             x, y = next(loader.iterate(0))
             for tap, kind, params in block_parameter_groups(model):

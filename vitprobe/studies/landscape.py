@@ -2,7 +2,7 @@
 plot) and 1-D slices along filter-normalised random directions. By default the loss is the
 l2-regularised NLL on augmented training data, as the paper insists.
 
-python -m studies.landscape --model vit-ti[,resnet-18] [--steps 21] [--span 1] [--clean-test]
+vitprobe landscape --model vit-ti[,resnet-18] [--steps 21] [--span 1] [--clean-test]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 test accuracy, training NLL, 1-D/2-D loss landscapes on the same directions' normalisation
 and scale, and Hessian spectra (NEP, APE).
 
-python -m studies.pooling [--pools cls,gap,seqpool,map] [--model vit-ti]
+vitprobe pooling [--pools cls,gap,seqpool,map] [--model vit-ti]
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ points."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,17 @@ from vitprobe import landscape, spectra
 from vitprobe.hessian import OperatorSpec
 
 from .runspec import RunSpec
+
+# the early checkpoint: the first epoch checkpoint at or after this share of training. Park &
+# Kim 2022 read spectra during training as well as at its end (Fig. 1c); the findings are
+# decided on the final weights and this checkpoint's spectra are reported beside them
+EARLY_FRACTION = 0.1
+
+
+def early_epoch(spec: RunSpec) -> int:
+    """The 1-based epoch of ``spec``'s early checkpoint: ceil(EARLY_FRACTION · epochs) of its
+    recipe (2 of vit-mini's 12, 1 of a CNN's 10, 20 of a 6 % subset's 200)."""
+    return max(1, math.ceil(EARLY_FRACTION * math.ceil(spec.recipe().epochs)))
 
 
 def spectrum_loader(spec: RunSpec, batch_size: int, clean: bool) -> vdata.Loader:

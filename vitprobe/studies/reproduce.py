@@ -1,20 +1,25 @@
 """Reproduce Park & Kim 2022's findings F1-F10 end to end: every study the findings need,
 once per training seed, cached and resumable, then the figures gallery and the findings table.
 
-python -m studies.reproduce --preset small                 # the findings: 3 seeds, 2-core CPU
-python -m studies.reproduce --preset small --seeds 0       # one seed per sitting, then 1, 2
-python -m studies.reproduce --preset small --report-only   # decide from what has finished
-python -m studies.reproduce --preset paper                 # CIFAR-100, the paper's recipe (GPUs)
-python -m studies.reproduce --preset smoke                 # a pipeline check
+vitprobe reproduce --preset small --seeds 0          # train (or restore) and probe seed 0
+vitprobe reproduce --preset small --report-only --out DIR   # decide from the records alone
+vitprobe reproduce --preset small --reprobe          # re-probe the recorded weights
+vitprobe reproduce --preset small --report-only --figures-dir figures   # the committed gallery
+vitprobe reproduce --preset paper                    # CIFAR-100, the paper's recipe (GPUs)
+vitprobe reproduce --preset smoke                    # a pipeline check
 
 The seed is the replication unit: each study behind a finding (hessian, alternet, fourier,
-variance, robustness, subsets) runs once per seed into ``<out>/<study>-s<seed>``, and the
-seed fixes initialisation, data order, augmentation, the spectra's mini-batches, the probe
-images and the noise. A study that finished (its arguments unchanged) is not run again; a
-killed one resumes from the checkpoint cache. Then ``studies.findings`` decides each finding
-over the seeds (Student's t, sign agreement, convergence; its ``RULE``), writes
-``findings.json`` and ``findings.md``, and the gallery README with the figures. A gallery is
-rendered only from results of one code (``--allow-mixed`` overrides, and says so).
+variance, robustness, subsets) runs once per seed, and the seed fixes initialisation, data
+order, augmentation, the spectra's mini-batches, the probe images and the noise. What lasts
+is the **records** folder (``figures/records/<preset>`` for the small preset, committed):
+per seed, each model's training record and weights (``vitprobe seeds``) and each study's raw
+results (``seed-<s>/<study>/``). A model whose record is there is restored into the
+checkpoint cache instead of being trained; a study whose record is there (same settings) is
+not run again. The findings, the table and the figures are computed from the records alone
+(``studies.findings``: its ``RULE``), so a report needs no ``runs/`` and seeds made on
+different machines add up. A record computed by other probe code than this one is refused
+(``--reprobe`` recomputes it on the recorded weights; ``--allow-mixed`` renders anyway and
+says so); a model trained by other training code is refused (the training identity is pinned).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from vitprobe import results
+from vitprobe import identity, results
 from vitprobe.data import DATASETS
 from vitprobe.models.registry import POOLS
 from vitprobe.train import PRECISIONS
@@ -46,6 +51,7 @@ from . import (
     subsets,
     variance,
 )
+from . import seeds as seeds_mod
 from .alternet import AlterNetConfig
 from .attention import AttentionConfig
 from .config import Config, StudyConfig, StudyResult, device_option, option
@@ -54,6 +60,7 @@ from .hessian import HessianConfig
 from .landscape import LandscapeConfig
 from .pooling import PoolingConfig
 from .robustness import RobustnessConfig
+from .seeds import training_specs
 from .subsets import SubsetsConfig
 from .variance import VarianceConfig
 
@@ -125,7 +132,7 @@ def plan(preset: str, seeds: tuple[int, ...] = (0,), first_seed: int = 0) -> lis
     sub_hess = (("num_batches", 3),) if smoke else ()
     # each fraction trains for the full set's number of steps: the paper's 6 % subset (F3,
     # F5) against the full set
-    fractions = "0.5,1.0" if smoke else "0.06,1.0"
+    fractions = f"{seeds_mod.subset_fraction(preset):g},1.0"
     images = (("num_images", 32 if smoke else 1000),)
     land = (("steps", 3), ("num_images", 32)) if smoke else (("steps", 9), ("num_images", 128))
     three = f"{vit},{res},{alt}"
@@ -135,7 +142,7 @@ def plan(preset: str, seeds: tuple[int, ...] = (0,), first_seed: int = 0) -> lis
         first = k == first_seed
         return [
             Step(seeded("hessian", k), "hessian",
-                 (("model", f"{vit},{vit}@gap,{res},{pre},{alt}"), *hess), (
+                 (("model", f"{vit},{vit}@gap,{res},{pre},{alt}"), ("early", True), *hess), (
                      ("hessian.png", "Hessian max-eigenvalue spectra (top-5 by magnitude per "
                                      "mini-batch of 16 augmented training images, NLL + l2), "
                                      "negative and positive panels; seed " + str(k) +
@@ -190,51 +197,143 @@ def plan(preset: str, seeds: tuple[int, ...] = (0,), first_seed: int = 0) -> lis
     return steps + (once if first_seed in seeds else [])
 
 
-def run_steps(steps: list[Step], common: dict, out: Path) -> None:
-    """Run every step whose done-marker is missing or was written for another config; the
-    marker records its config, command, minutes, where it ran and the code that ran it
-    (``results.code_identity``)."""
+def record_dir(records: Path, step: Step) -> Path:
+    """A step's record: ``<records>/seed-<s>/<study folder>`` (``hessian``, ``landscape`` ...)."""
+    return records / f"seed-{step.seed}" / step.name.removesuffix(f"-s{step.seed}")
+
+
+# what of a study's output folder its record keeps: its result files (JSON) and the numbers
+# behind an illustration (a landscape's grids, NPZ), each under this size; figures are redrawn
+RECORDED = (".json", ".npz")
+RECORD_LIMIT = 2_000_000
+
+
+def record_step(step: Step, out: Path, records: Path) -> Path:
+    """Copy a finished step's results from ``out/<name>`` into its record, done.json last."""
+    src, dest = out / step.name, record_dir(records, step)
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.iterdir()):
+        if f.suffix in RECORDED and f.name != "done.json" and f.stat().st_size <= RECORD_LIMIT:
+            results.atomic_write_bytes(dest / f.name, f.read_bytes())
+    results.atomic_write_bytes(dest / "done.json", (src / "done.json").read_bytes())
+    return dest
+
+
+# config fields that say where and how verbosely a study ran, not what it computed: a record
+# made elsewhere (another machine's data folder, runs folder, device) is the same record
+NOT_RESULTS = ("quiet", "out", "runs_dir", "data_dir", "device", "download")
+
+
+def _asked(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in NOT_RESULTS}
+
+
+def run_steps(steps: list[Step], common: dict, out: Path, records: Path,
+              reprobe: bool = False) -> None:
+    """Run every step whose record is missing or was made with other settings (with
+    ``reprobe``: or by other probe code), then record it; the marker records its config,
+    command, minutes, where it ran and the code that ran it (``vitprobe.identity``)."""
+    probe = identity.identities()["probe"]
     for i, step in enumerate(steps, 1):
         config = step.config(common, out)
-        marker = out / step.name / "done.json"
-        asked = {k: v for k, v in config.to_dict().items() if k != "quiet"}  # not results
-        done = results.load_json(marker).get("config", {}) if marker.is_file() else None
-        if done is not None and {k: v for k, v in done.items() if k != "quiet"} == asked:
-            log.info("[%d/%d] %s: done before, reused", i, len(steps), step.name)
+        marker = record_dir(records, step) / "done.json"
+        done = results.load_json(marker) if marker.is_file() else None
+        if done is not None and _asked(done.get("config", {})) == _asked(config.to_dict()) \
+                and not (reprobe and step.name == seeded(step.study, step.seed)
+                         and _probe_identity(done) != probe):
+            log.info("[%d/%d] %s: recorded before, reused", i, len(steps), step.name)
             continue
         print(f"[{i}/{len(steps)}] {config.command()}", flush=True)
         t = time.perf_counter()
         STUDIES[step.study][1](config)
         prov = results.provenance()
-        results.save_json(marker, {"config": config.to_dict(), "command": config.command(),
-                                   "seconds": time.perf_counter() - t,
-                                   "ran_on": {k: prov[k] for k in ("device", "torch",
-                                                                   "git_commit", "code")}})
+        results.save_json(out / step.name / "done.json", {
+            "config": config.to_dict(), "command": config.command(),
+            "seconds": time.perf_counter() - t,
+            "ran_on": {k: prov[k] for k in ("device", "torch", "git_commit", "identities")}})
+        record_step(step, out, records)
 
 
-def done_markers(steps: list[Step], out: Path) -> dict[str, dict]:
-    """The done-marker of each finished step, by step name."""
-    return {st.name: results.load_json(marker) for st in steps
-            if (marker := out / st.name / "done.json").is_file()}
+def _probe_identity(marker: dict) -> str | None:
+    return (marker.get("ran_on", {}).get("identities") or {}).get("probe")
 
 
-def code_identities(markers: dict[str, dict]) -> dict[str, list[str]]:
-    """Code identity -> the steps it computed (``"unknown"``: a marker from before the
-    identity was recorded)."""
-    found: dict[str, list[str]] = {}
-    for name, m in markers.items():
-        found.setdefault(m.get("ran_on", {}).get("code") or "unknown", []).append(name)
+def done_markers(steps: list[Step], records: Path) -> dict[str, dict]:
+    """The marker of each recorded step, by its record (``seed-0/hessian``)."""
+    return {record_dir(records, st).relative_to(records).as_posix(): results.load_json(marker)
+            for st in steps if (marker := record_dir(records, st) / "done.json").is_file()}
+
+
+def model_records(preset: str, seeds: tuple[int, ...], common: dict,
+                  records: Path) -> dict[str, dict]:
+    """The training record (record.json) of every model of ``seeds`` that has one, by
+    ``seed-<s>/<run name>``."""
+    found = {}
+    for k in seeds:
+        for spec in training_specs(preset, k, **common):
+            path = seeds_mod.record_dir(records.parent, spec) / "record.json"
+            if path.is_file():
+                found[f"seed-{k}/{spec.run_name}"] = results.load_json(path)
     return found
 
 
-def check_one_code(markers: dict[str, dict], allow_mixed: bool) -> None:
-    """The code-identity rule of the training cache, for results: a gallery comes from one
-    code's results, unless ``allow_mixed`` (then its header says so)."""
-    ids = code_identities(markers)
-    if len(ids) > 1 and not allow_mixed:
-        raise ValueError("the finished studies were computed by different code (" + "; ".join(
-            f"{c}: {', '.join(names)}" for c, names in ids.items()) + "): rerun them with "
-            "this code (delete their done.json) or pass --allow-mixed")
+def stale(markers: dict[str, dict], models: dict[str, dict]) -> list[str]:
+    """What a finding rests on that was computed by other code than this process's: studies
+    behind a finding (``PER_SEED``) by another probe identity, models by another training
+    identity. An illustration (a landscape, attention maps) of older code is not refused:
+    its trajectory needs checkpoints that only the training machine had."""
+    now = identity.identities()
+    out = [f"{name} (probe code {_probe_identity(m) or 'unknown'})"
+           for name, m in markers.items() if name.rsplit("/", 1)[-1] in PER_SEED
+           and _probe_identity(m) != now["probe"]]
+    for name, rec in models.items():
+        trained = (rec.get("provenance", {}).get("identities") or {}).get("training")
+        if trained != now["training"]:
+            out.append(f"{name} (training code {trained or 'unknown'})")
+    return out
+
+
+def check_one_code(markers: dict[str, dict], models: dict[str, dict],
+                   allow_mixed: bool) -> None:
+    """A report comes from records of this code, unless ``allow_mixed`` (its header says so)."""
+    old = stale(markers, models)
+    if old and not allow_mixed:
+        now = identity.identities()
+        raise ValueError(f"{len(old)} records were computed by other code than this checkout's "
+                         f"(probe {now['probe']}, training {now['training']}): "
+                         f"{', '.join(old[:4])}{' ...' if len(old) > 4 else ''}; re-probe the "
+                         f"recorded weights with --reprobe (a model trained by other code "
+                         f"must be retrained), or pass --allow-mixed")
+
+
+def restore_models(preset: str, seeds: tuple[int, ...], common: dict, records: Path) -> int:
+    """Every recorded model of ``seeds`` put back into the checkpoint cache (not trained
+    again); how many were."""
+    return sum(seeds_mod.restore(spec, records.parent)
+               for k in seeds for spec in training_specs(preset, k, **common))
+
+
+def record_models(preset: str, seeds: tuple[int, ...], common: dict, records: Path) -> None:
+    """A training record for every model of ``seeds`` the cache has finished and the
+    records lack (trained by this run, or by an earlier one)."""
+    for k in seeds:
+        for spec in training_specs(preset, k, **common):
+            final = spec.run_dir / "model.safetensors"
+            if final.is_file() and not (seeds_mod.record_dir(records.parent, spec) /
+                                        "record.json").is_file():
+                seeds_mod.export(spec, records.parent)
+
+
+def missing(steps: list[Step], markers: dict[str, dict], preset: str,
+            seeds: tuple[int, ...], common: dict, records: Path) -> list[str]:
+    """The (study, seed) and (model, seed) the records still lack."""
+    lack = [name for st in steps
+            if (name := record_dir(records, st).relative_to(records).as_posix()) not in markers]
+    models = model_records(preset, seeds, common, records)
+    lack += [f"seed-{k}/{spec.run_name}" for k in seeds
+             for spec in training_specs(preset, k, **common)
+             if f"seed-{k}/{spec.run_name}" not in models]
+    return lack
 
 
 # Figures made by other commands that the gallery lists when they are there.
@@ -244,55 +343,55 @@ EXTRA_FIGURES = (
 )
 
 
-def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path,
-            config: ReproduceConfig, markers: dict[str, dict], extra: list[tuple[str, str]],
-            mixed: bool) -> Path:
-    """Copy every PNG to ``figures_dir`` and write its README: a header naming the commit,
-    code and preset behind it, figure by figure what it shows and the command that
-    regenerates it (``config``'s, all paths included), the findings table and the minutes
-    per study. ``extra``: (png, what) figures ``reproduce`` drew itself into
-    ``figures_dir``."""
+def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, records: Path,
+            config: ReproduceConfig, markers: dict[str, dict], models: dict[str, dict],
+            extra: list[tuple[str, str]], lack: list[str], mixed: bool) -> Path:
+    """Copy every PNG to ``figures_dir`` and write its README: a header naming the code and
+    machines behind the records, figure by figure what it shows and the command that
+    regenerates it, the findings table, what the records still lack, and the minutes per
+    study and per model. ``extra``: (png, what) figures drawn from every seed."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     preset, seeds_text, command = config.preset, config.seeds, config.command()
-    commits = sorted({str(m.get("ran_on", {}).get("git_commit"))[:12] for m in markers.values()})
-    codes = sorted(code_identities(markers))
+    now = identity.identities()
     where = sorted({"{device}, torch {torch}".format(**m["ran_on"]) for m in markers.values()
-                    if "ran_on" in m})
+                    if "ran_on" in m} | {rec["provenance"]["device"] for rec in models.values()
+                                         if "provenance" in rec})
     lines = ["# Figures gallery", "",
-             f"**Preset `{preset}`, seeds {seeds_text}; computed at commit "
-             f"{', '.join(commits) or '?'} (code {', '.join(codes) or '?'})"
+             f"**Preset `{preset}`, seeds {seeds_text}; training code {now['training']}, probe "
+             f"code {now['probe']}, findings code {now['findings']}"
              + (" — MIXED CODE: --allow-mixed was given" if mixed else "")
-             + f"; on {'; '.join(where) or '?'}.**", "",
-             "Every figure and number here comes from one command (it trains what the "
-             "checkpoint cache lacks and skips studies already done; `--seeds 0`, then "
-             "`--seeds 1` ... spreads it over sittings):", "",
+             + f"; computed on {'; '.join(where) or '?'}.**", "",
+             "Every number and figure here is computed from the committed records "
+             f"(`{records}`: per seed, each model's training record and weights and each "
+             "study's raw results) by one command, with no `runs/` and no training:", "",
              "```bash", command, "```", "",
-             f"The numbers behind each figure are in `{out}/<study>-s<seed>/*.json` (config, "
-             "seed, versions, git commit), the findings in `findings.json` beside this file. "
-             "Models are trained on 28-px Fashion-MNIST, not the paper's 300 CIFAR-100 "
-             "epochs: read the magnitudes as this scale's, not the paper's.", ""]
+             "`vitprobe seeds --preset small --seed N` trains a missing seed and records it; "
+             "`vitprobe reproduce --preset small --seeds N` probes it. Models are trained on "
+             "28-px Fashion-MNIST, not the paper's 300 CIFAR-100 epochs: read the magnitudes "
+             "as this scale's, not the paper's.", ""]
     rows = [(png, what, f"`{command}` (drawn from every seed)") for png, what in extra]
     for step in steps:
         for png, what in step.figures:
             src = out / step.name / png
             if src.is_file():
                 shutil.copyfile(src, figures_dir / png)
-                rows.append((png, what, f"`{step.config(config.common(), out).command()}`"))
+                rows.append((png, f"{what} (an illustration: seed {step.seed} only)",
+                             f"`{step.config(config.common(), out).command()}`"))
     rows += [(png, what, f"`{command}`") for png, what, command in EXTRA_FIGURES
              if (figures_dir / png).is_file()]
     lines.append(results.markdown_table(["figure", "what it shows", "command"], (
         [f"![{png}]({png}) `{png}`", what, command] for png, what, command in rows)))
     seconds = {name: m.get("seconds", 0.0) for name, m in markers.items()}
-    missing = [st.name for st in steps if st.name not in seconds]
     lines += ["", "## Findings (Park & Kim 2022, F1-F10)", ""]
-    if missing:
-        lines += [f"**This table comes from a regeneration stopped part way**: "
-                  f"{len(seconds)} of {len(steps)} studies finished; not run: "
-                  f"{', '.join(missing)}. Rerunning the command resumes from the cache.", ""]
+    if lack:
+        lines += [f"**The records are incomplete**: {len(lack)} missing — "
+                  f"{', '.join(lack)}. A finding is decided only from what is recorded.", ""]
     lines += [findings.RULE, "", table, "",
-              f"Minutes per study ({sum(seconds.values()) / 60:.0f} in all, trainings "
-              f"included; a study killed part way and resumed counts only its last process's "
-              f"minutes): " + ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items()) + "."]
+              f"Minutes per study ({sum(seconds.values()) / 60:.0f} in all): "
+              + ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items()) + ".",
+              "", "Minutes of training per model (its last process): "
+              + ", ".join(f"{k} {rec.get('train_minutes', float('nan')):.1f}"
+                          for k, rec in models.items()) + "."]
     path = figures_dir / "README.md"
     results.atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     return path
@@ -311,8 +410,7 @@ class ReproduceConfig(Config):
                                   "findings over seeds on a 2-core CPU; paper: GPUs",
                          choices=presets.PRESETS)
     seeds: str | None = option(None, "training seeds, e.g. 0,1,2 or 0-4; one at a time (--seeds "
-                                     "0, then --seeds 1 ...) spreads a run over sittings, then "
-                                     "--report-only --seeds 0,1,2 decides the findings "
+                                     "0, then --seeds 1 ...) spreads a run over sittings "
                                      "(default: the preset's: smoke 0, quick 0,1, small and "
                                      "paper 0,1,2)", check=_seeds)
     data: str | None = option(None, "data set (default: fashion-mnist; cifar100 for --preset "
@@ -324,20 +422,28 @@ class ReproduceConfig(Config):
     precision: str | None = option(None, "training precision (default: the preset's)",
                                    choices=PRECISIONS)
     runs_dir: str = option("runs", "the checkpoint cache", check=cli.writable_dir, path=True)
-    out: str | None = option(None, "folder for every study's results (default: "
-                                   "results/reproduce-<preset>)", check=cli.writable_dir,
-                             path=True)
-    figures_dir: str | None = option(None, "the gallery's folder (default: the committed "
-                                           "gallery figures/ for the small preset without "
-                                           "--out, <out>/figures otherwise)",
-                                     check=cli.writable_dir, path=True)
+    out: str | None = option(None, "folder for every study's full results and figures "
+                                   "(default: results/reproduce-<preset>)",
+                             check=cli.writable_dir, path=True)
+    records: str | None = option(None, "the per-seed records (default: figures/records for "
+                                       "the small preset, <out>/records otherwise)",
+                                 check=cli.writable_dir, path=True)
+    figures_dir: str | None = option(None, "the gallery's folder (default: <out>/figures; the "
+                                           "committed gallery is written only when this says "
+                                           "figures)", check=cli.writable_dir, path=True)
     device: str | None = device_option()
     quiet: bool = option(False, "no progress bars")
-    report_only: bool = option(False, "run nothing: rebuild the gallery and the findings "
-                                      "table from the studies finished so far (the others are "
-                                      "listed as not measured)")
-    allow_mixed: bool = option(False, "render a gallery from studies computed by different "
-                                      "code (the header says so); refused otherwise")
+    report_only: bool = option(False, "run nothing: the findings, table and figures from the "
+                                      "records alone (what they lack is listed)")
+    reprobe: bool = option(False, "re-run every study whose record was computed by other probe "
+                                  "code, on the recorded weights (nothing is trained)")
+    allow_mixed: bool = option(False, "render from records computed by different code (the "
+                                      "header says so); refused otherwise")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.report_only and self.reprobe:
+            raise ValueError("--report-only runs nothing and --reprobe runs studies: pass one")
 
     def seed_list(self) -> tuple[int, ...]:
         return parse_seeds(self.seeds) if self.seeds else SEEDS[self.preset]
@@ -348,11 +454,16 @@ class ReproduceConfig(Config):
     def out_dir(self) -> Path:
         return Path(self.out or f"results/reproduce-{self.preset}")
 
+    def records_dir(self) -> Path:
+        """The preset's records: ``<records>/<preset>``."""
+        root = self.records or ("figures/records" if self.preset == "small"
+                                else self.out_dir() / "records")
+        return Path(root) / self.preset
+
     def gallery_dir(self) -> Path:
-        """Everything lands under ``out`` when it is given: the committed gallery is written
-        only by the small preset's default run (or by an explicit ``figures_dir``)."""
-        return Path(self.figures_dir or ("figures" if self.preset == "small" and not self.out
-                                         else self.out_dir() / "figures"))
+        """Under ``out`` unless ``figures_dir`` names a folder: a partial run never
+        overwrites the committed gallery."""
+        return Path(self.figures_dir or self.out_dir() / "figures")
 
     def common(self) -> dict:
         """The options every study of the plan shares."""
@@ -360,30 +471,40 @@ class ReproduceConfig(Config):
                 "data_dir": self.data_dir, "download": self.download,
                 "precision": self.precision, "device": self.device, "quiet": self.quiet}
 
+    def training(self) -> dict:
+        """What a seed's training specs share (``seeds.training_specs``)."""
+        return {"data": self.data_set(), "data_dir": self.data_dir, "runs_dir": self.runs_dir,
+                "device": cli.resolve_device(self.device), "precision": self.precision}
+
 
 @dataclass(kw_only=True)
 class FindingsResult(StudyResult):
     """The findings F1-F10 decided over the seeds (``findings.Finding.to_dict`` each), the
-    rule, preset, seeds, minutes per study and the code that computed each."""
+    rule, preset, seeds, minutes per study and model, and the code identities behind them."""
 
     FILE: ClassVar[str] = "findings.json"
 
 
 def run(config: ReproduceConfig) -> FindingsResult:
-    """Every study of the plan that is not done yet (unless ``report_only``), then the
-    findings, the gallery and its README."""
+    """Every study of the plan that is not recorded yet (unless ``report_only``; recorded
+    models restored, not retrained), then the findings, the gallery and its README from the
+    records."""
     seeds, data, out = config.seed_list(), config.data_set(), config.out_dir()
-    figures_dir = config.gallery_dir()
-    common = config.common()
+    records, figures_dir = config.records_dir(), config.gallery_dir()
+    common, training = config.common(), config.training()
     steps = plan(config.preset, seeds)
     t = time.perf_counter()
     if not config.report_only:
-        run_steps(steps, common, out)
-    markers = done_markers(steps, out)
-    check_one_code(markers, config.allow_mixed)
-    mixed = len(code_identities(markers)) > 1
-    context = findings.Context(out, seeds, config.preset, data, config.runs_dir,
-                               config.data_dir, config.precision)
+        restore_models(config.preset, seeds, training, records)
+        run_steps(steps, common, out, records, config.reprobe)
+        record_models(config.preset, seeds, training, records)
+    markers = done_markers(steps, records)
+    models = model_records(config.preset, seeds, training, records)
+    check_one_code(markers, models, config.allow_mixed)
+    mixed = bool(stale(markers, models))
+    lack = missing(steps, markers, config.preset, seeds, training, records)
+    context = findings.Context(records, seeds, config.preset, data, config.data_dir,
+                               config.precision)
     rows = findings.findings(context)
     verdicts = config.preset != "smoke"  # smoke models are too small to say anything
     text = findings.markdown(rows, verdicts=verdicts)
@@ -391,25 +512,28 @@ def run(config: ReproduceConfig) -> FindingsResult:
     record = {"findings": [r.to_dict() for r in rows], "verdicts": verdicts,
               "rule": findings.RULE, "preset": config.preset, "seeds": list(seeds),
               "precision": config.precision or "the preset's",
+              "identities": identity.identities(), "missing": lack,
               "study_seconds": {k: m.get("seconds") for k, m in markers.items()},
+              "train_minutes": {k: m.get("train_minutes") for k, m in models.items()},
               "computed_by": {k: m.get("ran_on") for k, m in markers.items()},
               "mixed_code": mixed}
+    out.mkdir(parents=True, exist_ok=True)
     results.atomic_write_bytes(out / "findings.md", (text + "\n").encode())
     result = FindingsResult(record=record, config={**config.to_dict(), "data": data,
                                                    "seeds": list(seeds)})
-    for folder in {out, figures_dir}:
-        result.save(folder)
-    display = config.replace(report_only=False, allow_mixed=False, quiet=False,
+    result.save(figures_dir)
+    display = config.replace(report_only=True, reprobe=False, allow_mixed=False, quiet=False,
                              seeds=",".join(map(str, seeds)))
-    readme = gallery(steps, text, figures_dir, out, display, markers, extra, mixed)
+    readme = gallery(steps, text, figures_dir, out, records, display, markers, models, extra,
+                     lack, mixed)
     print(text)
     counts = {v: sum(r.verdict == v for r in rows) for v in findings.ALL_VERDICTS}
     print(("verdicts: " if verdicts else "pipeline check (smoke preset), no verdicts: ") +
           ", ".join(f"{n} {v}" for v, n in counts.items() if n) +
           f"; {time.perf_counter() - t:.0f} s this run")
+    if lack:
+        print(f"missing from the records ({len(lack)}): {', '.join(lack)}")
     print(f"findings: {figures_dir / FindingsResult.FILE}\ngallery:  {readme}")
-    print("minutes per study: " + ", ".join(f"{k} {m.get('seconds', 0) / 60:.1f}"
-                                            for k, m in markers.items()))
     return result
 
 

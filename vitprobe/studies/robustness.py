@@ -3,7 +3,7 @@ paper's frequency-based random noise (eps·sign(N(0, 1)) band-passed to a ring o
 0.2 rad around frequency f, not renormalised) is added to the inputs, at several noise
 levels eps so that no single saturating level decides the comparison.
 
-python -m studies.robustness --model vit-ti,resnet-18 [--eps 0.1,0.3,1,3]
+vitprobe robustness --model vit-ti,resnet-18 [--eps 0.1,0.3,1,3]
 """
 
 from __future__ import annotations

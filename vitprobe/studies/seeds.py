@@ -1,17 +1,17 @@
 """Train one seed of a preset: every model its findings need, two at a time on one thread
 each, each model's training record and weights written to the records folder as it ends.
 
-python -m studies.seeds --preset small --seed 0              # ~2.2 h on a 2-core CPU
-python -m studies.seeds --preset small --seed 1 --jobs 1     # one training at a time
+vitprobe seeds --preset small --seed 0              # ~2.2 h on a 2-core CPU
+vitprobe seeds --preset small --seed 1 --jobs 1     # one training at a time
 
 A model's record is ``<records>/<preset>/seed-<s>/<run name>/``: the run's ``config.json``
 (spec, recipe, architecture, data identity, provenance with the training identity of the
 process that trained it), its training curve ``metrics.jsonl`` (training NLL, test accuracy
 and NLL per epoch), the final weights ``model.safetensors``, the early checkpoint
-``early.safetensors`` (``EARLY_FRACTION`` of training; Park & Kim 2022 read the spectra "in
-the early phase of training" as well as at the end) and ``record.json`` (the files' SHA-256,
-training minutes, machine). A killed run loses only the models in flight: the checkpoint
-cache resumes them, and finished models are not trained again.
+``early.safetensors`` (``protocols.early_epoch``: the spectra are read there as well as at
+the end) and ``record.json`` (the files' SHA-256, training minutes, machine). A killed run
+loses only the models in flight: the checkpoint cache resumes them, and finished models are
+not trained again. ``vitprobe reproduce`` then probes the recorded models.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import multiprocessing
 import os
 import time
@@ -32,16 +31,21 @@ from vitprobe.data import DATASETS
 
 from . import cli, presets
 from .config import Config, device_option, option
+from .protocols import early_epoch
 from .runspec import RunSpec
 
 log = logging.getLogger("studies.seeds")
 
 # the subset the paper trains ViT on besides the full set (Park & Kim 2022, Fig. 4: "6 %"),
-# for as many optimiser steps as the full set (Fig. 3: data size not confounded with length)
-SUBSET_FRACTION = 0.06
-# the early checkpoint kept with each model: the first epoch checkpoint at or after this
-# share of training (epoch 2 of 12 for vit-mini, 1 of 10 for the CNNs)
-EARLY_FRACTION = 0.1
+# for as many optimiser steps as the full set (Fig. 3: data size not confounded with length);
+# the smoke preset's tiny training set takes half
+SUBSET_FRACTION = {"smoke": 0.5}
+PAPER_SUBSET = 0.06
+
+
+def subset_fraction(preset: str) -> float:
+    return SUBSET_FRACTION.get(preset, PAPER_SUBSET)
+
 RECORD_FILES = ("config.json", "metrics.jsonl", "model.safetensors")
 
 
@@ -55,15 +59,10 @@ def training_specs(preset: str, seed: int, **common) -> list[RunSpec]:
     def spec(model: str, **kw) -> RunSpec:
         return RunSpec(model=model, preset=preset, seed=seed, progress=False, **common, **kw)
 
-    subset = {"data_fraction": SUBSET_FRACTION, "equal_steps": True}
+    subset = {"data_fraction": subset_fraction(preset), "equal_steps": True}
     return [spec(ro["vit"]), spec(ro["vit"], pool="gap"), spec(ro["vit"], **subset),
             spec(ro["alternet"]), spec(ro["resnet"]), spec(ro["resnet"], **subset),
             spec(ro["preresnet"])]
-
-
-def early_epoch(num_epochs: int) -> int:
-    """The 1-based epoch whose checkpoint is the early one: ceil(EARLY_FRACTION · epochs)."""
-    return max(1, math.ceil(EARLY_FRACTION * num_epochs))
 
 
 def record_dir(records: Path, spec: RunSpec) -> Path:
@@ -78,33 +77,39 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def export(spec: RunSpec, records: Path, seconds: float) -> Path:
+def export(spec: RunSpec, records: Path) -> Path:
     """Copy a finished run's record files into ``records`` (each atomically; record.json
-    last, so a folder with record.json is complete)."""
+    last, so a folder with record.json is complete), with the training minutes its final
+    weights carry (the last training process's)."""
     run = spec.run_dir
     dest = record_dir(records, spec)
     dest.mkdir(parents=True, exist_ok=True)
     metrics = [line for line in (run / "metrics.jsonl").read_text().splitlines() if line]
-    epochs = sorted((run / "epochs").glob("epoch-*.safetensors"))
-    early = run / "epochs" / f"epoch-{early_epoch(len(metrics)):03d}.safetensors"
+    early = early_checkpoint(spec)
     if not early.is_file():
-        raise FileNotFoundError(f"{run} has no early checkpoint {early.name} "
-                                f"({len(epochs)} epoch checkpoints)")
+        raise FileNotFoundError(f"{run} has no early checkpoint {early.name}")
     copies = {name: run / name for name in RECORD_FILES} | {"early.safetensors": early}
     for name, src in copies.items():
         results.atomic_write_bytes(dest / name, src.read_bytes())
     results.save_json(dest / "record.json", {
-        "spec": spec.run_name, "early_epoch": early_epoch(len(metrics)),
-        "epochs": len(metrics), "train_minutes": seconds / 60,
+        "spec": spec.run_name, "early_epoch": early_epoch(spec),
+        "epochs": len(metrics),
+        "train_minutes": float(results.weights_metadata(run / "model.safetensors").get(
+            "train_seconds", "nan")) / 60,
         "sha256": {name: _sha256(dest / name) for name in copies},
         "provenance": results.provenance()})
     return dest
 
 
+def early_checkpoint(spec: RunSpec) -> Path:
+    """Where the checkpoint cache keeps ``spec``'s early checkpoint."""
+    return spec.run_dir / "epochs" / f"epoch-{early_epoch(spec):03d}.safetensors"
+
+
 def restore(spec: RunSpec, records: Path) -> bool:
     """Put a committed record back into the checkpoint cache as a finished run (its config,
-    curve and final weights), so the studies probe the committed model without training it;
-    False when the record is not there."""
+    curve, final weights and early checkpoint), so the studies probe the committed model
+    without training it; False when the record is not there."""
     src = record_dir(records, spec)
     if not (src / "record.json").is_file():
         return False
@@ -112,7 +117,8 @@ def restore(spec: RunSpec, records: Path) -> bool:
     if (run / "model.safetensors").is_file():
         return True
     run.mkdir(parents=True, exist_ok=True)
-    for name in RECORD_FILES:
+    results.atomic_write_bytes(early_checkpoint(spec), (src / "early.safetensors").read_bytes())
+    for name in RECORD_FILES:  # model.safetensors last: the run is whole once it is there
         results.atomic_write_bytes(run / name, (src / name).read_bytes())
     return True
 
@@ -127,8 +133,7 @@ def _train_one(spec: RunSpec, records: str, threads: int) -> tuple[str, float]:
     cli.setup_logging(quiet=True)
     t = time.perf_counter()
     trained_model(spec)
-    seconds = time.perf_counter() - t
-    return str(export(spec, Path(records), seconds)), seconds
+    return str(export(spec, Path(records))), time.perf_counter() - t
 
 
 @dataclass(frozen=True)

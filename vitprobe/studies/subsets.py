@@ -4,7 +4,7 @@ set, so that less data does not also mean less training — then training NLL (a
 training data) against test error (F5: ViT does not overfit small data), and the Hessian
 spectra per fraction (F3: less data, more negative eigenvalues).
 
-python -m studies.subsets --model vit-ti,resnet-18 --fractions 0.02,0.06,0.25,1.0
+vitprobe subsets --model vit-ti,resnet-18 --fractions 0.02,0.06,0.25,1.0
 """
 
 from __future__ import annotations

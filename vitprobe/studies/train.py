@@ -1,6 +1,6 @@
 """Train a model into the checkpoint cache and print its test accuracy.
 
-python -m studies.train --model vit-ti --data fashion-mnist --preset quick
+vitprobe train --model vit-ti --data fashion-mnist --preset quick
 """
 
 from __future__ import annotations

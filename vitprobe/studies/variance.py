@@ -1,7 +1,7 @@
 """Feature-map variance through the network (Park & Kim 2022, Fig. 9): MSAs reduce it,
 convs/MLPs increase it.
 
-python -m studies.variance --model vit-ti,resnet-18,alternet-18
+vitprobe variance --model vit-ti,resnet-18,alternet-18
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 MACs (torch.utils.flop_counter), inference and training images/s on this device, and test
 accuracy where the checkpoint cache has the model.
 
-python -m studies.zoo [--model all|name,name] [--batch-size 32]
+vitprobe zoo [--model all|name,name] [--batch-size 32]
 """
 
 from __future__ import annotations
