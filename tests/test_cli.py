@@ -97,6 +97,24 @@ def test_checkpoint_of_another_architecture_is_rejected(tmp_path):
     assert "is not a resnet-18" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_a_file_that_is_not_safetensors_is_named_once(tmp_path):
+    fake = tmp_path / "fake.safetensors"
+    fake.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
+    r = run("studies.train", "--model", "resnet-18", "--checkpoint", str(fake))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.count("is not a safetensors file") == 1, r.stderr
+    assert f"error: {fake} is not a safetensors file (its header is not the JSON" in r.stderr
+
+
+def test_help_shows_every_default_zero_included():
+    r = run("studies.hessian", "--help")
+    assert "the replication unit" in r.stdout
+    at = r.stdout.index("  --seed SEED")  # the option's entry, not the usage line
+    assert "(default: 0)" in r.stdout[at:r.stdout.index("  --", at + 5)]
+    at = r.stdout.index("  --early")  # a literal % in a help text prints as written
+    assert "10 % of its training" in r.stdout[at:at + 200]
+
+
 def test_hessian_study_end_to_end_on_smoke_preset(tmp_path):
     r = run("studies.hessian", "--model", "vit-ti,vit-s", "--preset", "smoke", "--data",
             "synthetic", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
@@ -337,3 +355,18 @@ def test_study_help_is_generated_once_then_read_without_starting_torch(tmp_path)
     seconds, text = again.stdout.split("\n", 1)
     assert text == direct.stdout and float(seconds) < 0.5, seconds
     assert time.perf_counter() - t < 5  # the whole process, interpreter start included
+
+
+def test_quiet_means_quiet_and_verbose_shows_no_third_party_debug(tmp_path):
+    """--quiet: a training prints nothing on stderr (timm's one-epoch cosine note included);
+    without it, a figure written as PDF brings no fontTools subsetting lines."""
+    r = run("studies.train", "--model", "resnet-18", "--preset", "smoke", "--data",
+            "synthetic", "--runs-dir", str(tmp_path / "runs"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == "", r.stderr
+    code = ("import logging; from vitprobe.studies import cli; from vitprobe import plots; "
+            "cli.setup_logging(False); fig, ax = plots.plt.subplots(); ax.plot([1, 2]); "
+            f"plots.save(fig, {str(tmp_path / 'figure')!r})")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "fontTools" not in r.stderr and r.stderr.count("\n") <= 2, r.stderr

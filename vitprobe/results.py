@@ -147,6 +147,11 @@ class CorruptCheckpoint(ValueError):
     """A checkpoint whose bytes do not match the checksum written with them."""
 
 
+class NotSafetensors(CorruptCheckpoint):
+    """A weights file that is not safetensors at all (a checkpoint cache treats it as
+    corrupt; a user's --checkpoint gets this one line)."""
+
+
 def _corrupt(path) -> CorruptCheckpoint:
     return CorruptCheckpoint(f"{path} is corrupt: its bytes do not match the SHA-256 written "
                              f"with them (flipped bits or a partial copy)")
@@ -220,8 +225,9 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> dict[s
     blob = Path(path).read_bytes()
     try:
         meta, data = _safetensors_data(blob)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not a safetensors file ({type(e).__name__})") from None
+    except (ValueError, UnicodeDecodeError):
+        raise NotSafetensors(f"{path} is not a safetensors file (its header is not the JSON a "
+                             f"safetensors file starts with)") from None
     if _WEIGHTS_KEY in meta and hashlib.sha256(data).hexdigest() != meta[_WEIGHTS_KEY]:
         raise _corrupt(path)
     tensors = load(blob)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import re
 import sys
 from collections.abc import Callable
 
@@ -21,9 +22,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """The description as written (the study's whole docstring) and every option's default."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
+        # help is plain text ("10 % of training"): every % but argparse's own %(name)s
+        # placeholders is literal
+        text = re.sub(r"%(?!\()", "%%", action.help or "")
+        # a flag's False and an unset None say nothing; 0 is a default (0 == False in Python)
         if action.option_strings and "%(default)" not in text and \
-                action.default not in (None, False, argparse.SUPPRESS):
+                action.default is not None and action.default is not False and \
+                action.default is not argparse.SUPPRESS:
             text += " (default: %(default)s)"
         return text
 
@@ -42,7 +47,8 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def add_argument(self, *args, **kwargs):
-        if not kwargs.get("help") and kwargs.get("default") not in (None, False):
+        if not kwargs.get("help") and kwargs.get("default") is not None and \
+                kwargs.get("default") is not False:
             kwargs["help"] = "(default: %(default)s)"  # every default shown, help or not
         return super().add_argument(*args, **kwargs)
 
@@ -280,6 +286,11 @@ def setup_logging(quiet: bool = False) -> None:
                                            datefmt="%H:%M:%S"))
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[handler],
                         force=True)
+    # third-party chatter that is neither our progress nor a warning we mean: matplotlib's
+    # PDF font subsetting (dozens of INFO lines per figure), and timm's note that a cosine
+    # schedule of one epoch has nothing to anneal (the smoke preset's, by design)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+    logging.getLogger("timm.scheduler.cosine_lr").setLevel(logging.ERROR)
 
 
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
