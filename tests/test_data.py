@@ -269,3 +269,27 @@ def test_the_cli_trains_on_an_image_folder_into_its_own_cache_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     runs = list((tmp_path / "runs").glob("imagefolder-*/resnet-18-smoke-s0/model.safetensors"))
     assert len(runs) == 1 and "test accuracy" in r.stdout
+
+
+def test_an_image_folder_that_cannot_train_is_refused_before_any_training(tmp_path):
+    """One class (cross-entropy 0, the Hessian wd·I), or a class with no test image: one
+    line, exit 2, nothing trained."""
+    import shutil
+    import subprocess
+    import sys
+
+    from vitprobe.studies.hessian import HessianConfig
+
+    one = _image_folder(tmp_path / "one", {"cats": (1, 2, 3)})
+    with pytest.raises(ValueError, match="has 1 class.*cats.*at least 2"):
+        HessianConfig(data="imagefolder", data_dir=str(one))
+    two = _image_folder(tmp_path / "two", {"cats": (1, 2, 3), "dogs": (4, 5, 6)})
+    shutil.rmtree(two / "test" / "dogs")
+    (two / "test" / "dogs").mkdir()
+    with pytest.raises(ValueError, match="dogs have no test image"):
+        HessianConfig(data="imagefolder", data_dir=str(two))
+    r = subprocess.run([sys.executable, "-m", "studies.train", "--data", "imagefolder",
+                        "--data-dir", str(one), "--runs-dir", str(tmp_path / "runs")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "runs").exists()

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 from vitprobe import results
 from vitprobe.data import DATASETS
+from vitprobe.data.sources import IMAGE_SUFFIXES
 from vitprobe.train import PRECISIONS
 
 from . import cli
@@ -133,6 +134,31 @@ class Config:
         return shlex.join(["vitprobe", self.STUDY, *self.argv()])
 
 
+def check_trainable(data: str, data_dir: str | None) -> None:
+    """An image folder a classifier can learn from and be tested on, checked before anything
+    is trained: at least two classes (with one, cross-entropy is 0 and the Hessian of NLL +
+    l2 is exactly wd·I), and every class with at least one test image."""
+    if data != "imagefolder" or not data_dir:
+        return
+    def classes(split: str) -> dict[str, int]:
+        """Images per class folder of DIR/<split>/ (the suffixes the reader takes)."""
+        folder = Path(data_dir) / split
+        return {d.name: sum(f.suffix.lower() in IMAGE_SUFFIXES
+                            for f in d.rglob("*") if f.is_file())
+                for d in sorted(folder.iterdir()) if d.is_dir()} if folder.is_dir() else {}
+
+    train = {c: n for c, n in classes("train").items() if n}
+    if len(train) < 2:
+        raise ValueError(f"--data-dir {data_dir} has {len(train)} class(es) with training "
+                         f"images ({', '.join(train) or 'none'}): a classifier needs at least "
+                         f"2 (DIR/train/<class>/<image>, one folder per class)")
+    test = classes("test")
+    untested = sorted(c for c in train if not test.get(c))
+    if untested:
+        raise ValueError(f"--data-dir {data_dir}: class(es) {', '.join(untested)} have no test "
+                         f"image; every class needs at least one in DIR/test/<class>/")
+
+
 @dataclass(frozen=True)
 class StudyConfig(Config):
     """What every study taking trained models shares: which models, trained how, on what
@@ -179,6 +205,7 @@ class StudyConfig(Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_trainable(self.data, self.data_dir)
         if self.checkpoint is not None and len(self.model_names()) > 1:
             raise ValueError(f"--checkpoint holds the weights of one model; --model/--pool "
                              f"ask for {len(self.model_names())} "
