@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from importlib import import_module
+from pathlib import Path
 
 # the runnable studies, in the order a newcomer meets them
 STUDIES = ("train", "hessian", "pooling", "landscape", "fourier", "variance", "robustness",
@@ -84,41 +85,46 @@ def main(argv: list[str] | None = None) -> None:
     cli.run(import_module(f".{name}", __package__).main, rest)
 
 
-def _code_key() -> str:
-    """The code's fingerprint (``vitprobe.fingerprint``: no torch import) and the terminal
-    width argparse wraps the help to."""
-    import shutil
-
-    from vitprobe.fingerprint import code_identity
-
-    return f"{code_identity()}-{shutil.get_terminal_size().columns}"
+# Every study's --help, written at this width and shipped with the package (package data):
+# the first call after install prints it without starting torch. A test regenerates each
+# from the study's own parser and fails when one differs (``write_help`` renews them).
+HELP = Path(__file__).resolve().parent / "help"
+HELP_COLUMNS = 100
 
 
-def study_help(name: str) -> str:
-    """``vitprobe <study> --help``: the study's help text, generated once per code version
-    (importing the study starts torch: seconds) and then read from the cache
-    (``VITPROBE_CACHE``, default ``~/.cache/vitprobe``): well under a second."""
+def generated_help(name: str) -> str:
+    """The study's help as its own parser prints it at ``HELP_COLUMNS`` (imports the study:
+    torch, seconds)."""
     import contextlib
     import io
     import os
-    from pathlib import Path
 
-    cache = Path(os.environ.get("VITPROBE_CACHE", Path.home() / ".cache" / "vitprobe"))
-    path = cache / "help" / f"{name}-{_code_key()}.txt"
-    if path.is_file():
-        return path.read_text(encoding="utf-8")
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        import_module(f".{name}", __package__).main(["--help"])
-    text = out.getvalue()
-    try:  # atomic: a concurrent reader sees the old file or the whole new one
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home: the help is still printed, only not cached
-    return text
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(HELP_COLUMNS)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            import_module(f".{name}", __package__).main(["--help"])
+    finally:
+        if columns is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = columns
+    return out.getvalue()
+
+
+def write_help() -> None:
+    """Renew the shipped help of every study (after an option or its text changed)."""
+    HELP.mkdir(exist_ok=True)
+    for name in STUDIES:
+        (HELP / f"{name}.txt").write_text(generated_help(name), encoding="utf-8")
+
+
+def study_help(name: str) -> str:
+    """``vitprobe <study> --help``: the shipped text (no torch: well under a second), or the
+    parser's own where none is shipped."""
+    path = HELP / f"{name}.txt"
+    return path.read_text(encoding="utf-8") if path.is_file() else generated_help(name)
 
 
 if __name__ == "__main__":
