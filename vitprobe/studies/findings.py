@@ -21,7 +21,7 @@ from vitprobe import data as vdata
 from vitprobe import fourier, stats, summary
 from vitprobe.spectra import ape, nep
 
-from . import presets, seedplots
+from . import presets
 from .alternet import AlterNetResult
 from .cache import run_metrics
 from .fourier import FourierResult
@@ -604,7 +604,7 @@ def alternet_finding(c: Context) -> Finding:
     alt = ro["alternet"]
     seeds = c.finished("alternet")
     accs = {k: AlterNetResult.load(c.folder("alternet", k)).accuracies() for k in seeds}
-    n = test_images(c)
+    n = num_test_images(c)
 
     def part(other, votes=True):
         def per_seed(k):
@@ -623,7 +623,7 @@ def alternet_finding(c: Context) -> Finding:
                           part(ro["resnet"], votes=False)], note)
 
 
-def test_images(c: Context) -> int:
+def num_test_images(c: Context) -> int:
     """How many test images the preset evaluates its models on."""
     n = len(vdata.load(c.data, "test", c.data_dir))
     limit = presets.recipe(c.preset, c.roster["alternet"]).test_limit
@@ -649,125 +649,6 @@ def findings(c: Context) -> list[Finding]:
         for f in made if isinstance(made, list) else [made]:
             rows[f.id] = f
     return [rows[f"F{i}"] for i in range(1, 11)]
-
-
-def markdown(rows: list[Finding], verdicts: bool = True) -> str:
-    """The findings table, one line per part. ``verdicts=False`` (the smoke preset): a
-    pipeline check, the verdict column says so."""
-    cells = []
-    for r in rows:
-        lines = [(f"{p.text()}: {p.verdict if p.votes else 'shown'}" if len(r.parts) > 1
-                  and verdicts else p.text()) for p in r.parts]
-        if r.note:
-            lines.append(r.note)
-        n = len({k for p in r.parts for k in p.seeds})
-        if r.verdict == NOT_MEASURED:
-            v = NOT_MEASURED
-        elif verdicts:
-            v = f"**{r.verdict}**"
-        else:
-            v = "pipeline check — no verdicts"
-        cells.append([r.id, r.claim, "<br>".join(lines), str(n), v])
-    return results_table(cells)
-
-
-def results_table(cells: list[list[str]]) -> str:
-    from vitprobe import results
-
-    return results.markdown_table(
-        ["#", "the paper's claim", "statistic = mean over seeds [95 % t interval]", "n (seeds)",
-         "verdict"], cells)
-
-
-# ----------------------------------------------------------------------------- figures
-def accuracies_by_seed(c: Context) -> dict[str, list[float]]:
-    """Per model label, its test accuracy (points) in each finished alternet step (seed)."""
-    accs: dict[str, list[float]] = {}
-    for k in c.finished("alternet"):
-        for label, acc in AlterNetResult.load(c.folder("alternet", k)).accuracies().items():
-            accs.setdefault(label, []).append(100 * acc)
-    return accs
-
-
-def accuracy_figure(c: Context, path: Path) -> list[Path] | None:
-    """Fig. 12a over seeds: each model's test accuracy, the mean with its 95 % t interval and
-    every seed as a dot, on an untruncated axis."""
-    from vitprobe import plots
-
-    try:
-        accs = accuracies_by_seed(c)
-    except FileNotFoundError:
-        return None
-    fig, ax = plots.plt.subplots(figsize=(plots.ONE_COLUMN, 2.8))
-    for i, v in enumerate(accs.values()):
-        iv = stats.t_interval(v)
-        err = (iv.high - iv.estimate) if math.isfinite(iv.high) else 0.0
-        ax.bar(i, iv.estimate, yerr=err, capsize=4, color=plots.PALETTE[i % len(plots.PALETTE)],
-               alpha=0.8)
-        ax.plot([i] * len(v), v, "k.", ms=4)
-        ax.text(i, 2, f"{iv.estimate:.2f}", ha="center", color="white")
-    ax.set_xticks(range(len(accs)), list(accs), rotation=30, ha="right")
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("test accuracy (%)")
-    n = len(next(iter(accs.values()))) if accs else 0
-    ax.set_title(f"mean of {n} seeds, 95 % t interval; dots: seeds")
-    return plots.save(fig, path)
-
-
-def seeds_figure(rows: list[Finding], path: Path) -> list[Path] | None:
-    """Every voting part of every measured finding: one dot per seed, the mean with its 95 %
-    t interval, and the boundary; the panel's title gives the verdict and its text the mean
-    as the table prints it."""
-    from vitprobe import plots
-
-    panels = [(r, p) for r in rows for p in r.parts if p.votes]
-    if not panels:
-        return None
-    cols = 3
-    nrows = math.ceil(len(panels) / cols)
-    fig, axes = plots.plt.subplots(nrows, cols, figsize=(plots.TWO_COLUMNS, 1.9 * nrows),
-                                   squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
-    for ax, (r, p) in zip(axes.flat, panels):
-        iv = p.interval
-        ax.axhline(p.boundary, color="0.5", lw=0.8, ls="--")
-        ax.plot(range(len(p.per_seed)), p.per_seed, "o", color="k", ms=4, label="seed")
-        x = len(p.per_seed) + 0.5
-        if math.isfinite(iv.high):
-            ax.errorbar([x], [iv.estimate], yerr=[[iv.estimate - iv.low], [iv.high - iv.estimate]],
-                        fmt="s", color=plots.PALETTE[0], capsize=3, ms=4)
-        ax.text(x, iv.estimate, f" {iv.estimate:{p.fmt}}", va="center")
-        ax.set_xticks([*range(len(p.per_seed)), x], [f"s{k}" for k in p.seeds] + ["mean"])
-        ax.set_xlim(-0.5, x + 1.5)
-        side = ">" if p.paper_side == "above" else "<"
-        ax.set_title(f"{r.id} ({r.verdict}): paper {side} {p.boundary:g}\n"
-                     f"{_short(p.statistic)}", fontsize=7)
-    fig.suptitle("one dot per seed; square: mean with its 95 % t interval; dashed: the "
-                 "boundary")
-    return plots.save(fig, path)
-
-
-def _short(text: str, width: int = 38) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
-def figures(c: Context, rows: list[Finding], folder: Path) -> list[tuple[str, str]]:
-    """The gallery's figures drawn from every seed: (png name, what it shows) pairs."""
-    made = []
-    folder.mkdir(parents=True, exist_ok=True)
-    if seeds_figure(rows, folder / "findings_seeds"):
-        made.append(("findings_seeds.png", "every part of every finding: its per-seed values "
-                                           "(dots), their mean and 95 % t interval, the "
-                                           "boundary; the numbers of the table below"))
-    if accuracy_figure(c, folder / "alternet_seeds"):
-        made.append(("alternet_seeds.png", "test accuracy of AlterNet, both ResNets and ViT, "
-                                           "mean over the seeds with its 95 % t interval, one "
-                                           "dot per seed (Fig. 12a; F9)"))
-    for stem, draw, what in seedplots.FIGURES:
-        if draw(c, folder / stem):
-            made.append((f"{stem}.png", what))
-    return made
 
 
 if __name__ == "__main__":

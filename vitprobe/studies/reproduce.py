@@ -47,7 +47,9 @@ from . import (
     landscape,
     pooling,
     presets,
+    report,
     robustness,
+    seedplots,
     subsets,
     variance,
 )
@@ -507,8 +509,8 @@ def run(config: ReproduceConfig) -> FindingsResult:
                                config.precision)
     rows = findings.findings(context)
     verdicts = config.preset != "smoke"  # smoke models are too small to say anything
-    text = findings.markdown(rows, verdicts=verdicts)
-    extra = findings.figures(context, rows, figures_dir)
+    text = report.markdown(rows, verdicts=verdicts)
+    extra = seedplots.figures(context, rows, figures_dir)
     record = {"findings": [r.to_dict() for r in rows], "verdicts": verdicts,
               "rule": findings.RULE, "preset": config.preset, "seeds": list(seeds),
               "precision": config.precision or "the preset's",

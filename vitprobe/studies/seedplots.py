@@ -7,10 +7,16 @@ study has no finished seed."""
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
+from vitprobe import plots, stats
+
+from .alternet import AlterNetResult
+from .findings import Context, Finding
 from .fourier import FourierResult
 from .labels import named_pooling
 from .robustness import RobustnessResult
@@ -38,8 +44,6 @@ def depth_series(c, study: str, model: str) -> tuple[list[str], dict[int, np.nda
 def depth_figure(c, path: Path) -> list[Path] | None:
     """Figs. 8 and 9 over seeds: rows ΔlogAmp (fourier) and variance, one panel per model,
     one line per seed against normalised depth (tap index / (taps − 1)), MSA taps shaded."""
-    from vitprobe import plots
-
     ro = c.roster
     models = [ro["vit"], ro["resnet"], ro["alternet"]]
     rows = []
@@ -89,8 +93,6 @@ def robustness_series(c, model: str) -> tuple[list[float], np.ndarray, dict[int,
 def robustness_figure(c, path: Path) -> list[Path] | None:
     """Fig. 2b over seeds: accuracy change under band-passed noise against its frequency, one
     panel per noise level, one line per model and seed."""
-    from vitprobe import plots
-
     ro = c.roster
     try:
         series = {m: robustness_series(c, m) for m in (ro["vit"], ro["resnet"])}
@@ -128,8 +130,6 @@ def subsets_series(c, model: str) -> tuple[list[float], dict[int, np.ndarray],
 def subsets_figure(c, path: Path) -> list[Path] | None:
     """Fig. 3 over seeds: training NLL and test error against the fraction of the training
     set, one line per model and seed."""
-    from vitprobe import plots
-
     ro = c.roster
     try:
         series = {m: subsets_series(c, m) for m in (ro["vit"], ro["resnet"])}
@@ -163,3 +163,91 @@ FIGURES = (
      "every fraction trained for the full set's number of steps, one line per model and seed "
      "(Fig. 3; F5)"),
 )
+
+
+# ----------------------------------------------------------------------------- figures
+def accuracies_by_seed(c: Context) -> dict[str, list[float]]:
+    """Per model label, its test accuracy (points) in each finished alternet step (seed)."""
+    accs: dict[str, list[float]] = {}
+    for k in c.finished("alternet"):
+        for label, acc in AlterNetResult.load(c.folder("alternet", k)).accuracies().items():
+            accs.setdefault(label, []).append(100 * acc)
+    return accs
+
+
+def accuracy_figure(c: Context, path: Path) -> list[Path] | None:
+    """Fig. 12a over seeds: each model's test accuracy, the mean with its 95 % t interval and
+    every seed as a dot, on an untruncated axis."""
+    try:
+        accs = accuracies_by_seed(c)
+    except FileNotFoundError:
+        return None
+    fig, ax = plots.plt.subplots(figsize=(plots.ONE_COLUMN, 2.8))
+    for i, v in enumerate(accs.values()):
+        iv = stats.t_interval(v)
+        err = (iv.high - iv.estimate) if math.isfinite(iv.high) else 0.0
+        ax.bar(i, iv.estimate, yerr=err, capsize=4, color=plots.PALETTE[i % len(plots.PALETTE)],
+               alpha=0.8)
+        ax.plot([i] * len(v), v, "k.", ms=4)
+        ax.text(i, 2, f"{iv.estimate:.2f}", ha="center", color="white")
+    ax.set_xticks(range(len(accs)), list(accs), rotation=30, ha="right")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("test accuracy (%)")
+    n = len(next(iter(accs.values()))) if accs else 0
+    ax.set_title(f"mean of {n} seeds, 95 % t interval; dots: seeds")
+    return plots.save(fig, path)
+
+
+def seeds_figure(rows: list[Finding], path: Path) -> list[Path] | None:
+    """Every voting part of every measured finding: one dot per seed, the mean with its 95 %
+    t interval, and the boundary; the panel's title gives the verdict and its text the mean
+    as the table prints it."""
+    panels = [(r, p) for r in rows for p in r.parts if p.votes]
+    if not panels:
+        return None
+    cols = 3
+    nrows = math.ceil(len(panels) / cols)
+    fig, axes = plots.plt.subplots(nrows, cols, figsize=(plots.TWO_COLUMNS, 1.9 * nrows),
+                                   squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (r, p) in zip(axes.flat, panels):
+        iv = p.interval
+        ax.axhline(p.boundary, color="0.5", lw=0.8, ls="--")
+        ax.plot(range(len(p.per_seed)), p.per_seed, "o", color="k", ms=4, label="seed")
+        x = len(p.per_seed) + 0.5
+        if math.isfinite(iv.high):
+            ax.errorbar([x], [iv.estimate], yerr=[[iv.estimate - iv.low], [iv.high - iv.estimate]],
+                        fmt="s", color=plots.PALETTE[0], capsize=3, ms=4)
+        ax.text(x, iv.estimate, f" {iv.estimate:{p.fmt}}", va="center")
+        ax.set_xticks([*range(len(p.per_seed)), x], [f"s{k}" for k in p.seeds] + ["mean"])
+        ax.set_xlim(-0.5, x + 1.5)
+        side = ">" if p.paper_side == "above" else "<"
+        ax.set_title(f"{r.id} ({r.verdict}): paper {side} {p.boundary:g}\n"
+                     f"{_wrapped(p.statistic)}", fontsize=7)
+    fig.suptitle("one dot per seed; square: mean with its 95 % t interval; dashed: the "
+                 "boundary")
+    return plots.save(fig, path)
+
+
+def _wrapped(text: str, width: int = 44) -> str:
+    """A panel title on as many lines as it needs: never cut short with an ellipsis."""
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def figures(c: Context, rows: list[Finding], folder: Path) -> list[tuple[str, str]]:
+    """The gallery's figures drawn from every seed: (png name, what it shows) pairs."""
+    made = []
+    folder.mkdir(parents=True, exist_ok=True)
+    if seeds_figure(rows, folder / "findings_seeds"):
+        made.append(("findings_seeds.png", "every part of every finding: its per-seed values "
+                                           "(dots), their mean and 95 % t interval, the "
+                                           "boundary; the numbers of the table below"))
+    if accuracy_figure(c, folder / "alternet_seeds"):
+        made.append(("alternet_seeds.png", "test accuracy of AlterNet, both ResNets and ViT, "
+                                           "mean over the seeds with its 95 % t interval, one "
+                                           "dot per seed (Fig. 12a; F9)"))
+    for stem, draw, what in FIGURES:
+        if draw(c, folder / stem):
+            made.append((f"{stem}.png", what))
+    return made
