@@ -59,6 +59,40 @@ def inspect_before_saving(monkeypatch):
                 ticks = axis.get_major_ticks()
                 if ticks and any(t.label1.get_visible() for t in ticks):
                     assert len(drawn_tick_labels(axis)) >= 2, (path, axis.axis_name)
+        # no text cut: inside the canvas, never shortened with an ellipsis (tick labels
+        # that matplotlib keeps beyond an axis' view are not drawn, so not checked)
+        canvas = fig.bbox
+        undrawn = set()
+        for ax in fig.axes:
+            for axis in [ax.xaxis, ax.yaxis] + ([ax.zaxis] if hasattr(ax, "zaxis") else []):
+                shown = {id(x) for x in drawn_tick_labels(axis)}
+                undrawn |= {id(tk.label1) for tk in axis.get_major_ticks()
+                            if id(tk.label1) not in shown}
+                undrawn |= {id(tk.label2) for tk in axis.get_major_ticks()
+                            if not tk.label2.get_visible()}
+        for t in texts:
+            if id(t) in undrawn:
+                continue
+            box = t.get_window_extent(renderer)
+            assert "…" not in t.get_text(), (path, t.get_text())
+            assert box.x0 >= canvas.x0 - 1 and box.x1 <= canvas.x1 + 1 and \
+                box.y0 >= canvas.y0 - 1 and box.y1 <= canvas.y1 + 1, (path, t.get_text())
+        # a legend covers no plotted point of its own panel (figure legends: of any panel)
+        for ax in fig.axes:
+            legends = [lg for lg in [ax.get_legend(), *fig.legends] if lg is not None]
+            for lg in legends:
+                box = lg.get_window_extent(renderer)
+                panels = [ax] if lg is ax.get_legend() else fig.axes
+                for a in panels:
+                    for line in a.lines:
+                        xy = np.column_stack(line.get_data()).astype(float)
+                        xy = xy[np.isfinite(xy).all(axis=1)]
+                        if not len(xy):
+                            continue
+                        pts = a.transData.transform(xy)
+                        inside = (pts[:, 0] > box.x0) & (pts[:, 0] < box.x1) & \
+                            (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1)
+                        assert not inside.any(), (path, line.get_label(), int(inside.sum()))
         out = original(fig, path)
         assert [p.suffix for p in out] == [".png", ".pdf"] and all(p.stat().st_size for p in out)
         checked.append(path)

@@ -111,10 +111,10 @@ def _reach(samples: list[np.ndarray]) -> float:
     return 3 * max(widths)
 
 
-def spectrum_scale(spectra: dict[str, np.ndarray], ratio: float = 20.0) -> str:
+def spectrum_scale(spectra: dict[str, np.ndarray], ratio: float = 10.0) -> str:
     """``"log"`` when the models' largest eigenvalue magnitudes differ by more than ``ratio``
-    (one model's spectrum would flatten the others' against zero on a linear axis), else
-    ``"linear"``."""
+    (a decade: one model's spectrum would flatten the others' against zero on a linear
+    axis, as 0-200 in a panel drawn to 2500), else ``"linear"``."""
     tops = [np.abs(v[np.isfinite(v)]).max() for v in map(np.ravel, spectra.values())
             if np.isfinite(v).any()]
     tops = [t for t in tops if t > 0]
@@ -177,7 +177,9 @@ def spectrum_figure(spectra: dict[str, np.ndarray], path: str | Path,
         axn.set_xlabel("eigenvalue (negative)")
         axp.set_xlabel("eigenvalue (positive)")
         axn.set_ylabel("density")
-    axp.legend(loc="upper right")
+    # below both panels: a legend inside one would cover its densities
+    fig.legend(*axp.get_legend_handles_labels(), loc="outside lower center",
+               ncol=min(2, len(clean)))
     fig.suptitle(title)
     return save(fig, path)
 
