@@ -318,6 +318,13 @@ def test_the_seed_figures_draw_each_seeds_own_numbers(tmp_path):
                            "accuracy_change": [-0.01 * (k + 1), -0.02 * (k + 1)]}]}
         results.save_result(folder / "robustness.json", {vit: rec, res: rec}, {}, k)
         results.save_json(folder / "done.json", {})
+        folder = tmp_path / f"seed-{k}" / "hessian"
+        spectrum = {"eigenvalues": [[5.0 + k, -1.0], [4.0, 2.0]], "residuals": [[0, 0]] * 2,
+                    "converged": [[True, True]] * 2, "num_hvps": 10, "seconds": 1.0,
+                    "batch_size": 16, "weight_decay": 0.05}
+        results.save_result(folder / "hessian.json", {"models": {
+            m: {"spectra": {"final": spectrum}} for m in (vit, res)}}, {}, k)
+        results.save_json(folder / "done.json", {})
         folder = tmp_path / f"seed-{k}" / "subsets"
         rows = [{"model": m, "fraction": f, "train_nll_per_image": [0.1 * (k + 1), 0.3 * (k + 1)],
                  "test_acc": 0.9 - f / 10} for m in (vit, res) for f in (1.0, 0.06)]
@@ -336,6 +343,8 @@ def test_the_seed_figures_draw_each_seeds_own_numbers(tmp_path):
     np.testing.assert_allclose(nll[0], [0.2, 0.2])
     np.testing.assert_allclose(nll[1], [0.4, 0.4])
     np.testing.assert_allclose(err[0], [10.6, 20.0])
+    spectra = seedplots.spectra_series(c)  # both seeds' mini-batches, stacked
+    np.testing.assert_allclose(spectra[f"{vit} (cls)"], [[5, -1], [4, 2], [6, -1], [4, 2]])
     for stem, draw, _ in seedplots.FIGURES:
         assert draw(c, tmp_path / "figs" / stem) and \
             (tmp_path / "figs" / f"{stem}.png").stat().st_size > 1000

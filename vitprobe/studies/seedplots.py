@@ -18,6 +18,7 @@ from vitprobe import plots, stats
 from .alternet import AlterNetResult
 from .findings import Context, Finding
 from .fourier import FourierResult
+from .hessian import HessianResult
 from .labels import named_pooling
 from .robustness import RobustnessResult
 from .subsets import SubsetsResult
@@ -151,7 +152,31 @@ def subsets_figure(c, path: Path) -> list[Path] | None:
 
 
 # (png stem, figure function, what it shows) in gallery order
+def spectra_series(c) -> dict[str, np.ndarray]:
+    """Per model, the top-k eigenvalues of every recorded seed's mini-batches, stacked."""
+    by_model: dict[str, list[np.ndarray]] = {}
+    for k in c.finished("hessian"):
+        for label, e in HessianResult.load(c.folder("hessian", k)).eigenvalues.items():
+            by_model.setdefault(named_pooling(label), []).append(e)
+    return {label: np.concatenate(es) for label, es in by_model.items()}
+
+
+def spectra_figure(c, path: Path) -> list[Path] | None:
+    """Figs. 1c, 4, 6, 12c over seeds: each model's spectrum from every seed's mini-batches."""
+    try:
+        spectra = spectra_series(c)
+    except FileNotFoundError:
+        return None
+    n = len(c.finished("hessian"))
+    return plots.spectrum_figure(spectra, path, title=f"Hessian max eigenvalue spectra, top-5 "
+                                                      f"per mini-batch of {n} seed(s)")
+
+
 FIGURES = (
+    ("spectra_seeds", spectra_figure,
+     "Hessian max-eigenvalue spectra of every model, top-5 per mini-batch of 16 augmented "
+     "training images, NLL + l2, every seed's mini-batches together (Figs. 1c, 4, 6, 12c; "
+     "F1, F2, F4, F10)"),
     ("depth_seeds", depth_figure,
      "high-frequency ΔlogAmplitude (top) and feature-map variance (bottom, log scale) against "
      "depth, one line per seed, MSA taps shaded (Figs. 2a, 8, 9; F6, F8)"),
