@@ -1,7 +1,7 @@
 """`pip install .` in a clean venv, without make: the wheel holds one top-level package,
 vitprobe (models and studies inside it, as vitprobe.models and vitprobe.studies), so a user's
 own models/ or studies/ folder cannot shadow ours; installed, the API, the console command and
-a study run from any folder."""
+a study run from any folder, with the checkout's code identities."""
 
 import os
 import shutil
@@ -56,10 +56,16 @@ def _check_the_install(tmp_path, python):
         "depth=1)\n"
         "x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 4, (8,))\n"
         "r = hessian.top_eigenvalues(hessian.OperatorSpec(m, F.cross_entropy, (x, y)), k=2)\n"
-        "print('converged', r.converged.tolist())\n")
+        "print('converged', r.converged.tolist())\n"
+        "from vitprobe.identity import identities\n"
+        "print('identities', identities())\n")
     r = subprocess.run([str(python), "-c", code], cwd=user, env=env, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0 and "converged [True, True]" in r.stdout, r.stderr[-2000:]
+    # the code identities follow the code, not where it lies: installed = checkout
+    from vitprobe.identity import identities
+
+    assert f"identities {identities()}" in r.stdout, r.stdout
     exe = python.parent / "vitprobe"
     for argv, needle in ((["--version"], "vitprobe 0."), (["models"], "vit-ti"),
                          (["hessian", "--help"], "usage: vitprobe hessian")):
