@@ -57,15 +57,17 @@ def _check_the_install(tmp_path, python):
         "x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 4, (8,))\n"
         "r = hessian.top_eigenvalues(hessian.OperatorSpec(m, F.cross_entropy, (x, y)), k=2)\n"
         "print('converged', r.converged.tolist())\n"
-        "from vitprobe.identity import identities\n"
-        "print('identities', identities())\n")
+        "from vitprobe import identity as i\n"
+        "print('code', i.digest(i.TRAINING_MODULES), i.digest(i.PROBE_MODULES))\n")
     r = subprocess.run([str(python), "-c", code], cwd=user, env=env, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0 and "converged [True, True]" in r.stdout, r.stderr[-2000:]
-    # the code identities follow the code, not where it lies: installed = checkout
-    from vitprobe.identity import identities
+    # the code identities follow the code, not where it lies: installed = checkout (the
+    # libraries' versions, also in the identities, are the clean venv's own)
+    from vitprobe import identity as i
 
-    assert f"identities {identities()}" in r.stdout, r.stdout
+    assert f"code {i.digest(i.TRAINING_MODULES)} {i.digest(i.PROBE_MODULES)}" in r.stdout, \
+        r.stdout
     exe = python.parent / "vitprobe"
     for argv, needle in ((["--version"], "vitprobe 0."), (["models"], "vit-ti"),
                          (["hessian", "--help"], "usage: vitprobe hessian")):
