@@ -19,7 +19,7 @@ __all__ = ["Attention", "SeqPool", "TokenModel", "WindowAttention2d", "probe_tap
 
 
 def probe_tap(name: str, kind: str, module: nn.Module, port: str = "output") -> tuple:
-    """One entry of a model's ``probe_taps()`` list (the adapter protocol of DESIGN.md).
+    """One entry of a model's ``probe_taps()`` list (the protocol ``vitprobe.features`` reads).
 
     ``port="output"`` taps what ``module`` returns; ``"input"`` taps its first input (used to
     read the residual stream between a block's MSA and MLP halves at ``norm2``).

@@ -3,7 +3,8 @@
 Pooling: ``cls`` (a class token, the original ViT), ``gap`` (global average pooling of the
 patch tokens; Park & Kim 2022 §3.3 find it flattens the loss), ``seqpool`` (CCT's sequence
 pooling) and ``map`` (multi-head attention pooling with a learned latent, as timm).
-Defaults follow the paper's CIFAR configurations (REFERENCE.md §1): no qkv bias, class token.
+Defaults follow the paper's CIFAR configurations (Park & Kim 2022, App. A): no qkv bias,
+class token.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 preset: ``smoke`` (a pipeline check: seconds to a minute per study, about 2 minutes for
 reproduce), ``quick`` (minutes on a 2-core CPU, Fashion-MNIST), ``small`` (the ``-mini``
 members of each family trained to a plateau on a 2-core CPU: the findings, over seeds),
-``paper`` (Park & Kim 2022's CIFAR recipe, REFERENCE.md §1, for GPUs). The precision is part
+``paper`` (Park & Kim 2022's CIFAR recipe, their App. A, for GPUs). The precision is part
 of the recipe: float32 everywhere but ``paper`` (bf16 autocast on a GPU); ``--precision``
 overrides it."""
 
