@@ -494,7 +494,7 @@ def test_the_model_level_call_is_the_spec_call(vit64):
     (lambda m, d: hessian.OperatorSpec(m, loss_fn, d, backend="jvp"), "backend must"),
     (lambda m, d: hessian.top_eigenvalues(m, loss_fn, d, k=2, tol=2), r"in \(0, 1\)"),
     (lambda m, d: hessian.top_eigenvalues(m, loss_fn, d, k=2, tol=0), r"in \(0, 1\)"),
-    (lambda m, d: hessian.top_eigenvalues(m, loss_fn, d, k=2, max_hvps=0), "max_matvecs"),
+    (lambda m, d: hessian.top_eigenvalues(m, loss_fn, d, k=2, max_hvps=0), "max_hvps"),
 ])
 def test_bad_spec_or_solver_options_are_refused_before_any_product(vit64, make, needle):
     with pytest.raises(ValueError, match=needle):

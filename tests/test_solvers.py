@@ -41,7 +41,7 @@ SPECTRA = {
 def test_eigsh_finds_the_exact_top_k_with_certified_residuals(name, method):
     lam = SPECTRA[name]
     A = DenseOperator(matrix_with(lam))
-    r = solvers.eigsh(A, 5, tol=1e-8, method=method, max_matvecs=5000)
+    r = solvers.eigsh(A, 5, tol=1e-8, method=method, max_hvps=5000)
     np.testing.assert_allclose(np.sort(r.eigenvalues), np.sort(top(lam, 5, "LM")), atol=1e-6)
     assert r.converged.all() and (r.residuals <= 1e-8).all()
     assert r.num_hvps == A.num_hvps  # every product counted
@@ -59,7 +59,7 @@ def test_tol_means_the_relative_residual_of_every_returned_pair_for_every_method
         5,
         tol=tol,
         method=method,
-        max_matvecs=5000,
+        max_hvps=5000,
         workspace=solvers.Workspace(eigenvectors=True),
     )
     V = torch.as_tensor(r.eigenvectors)
@@ -82,7 +82,7 @@ def test_low_memory_lanczos_finds_the_same_pairs_and_certifies_them_with_k_more_
         DenseOperator(matrix_with(lam)),
         5,
         tol=1e-6,
-        max_matvecs=5000,
+        max_hvps=5000,
         workspace=solvers.Workspace(eigenvectors=True),
     )
     A = DenseOperator(matrix_with(lam))
@@ -90,7 +90,7 @@ def test_low_memory_lanczos_finds_the_same_pairs_and_certifies_them_with_k_more_
         A,
         5,
         tol=1e-6,
-        max_matvecs=5000,
+        max_hvps=5000,
         workspace=solvers.Workspace(low_memory=True, eigenvectors=True),
     )
     np.testing.assert_allclose(np.sort(low.eigenvalues), np.sort(top(lam, 5, "LM")), atol=1e-5)
@@ -113,7 +113,7 @@ def test_restarted_lanczos_at_a_tight_tolerance_finds_no_ghost_copies():
         DenseOperator(matrix_with(lam, seed=4)),
         5,
         tol=1e-10,
-        max_matvecs=5000,
+        max_hvps=5000,
         workspace=solvers.Workspace(ncv=11),
     )
     np.testing.assert_allclose(np.sort(r.eigenvalues), [-7, 6, 8, 9, 10], atol=1e-8)
@@ -294,7 +294,7 @@ def test_a_basis_that_lost_its_orthogonality_is_caught_and_the_solve_redone(monk
 
     monkeypatch.setattr(lanczos, "_orthogonalise", without_reorthogonalisation)
     A = DenseOperator(matrix_with(lam, seed=7))
-    r = solvers.eigsh(A, 5, tol=1e-8, max_matvecs=2000, workspace=solvers.Workspace(ncv=60))
+    r = solvers.eigsh(A, 5, tol=1e-8, max_hvps=2000, workspace=solvers.Workspace(ncv=60))
     assert False in passes and True in passes  # the one-pass solve was redone
     np.testing.assert_allclose(np.sort(r.eigenvalues), np.sort(top(lam, 5, "LM")), atol=1e-6)
     assert r.converged.all() and r.num_hvps == A.num_hvps
@@ -356,7 +356,7 @@ def test_the_lanczos_basis_layout_follows_the_memory_available(monkeypatch):
     for free, layout in ((2 * full, "kept products"), (2 * full - 1, "low memory")):
         monkeypatch.setattr(memory, "available_bytes", lambda device, free=free: free)
         A = DenseOperator(matrix_with(lam))
-        r = solvers.eigsh(A, 5, tol=1e-6, max_matvecs=5000)  # a float32 basis: 1e-6
+        r = solvers.eigsh(A, 5, tol=1e-6, max_hvps=5000)  # a float32 basis: 1e-6
         assert layout in r.layout and r.to_dict()["layout"] == r.layout
         assert r.converged.all() and r.num_hvps == A.num_hvps
         found[layout] = r
@@ -392,7 +392,7 @@ def test_a_timed_workspace_records_the_seconds_of_each_section(method):
         5,
         tol=1e-6,
         method=method,
-        max_matvecs=5000,
+        max_hvps=5000,
         workspace=solvers.Workspace(timed=True),
     )
     t = r.timings
@@ -438,7 +438,7 @@ def test_invariant_subspaces_converge_in_a_bounded_number_of_products(name, dtyp
     lam = EASY[name]
     k = 5
     op = DenseOperator(matrix_with(lam).to(dtype))
-    r = solvers.eigsh(op, k=k, tol=1e-3, method=method, max_matvecs=300)
+    r = solvers.eigsh(op, k=k, tol=1e-3, method=method, max_hvps=300)
     assert r.converged.all(), (r.eigenvalues, r.residuals)
     np.testing.assert_allclose(np.sort(r.eigenvalues), np.sort(top(lam, k, "LM")),
                                atol=1e-5 * max(1.0, np.abs(lam).max()))
@@ -448,15 +448,15 @@ def test_invariant_subspaces_converge_in_a_bounded_number_of_products(name, dtyp
 
 
 @pytest.mark.parametrize("method", ["lanczos", "arpack", "power"])
-@pytest.mark.parametrize("max_matvecs", [12, 30, 50])
+@pytest.mark.parametrize("max_hvps", [12, 30, 50])
 def test_one_budget_counts_every_product_certification_and_retries_included(method,
-                                                                          max_matvecs):
+                                                                          max_hvps):
     """A spectrum that needs more products than allowed: the solver stops at the budget,
     its certifying products counted, never past it."""
     lam = np.concatenate([[10, 10 - 1e-3, 10 - 2e-3, 9.997, 9.996], np.linspace(0, 9.99, 295)])
     op = DenseOperator(matrix_with(lam))
-    r = solvers.eigsh(op, k=5, tol=1e-10, method=method, max_matvecs=max_matvecs)
-    assert op.num_hvps <= max_matvecs and r.num_hvps <= max_matvecs
+    r = solvers.eigsh(op, k=5, tol=1e-10, method=method, max_hvps=max_hvps)
+    assert op.num_hvps <= max_hvps and r.num_hvps <= max_hvps
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

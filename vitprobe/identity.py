@@ -46,8 +46,8 @@ TRAINING_MODULES = (
 TRAINING_LIBRARIES = ("torch", "torchvision", "timm")
 
 PROBE_MODULES = (
-    "vitprobe.hessian", "vitprobe.spectra", "vitprobe.landscape", "vitprobe.fourier",
-    "vitprobe.variance", "vitprobe.attention", "vitprobe.features",
+    "vitprobe.hessian", "vitprobe.curvature", "vitprobe.spectra", "vitprobe.landscape",
+    "vitprobe.fourier", "vitprobe.variance", "vitprobe.attention", "vitprobe.features",
     "vitprobe.solvers", "vitprobe.solvers.arpack", "vitprobe.solvers.base",
     "vitprobe.solvers.eigen", "vitprobe.solvers.hutchpp", "vitprobe.solvers.kernels",
     "vitprobe.solvers.lanczos", "vitprobe.solvers.memory", "vitprobe.solvers.power",

@@ -24,9 +24,9 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from . import results
+from .curvature import as_batches, check_non_negative, spec_alias
 from .distributed import all_reduce, rank_and_world
 from .features import check_mode, probe_mode
-from .hessian import as_batches, check_non_negative, spec_alias
 
 Direction = dict[str, torch.Tensor]
 NORMS = ("filter", "layer", "paper", None)

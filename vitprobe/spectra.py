@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from .hessian import OperatorSpec, model_alias, top_eigenvalues
+from .curvature import OperatorSpec, model_alias, top_eigenvalues
 from .solvers import DEFAULT_TOL, Workspace
 
 __all__ = ["Spectrum", "ape", "nep", "spectrum"]

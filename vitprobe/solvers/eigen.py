@@ -17,7 +17,7 @@ from .timing import Sections, TimedOperator
 
 
 def eigsh(A: SymmetricOperator, k: int = 5, *, which: str = "LM", tol: float = DEFAULT_TOL,
-          method: str = "lanczos", max_matvecs: int = 1000, seed: int = 0,
+          method: str = "lanczos", max_hvps: int = 1000, seed: int = 0,
           workspace: Workspace | None = None) -> EigenResult:
     """The k extreme eigenpairs of the symmetric operator ``A``, each certified by its
     residual.
@@ -26,7 +26,7 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, which: str = "LM", tol: float = D
     ||A v - λ v|| / |λ| is at most ``tol``, measured with products of A (Lanczos: from the
     products it kept; ARPACK and power iteration: one more product per pair), and every method
     stops on that criterion (ARPACK, whose own tolerance bounds the Ritz values, is solved
-    again ten times tighter until its pairs pass or ``max_matvecs`` is spent; power iteration
+    again ten times tighter until its pairs pass or ``max_hvps`` is spent; power iteration
     reads the residual off its own product). ``EigenResult.residuals`` holds the measured
     values, ``converged`` which pairs pass.
 
@@ -37,7 +37,7 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, which: str = "LM", tol: float = D
     float64 one; the layout and ``ncv`` come from ``workspace``, the layout chosen is named in
     ``EigenResult.layout``; a solve whose wanted Ritz vectors come out far from orthogonal (a
     ghost copy) is redone with two Gram-Schmidt passes per step and a new budget of
-    ``max_matvecs``), "arpack"
+    ``max_hvps``), "arpack"
     (implicitly restarted Lanczos, scipy's ARPACK, k more HVPs to certify; 8 ``ncv`` bytes per
     parameter) or "power" (PyHessian's deflated power iteration, for parity, stopping on
     the residual where PyHessian stops on the Rayleigh quotient's change; LM only). Lanczos
@@ -50,8 +50,8 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, which: str = "LM", tol: float = D
     ncv, low_memory = ws.ncv, ws.low_memory
     if not 0 < tol < 1:
         raise ValueError(f"tol is a relative residual and must be in (0, 1); got {tol!r}")
-    if not isinstance(max_matvecs, int) or max_matvecs < 1:
-        raise ValueError(f"max_matvecs must be a positive integer; got {max_matvecs!r}")
+    if not isinstance(max_hvps, int) or max_hvps < 1:
+        raise ValueError(f"max_hvps must be a positive integer; got {max_hvps!r}")
     if which not in ("LM", "LA", "SA"):
         raise ValueError(f"which must be 'LM', 'LA' or 'SA'; got {which!r}")
     if method not in ("lanczos", "arpack", "power"):
@@ -66,7 +66,6 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, which: str = "LM", tol: float = D
     t0 = time.perf_counter()
     sections = Sections(A.device, enabled=ws.timed)
     H = TimedOperator(A, sections) if sections.enabled else A
-    max_hvps = max_matvecs
     layout = method
     if method == "lanczos":
         if low_memory is None:

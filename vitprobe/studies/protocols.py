@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from vitprobe import data as vdata
 from vitprobe import landscape, spectra
-from vitprobe.hessian import OperatorSpec
+from vitprobe.curvature import OperatorSpec
 
 from .runspec import RunSpec
 
