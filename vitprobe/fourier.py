@@ -19,6 +19,7 @@ from torch import nn
 
 from .features import capture
 from .modes import eval_mode
+from .stats import bootstrap
 
 
 def frequencies(size: int) -> np.ndarray:
@@ -181,8 +182,6 @@ def robustness_contrast(vit: dict, cnn: dict, split: float = 0.5 * math.pi, seed
     ``split``. Positive where the paper's claim holds (ViT robust to high frequencies, ResNet
     not). Returns a ``stats.Interval`` (paired bootstrap over images; the statistic is a
     mean of per-image terms)."""
-    from .stats import bootstrap
-
     freqs = np.asarray(vit["frequencies"])
     if not np.allclose(freqs, cnn["frequencies"]) or \
             len(vit["correct_clean"]) != len(cnn["correct_clean"]):

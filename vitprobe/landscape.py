@@ -27,6 +27,7 @@ from . import results
 from .curvature import as_batches, check_non_negative, spec_alias
 from .distributed import all_reduce, rank_and_world
 from .features import check_mode, probe_mode
+from .results import atomic_write_bytes
 
 Direction = dict[str, torch.Tensor]
 NORMS = ("filter", "layer", "paper", None)
@@ -377,8 +378,6 @@ def to_vtk(surface: Surface, path: str | Path, log_loss: bool = False) -> Path:
     ``h52vtp`` exports it): points (α, β, loss) — or log(loss) with ``log_loss`` — with the
     loss as point data; written atomically. NaN/inf losses (a diverged grid point) are
     written as the grid's largest finite loss."""
-    from .results import atomic_write_bytes
-
     if len(surface.coords) != 2:
         raise ValueError(f"to_vtk takes a 2-D surface; got {len(surface.coords)}-D")
     a, b = (np.asarray(c, dtype=float) for c in surface.coords)

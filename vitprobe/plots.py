@@ -13,6 +13,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .results import atomic_write_bytes
+from .spectra import ape, nep
+
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
 ONE_COLUMN, TWO_COLUMNS = 3.5, 7.16   # inches: a single and a double column of a paper
 MIN_FONT = 7.0                         # points, at those widths
@@ -69,8 +72,6 @@ def save(fig, path: str | Path) -> list[Path]:
     """Save ``fig`` as ``path``.png and .pdf, each rendered in memory and written atomically
     (a full disk leaves the previous file, never a truncated one); return both paths."""
     import io
-
-    from .results import atomic_write_bytes
 
     path = Path(path)
     out = []
@@ -132,8 +133,6 @@ def spectrum_figure(spectra: dict[str, np.ndarray], path: str | Path,
     small to large magnitudes leftwards), for models whose curvatures differ by orders of
     magnitude; ``"auto"`` takes ``spectrum_scale(spectra)``. On either scale a panel's curve
     integrates to that side's share of the spectrum."""
-    from .spectra import ape, nep
-
     if scale == "auto":
         scale = spectrum_scale(spectra)
     if scale not in ("linear", "log"):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import __version__
 from .fingerprint import CODE_PACKAGES, code_identity  # noqa: F401 -- results.code_identity
 from .identity import identities
 
@@ -108,8 +109,6 @@ def git_commit() -> str | None:
 def provenance() -> dict:
     """Versions, commit, host and time, for every result file."""
     import timm
-
-    from . import __version__
 
     return {
         "vitprobe": __version__,

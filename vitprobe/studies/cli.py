@@ -12,8 +12,11 @@ from collections.abc import Callable
 
 import torch
 
+from vitprobe.distributed import join
+from vitprobe.distributed import process_group as distributed_group
 from vitprobe.identity import identities
 from vitprobe.models.registry import POOLS
+from vitprobe.train import TrainingDiverged
 
 EXIT_USAGE = 2
 
@@ -252,16 +255,12 @@ def resolve_device(name: str | None) -> str:
 
 def init_distributed(device: str, timeout_s: float = 600.0) -> str:
     """Join torchrun's process group (``vitprobe.distributed.join``); this rank's device."""
-    from vitprobe.distributed import join
-
     return join(device, timeout_s)
 
 
 def process_group() -> tuple[int, int, object]:
     """(rank, world size, group) — group is None in a single process."""
-    from vitprobe.distributed import process_group as group
-
-    return group()
+    return distributed_group()
 
 
 class TqdmHandler(logging.Handler):
@@ -297,8 +296,6 @@ def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None =
     """Call ``main``; turn user errors into one line + exit code 2. The code identities are
     fixed first (``vitprobe.identity``): what this process computes is labelled with the code
     it started with, whatever is edited while it runs."""
-    from vitprobe.train import TrainingDiverged
-
     identities()
     try:
         code = main(argv)

@@ -15,6 +15,8 @@ import textwrap
 from importlib import import_module
 from pathlib import Path
 
+from vitprobe.models import list_models  # the torch-free registry table
+
 # the runnable studies, in the order a newcomer meets them
 STUDIES = ("train", "hessian", "pooling", "landscape", "fourier", "variance", "robustness",
            "attention", "alternet", "subsets", "zoo", "seeds", "reproduce")
@@ -67,8 +69,6 @@ def main(argv: list[str] | None = None) -> None:
         print(version())
         sys.exit(0)
     if argv[0] == "models":
-        from vitprobe.models import list_models
-
         print("\n".join(list_models()))
         print("timm:<name>   any timm model, e.g. timm:vit_tiny_patch16_224")
         sys.exit(0)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     if any(a in ("-h", "--help") for a in rest):
         print(study_help(name), end="")
         sys.exit(0)
-    from . import cli
+    from . import cli  # here, not at the top: it starts torch, which help and models skip
 
     cli.run(import_module(f".{name}", __package__).main, rest)
 

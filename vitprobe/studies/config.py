@@ -24,6 +24,7 @@ from vitprobe.data.sources import IMAGE_SUFFIXES
 from vitprobe.train import PRECISIONS
 
 from . import cli
+from .labels import unmarked
 from .presets import PRESETS
 
 C = TypeVar("C", bound="Config")
@@ -251,8 +252,6 @@ class StudyResult:
         reads the same fresh from ``run`` and loaded from its file."""
         import json
 
-        from .labels import unmarked
-
         return unmarked(json.loads(results.to_json(self.record)))
 
     def save(self, folder: str | Path) -> Path:
@@ -265,8 +264,6 @@ class StudyResult:
     def load(cls: type[R], folder: str | Path) -> R:
         """The result a study saved into ``folder`` (labels without the smoke preset's
         mark, so readers find the same names at every preset)."""
-        from .labels import unmarked
-
         path = Path(folder) / cls.FILE
         raw = results.load_json(path)
         return cls(record=unmarked(raw["results"]), config=raw.get("config") or {}, path=path)

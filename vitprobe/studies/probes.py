@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from vitprobe import data as vdata
+from vitprobe.summary import GROUPS, change_by_kind, change_interval, per_image_matrix
 
 from . import cli
 from .cache import trained_model
@@ -38,8 +39,6 @@ class ProfileResult(StudyResult):
 
     def profiles(self) -> dict[str, TapProfile]:
         """Per model label, the ``TapProfile`` of its taps."""
-        from vitprobe.summary import per_image_matrix
-
         out = {}
         for label, rec in self.data.items():
             taps = rec["taps"]
@@ -80,8 +79,6 @@ def profile_models(models: dict, x: torch.Tensor, infos: dict, profile, value: s
     mode, print how ``value`` changes across MSA, conv/MLP and subsampling taps (a
     difference, or a log-ratio with ``log_ratio``), and return the profiles and the result
     record, whose ``intervals`` hold each group's 95 % bootstrap interval over images."""
-    from vitprobe.summary import GROUPS, change_by_kind, change_interval, per_image_matrix
-
     profiles, record = {}, {}
     for label, model in models.items():
         with torch.no_grad():

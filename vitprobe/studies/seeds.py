@@ -30,6 +30,7 @@ from vitprobe import identity, results
 from vitprobe.data import DATASETS
 
 from . import cli, presets
+from .cache import trained_model
 from .config import Config, device_option, option
 from .protocols import early_epoch
 from .runspec import RunSpec
@@ -126,8 +127,6 @@ def restore(spec: RunSpec, records: Path) -> bool:
 def _train_one(spec: RunSpec, records: str, threads: int) -> tuple[str, float]:
     """One training in its own process (``threads`` intra-op threads), then its record."""
     import torch
-
-    from .cache import trained_model
 
     torch.set_num_threads(threads)
     cli.setup_logging(quiet=True)
