@@ -46,3 +46,22 @@ def test_two_seeds_probe_different_images_and_draw_different_noise():
         noisy.append(m.seen[1])  # seen[0]: the clean batch
     assert not torch.equal(noisy[0], noisy[1]) and torch.equal(noisy[0], noisy[2])
     assert noisy[0].abs().sum() > 0
+
+
+def test_a_sitting_starts_only_the_models_whose_measured_time_fits(tmp_path):
+    """Two workers, 150 minutes: 60 + 60 start at once, 61 (60 -> 121) and 25 (60 -> 85)
+    fit, 70 does not (the first free worker frees at 85, 85 + 70 > 150); an unknown time
+    starts. The estimate is the median of the model's other seeds' records."""
+    import json
+
+    from vitprobe.studies import seeds
+
+    assert seeds.fitting([60, 60, 61, 25, 70, None], 2, 150) == [True, True, True, True,
+                                                                False, True]
+    spec = seeds.training_specs("small", 3)[0]
+    assert seeds.measured_minutes(tmp_path, spec) is None
+    for k, minutes in ((0, 61.0), (1, 70.0), (2, 40.0)):
+        folder = seeds.record_dir(tmp_path, seeds.replace(spec, seed=k))
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps({"train_minutes": minutes}))
+    assert seeds.measured_minutes(tmp_path, spec) == 61.0

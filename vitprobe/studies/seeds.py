@@ -22,7 +22,7 @@ import logging
 import multiprocessing
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -152,7 +152,39 @@ class SeedsConfig(Config):
     records: str = option("figures/records", "where each model's record and weights go",
                           check=cli.writable_dir, path=True)
     device: str | None = device_option()
+    hours: float | None = option(None, "the sitting's length: a model starts only when its "
+                                       "measured training time (its records of other seeds) "
+                                       "fits in what is left; the rest waits for the next "
+                                       "sitting (default: no limit)", check=cli.non_negative)
     quiet: bool = option(False, "no progress lines")
+
+
+def measured_minutes(records: Path, spec: RunSpec) -> float | None:
+    """The median training minutes of ``spec``'s model in the other recorded seeds (None
+    when none is recorded)."""
+    found = []
+    for folder in sorted((records / spec.preset).glob("seed-*")):
+        seed = int(folder.name.removeprefix("seed-"))
+        rec = record_dir(records, replace(spec, seed=seed)) / "record.json"
+        if seed != spec.seed and rec.is_file():
+            found.append(float(results.load_json(rec).get("train_minutes", "nan")))
+    found = sorted(m for m in found if m == m)
+    return found[len(found) // 2] if found else None
+
+
+def fitting(estimates: list[float | None], jobs: int, minutes: float) -> list[bool]:
+    """Which models start, in order, on ``jobs`` workers each free when its last model ends,
+    within ``minutes``: a model starts on the first free worker when its estimate (None:
+    unknown, started) ends in time; one that does not fit is left for the next sitting."""
+    free = [0.0] * jobs
+    start = []
+    for est in estimates:
+        w = min(range(jobs), key=free.__getitem__)
+        ok = est is None or free[w] + est <= minutes
+        start.append(ok)
+        if ok:
+            free[w] += est or 0.0
+    return start
 
 
 def run(config: SeedsConfig) -> list[Path]:
@@ -166,6 +198,14 @@ def run(config: SeedsConfig) -> list[Path]:
     print(f"seed {config.seed} of --preset {config.preset}: {len(done)} of {len(specs)} "
           f"models recorded; training {', '.join(s.run_name for s in todo) or 'nothing'}",
           flush=True)
+    if config.hours is not None and todo:
+        ok = fitting([measured_minutes(records, s) for s in todo], config.jobs,
+                     60 * config.hours)
+        later = [s.run_name for s, fits in zip(todo, ok) if not fits]
+        todo = [s for s, fits in zip(todo, ok) if fits]
+        if later:
+            print(f"left for the next sitting (their measured time does not fit in "
+                  f"{config.hours:g} h): {', '.join(later)}", flush=True)
     if not todo:
         return done
     os.environ[identity.INHERITED] = json.dumps(identity.identities())  # the workers' own
