@@ -24,10 +24,10 @@ WORKER = textwrap.dedent("""
         from vitprobe.studies.cli import init_distributed
         init_distributed("cpu")
     else:
-        # the models first, as the studies import them: imported after joining, timm's imports
-        # (torch.distributed.nn: group=group.WORLD default arguments) would keep the group, and
-        # gloo's threads would run on past destroy_process_group into the interpreter's exit
-        import vitprobe.models as models  # noqa: F401
+        # timm first, as studies.cli.init_distributed does: imported after joining, timm's
+        # imports (torch.distributed.nn: group=group.WORLD default arguments) would keep the
+        # group, and gloo's threads would run on past destroy_process_group into the exit
+        import timm  # noqa: F401
         dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=float(
             os.environ.get("TIMEOUT", "60"))))
     torch.manual_seed(0)

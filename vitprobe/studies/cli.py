@@ -254,7 +254,12 @@ def resolve_device(name: str | None) -> str:
 
 
 def init_distributed(device: str, timeout_s: float = 600.0) -> str:
-    """Join torchrun's process group (``vitprobe.distributed.join``); this rank's device."""
+    """Join torchrun's process group (``vitprobe.distributed.join``); this rank's device.
+    timm is imported first: its import of ``torch.distributed.nn`` binds default arguments to
+    the world group, and done after joining it would keep gloo's threads running past
+    ``destroy_process_group`` (the model registry no longer imports timm on its own)."""
+    import timm  # noqa: F401 -- torch is loaded by now: this keeps no fast path slow
+
     return join(device, timeout_s)
 
 
