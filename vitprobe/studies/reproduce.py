@@ -295,10 +295,9 @@ def stale(markers: dict[str, dict], models: dict[str, dict]) -> list[str]:
     return out
 
 
-def check_one_code(markers: dict[str, dict], models: dict[str, dict],
-                   allow_mixed: bool) -> None:
-    """A report comes from records of this code, unless ``allow_mixed`` (its header says so)."""
-    old = stale(markers, models)
+def check_one_code(old: list[str], allow_mixed: bool) -> None:
+    """A report comes from records of this code (``old``: what ``stale`` found), unless
+    ``allow_mixed`` (its header says so)."""
     if old and not allow_mixed:
         now = identity.identities()
         raise ValueError(f"{len(old)} records were computed by other code than this checkout's "
@@ -326,12 +325,12 @@ def record_models(preset: str, seeds: tuple[int, ...], common: dict, records: Pa
                 seeds_mod.export(spec, records.parent)
 
 
-def missing(steps: list[Step], markers: dict[str, dict], preset: str,
-            seeds: tuple[int, ...], common: dict, records: Path) -> list[str]:
-    """The (study, seed) and (model, seed) the records still lack."""
+def missing(steps: list[Step], markers: dict[str, dict], models: dict[str, dict],
+            preset: str, seeds: tuple[int, ...], common: dict, records: Path) -> list[str]:
+    """The (study, seed) and (model, seed) the records still lack (``markers`` and
+    ``models``: what they hold)."""
     lack = [name for st in steps
             if (name := record_dir(records, st).relative_to(records).as_posix()) not in markers]
-    models = model_records(preset, seeds, common, records)
     lack += [f"seed-{k}/{spec.run_name}" for k in seeds
              for spec in training_specs(preset, k, **common)
              if f"seed-{k}/{spec.run_name}" not in models]
@@ -502,9 +501,10 @@ def run(config: ReproduceConfig) -> FindingsResult:
         record_models(config.preset, seeds, training, records)
     markers = done_markers(steps, records)
     models = model_records(config.preset, seeds, training, records)
-    check_one_code(markers, models, config.allow_mixed)
-    mixed = bool(stale(markers, models))
-    lack = missing(steps, markers, config.preset, seeds, training, records)
+    old = stale(markers, models)
+    check_one_code(old, config.allow_mixed)
+    mixed = bool(old)
+    lack = missing(steps, markers, models, config.preset, seeds, training, records)
     context = findings.Context(records, seeds, config.preset, data, config.data_dir,
                                config.precision)
     rows = findings.findings(context)
