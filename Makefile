@@ -37,9 +37,12 @@ docs: setup
 	$(VPY) -m pdoc -o docs/api vitprobe
 
 # ours vs the peers; each writes benchmarks/results/*.json, rendered to benchmarks/RESULTS.md
+# the peers (PyHessian, curvlinops) are a benchmark-only extra, installed here, not by `make test`
 bench: setup
+	$(VPY) -m pip install -q -e ".[bench]"
 	$(VPY) -m benchmarks.train_throughput
-	$(VPY) -m benchmarks.hessian_vs_pyhessian
+	$(VPY) -m benchmarks.hessian_vs_peers
+	$(VPY) -m benchmarks.trace_vs_pyhessian
 	$(VPY) -m benchmarks.hvp_backends
 	$(VPY) -m benchmarks.render
 

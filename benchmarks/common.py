@@ -15,7 +15,9 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Headline:
     """What a benchmark's record is judged by: ``value(rows)`` read off the record's rows,
-    compared with ``goal`` (``at_least``: value >= goal, else value <= goal)."""
+    compared with ``goal`` (``at_least``: value >= goal, else value <= goal); ``table(rows)``,
+    where given, the markdown lines RESULTS.md shows under the headlines (per-model factors,
+    a peer's rows)."""
 
     record: str
     metric: str
@@ -23,6 +25,7 @@ class Headline:
     goal: float
     at_least: bool
     unit: str = "×"
+    table: Callable[[list[dict]], list[str]] | None = None
 
     def met(self, value: float) -> bool:
         return value >= self.goal if self.at_least else value <= self.goal

@@ -88,6 +88,15 @@ def render(runs: list[dict], heads: dict[str, Headline] | None = None) -> str:
              "| benchmark | headline | goal | value | met | machine | record |",
              "|---|---|---|---|---|---|---|"]
     lines += [row(r, heads) for r in runs]
+    for r in runs:  # the rows behind a headline, where its benchmark declares a table
+        h = heads.get(r["benchmark"])
+        if h is not None and h.table is not None:
+            try:
+                table = h.table(r["rows"])
+            except (KeyError, ValueError, TypeError):
+                continue  # an older record's rows
+            lines += ["", f"## {r['benchmark']}: {_machine(r['machine'])}, "
+                      f"{r['provenance']['created'][:10]}", "", *table]
     return "\n".join(lines)
 
 

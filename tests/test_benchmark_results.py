@@ -42,16 +42,77 @@ def test_every_benchmark_declares_a_headline_and_takes_device():
         text = (BENCH / f"{name}.py").read_text()
         assert "sys.path" not in text and f"python -m benchmarks.{name}" in text
         assert "add_device(p)" in text, name
-    assert {"eigsh_overhead", "hessian_scale", "hessian_vs_pyhessian"} <= set(heads)
-    # the PyHessian headline: equal residual, the worst over models and PyHessian tols
-    rows = [{"model": "a", "what": "top-5, PyHessian tol 1e-03", "speed-up": 4.0,
-             "equal-residual speed-up": 30.0},
-            {"model": "a", "what": "top-5, PyHessian tol 1e-05", "speed-up": 12.0,
-             "equal-residual speed-up": 13.5},
-            {"model": "b", "what": "top-5, PyHessian tol 1e-05", "speed-up": 9.0,
-             "equal-residual speed-up": 11.0},
-            {"model": "b", "what": "trace at 30 HVPs, RMS error"}]
-    assert heads["hessian_vs_pyhessian"].value(rows) == 11.0
+    assert {"eigsh_overhead", "hessian_scale", "hessian_vs_peers",
+            "trace_vs_pyhessian"} <= set(heads)
+
+
+def test_reference_cost_is_the_product_of_its_three_factors():
+    from benchmarks import hessian_vs_peers as hp
+
+    # 3 solves of 44 HVPs in all, 30 s of which 26.4 s inside the HVPs, gradient 0.2 s:
+    # reference 3 x 11 x 2 x 0.2 = 13.2 s -> 30 / 13.2
+    f = hp.factors(30.0, 44, 26.4, 0.2, calls=3)
+    assert hp.GUARD == 11 and hp.REFERENCE_GRADIENTS == 22
+    assert f["HVP count / (2k+1)"] == pytest.approx(44 / 33)
+    assert f["HVP / gradient / 2"] == pytest.approx(0.6 / 0.2 / 2)  # 26.4 s / 44 = 0.6 s
+    assert f["solver overhead"] == pytest.approx(30 / 26.4)
+    assert f["ours / reference cost"] == pytest.approx(30 / 13.2)
+    assert f["ours / reference cost"] == pytest.approx(
+        f["HVP count / (2k+1)"] * f["HVP / gradient / 2"] * f["solver overhead"])
+    rows = [{"model": "a", **f}, {"model": "b", **hp.factors(11.0, 11, 10.0, 0.25)},
+            {"model": "a", "what": "reference top-5"}]
+    assert render.headlines()["hessian_vs_peers"].value(rows) == pytest.approx(30 / 13.2)
+
+
+def test_equal_accuracy_matches_eigenvalues_by_magnitude_and_takes_the_loosest_setting():
+    from benchmarks import hessian_vs_peers as hp
+
+    ref = [100.0, -50.0, 20.0]
+    # the same values in another order (signs kept) agree exactly
+    assert hp.disagreement([20.0, 100.0, -50.0], ref) == 0.0
+    # |20.002 - 20| / 20 = 1e-4; a missing value or a sign flip does not agree
+    assert hp.disagreement([100.0, -50.0, 20.002], ref) == pytest.approx(1e-4)
+    assert hp.disagreement([100.0, -50.0], ref) == float("inf")
+    assert hp.disagreement([100.0, 50.0, 20.0], ref) == pytest.approx(2.0)
+    answers = {0.1: [100.0, -50.0, 19.0], 1e-2: [100.0, -50.0, 20.001], 1e-3: ref}
+    called = []
+
+    def solve(setting):
+        called.append(setting)
+        return {"eigenvalues": answers[setting]}
+
+    hit, tried = hp.loosest([0.1, 1e-2, 1e-3], solve, ref, 1e-4)
+    assert hit["setting"] == 1e-2 and called == [0.1, 1e-2]
+    assert hit["disagreement"] == pytest.approx(5e-5)
+    assert [t["disagreement"] for t in tried] == pytest.approx([0.05, 5e-5])
+    miss, tried = hp.loosest([0.1], solve, ref, 1e-4)
+    assert miss is None and len(tried) == 1
+
+
+def test_results_md_shows_the_factors_and_the_peers_rows(tmp_path):
+    from benchmarks import hessian_vs_peers as hp
+
+    rows = [{"model": "vit-ti", "what": "reference cost", **hp.factors(11.0, 16, 10.0, 0.3)},
+            {"model": "vit-ti", "what": "reference top-5", "second solver": "x",
+             "two references disagree by": 1e-9,
+             "HVP vs finite difference": {"ours": 2e-7, "curvlinops": 4e-3}},
+            {"model": "vit-ti", "what": "equal accuracy", "solver": "ours", "setting": 1e-2,
+             "seconds": 4.0, "max residual": 7e-3, "disagreement": 8e-5},
+            {"model": "vit-ti", "what": "equal accuracy", "solver": "curvlinops",
+             "setting": 0.1, "seconds": 10.0, "peer / ours": 2.5, "max residual": 7e-3,
+             "disagreement": 4e-5},
+            {"model": "vit-ti", "what": "equal accuracy", "solver": "pyhessian",
+             "seconds": None, "tightest": 1e-7, "disagreement": 3e-4}]
+    (tmp_path / "r.json").write_text(json.dumps({**run("hessian_vs_peers", "A",
+                                                       "2026-01-01T00:00:00", 0),
+                                                 "rows": rows}))
+    text = render.render(render.latest_runs(tmp_path))
+    # 11 s / (22 x 0.3 s) = 1.667: met against <= 2
+    assert "| 1.667× | yes |" in text
+    assert "| vit-ti | 1.67× | 1.45 | 1.04 | 1.10 |" in text
+    assert "| vit-ti | curvlinops | 0.1 | 10.0 | 2.5× | 7.0e-03 | 4.0e-05 |" in text
+    assert "| vit-ti | pyhessian | not reached (tightest 1e-07) | — | — | — | 3.0e-04 |" in text
+    assert "| vit-ti | x | 1.0e-09 | 2.0e-07 | 4.0e-03 |" in text
 
 
 def test_every_record_in_results_md_exists_and_none_is_superseded():

@@ -41,7 +41,7 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, which: str = "LM", tol: float = D
     (implicitly restarted Lanczos, scipy's ARPACK, k more HVPs to certify; 8 ``ncv`` bytes per
     parameter) or "power" (PyHessian's deflated power iteration, for parity, stopping on
     the residual where PyHessian stops on the Rayleigh quotient's change; LM only). Lanczos
-    needs about half of ARPACK's HVPs at tol 1e-3 (``python -m benchmarks.hessian_vs_pyhessian``). A
+    needs about half of ARPACK's HVPs at tol 1e-3 (``python -m benchmarks.hessian_vs_peers``). A
     residual certifies an eigenpair, not that no wanted eigenvalue was missed: at loose
     tolerances (1e-2) an eigenvalue whose Ritz value has not emerged yet can be skipped; at 1e-3
     and below the tests find the exact top-k of dense Hessians.
