@@ -174,6 +174,17 @@ def test_landscape_and_trajectory_figures(tmp_path):
     assert not (tmp_path / "empty.png").exists()  # no empty panel for the gallery
 
 
+def test_a_3d_face_wears_the_geometric_mean_of_its_corners():
+    # (1 * 4 * 4 * 16) ** (1/4) = 4; on a 3x3 bowl every face touches the minimum once and
+    # the rim three times, so all four faces share one colour (a corner's colour would give
+    # one face the minimum's colour and three the rim's)
+    assert np.allclose(plots._face_geomean(np.array([[1.0, 4.0], [4.0, 16.0]])), [[4.0]])
+    c = np.linspace(-1, 1, 3)
+    A, B = np.meshgrid(c, c, indexing="ij")
+    faces = plots._face_geomean(1e-3 + A ** 2 + B ** 2)
+    assert faces.shape == (2, 2) and np.allclose(faces, faces[0, 0])
+
+
 def test_study_figures(tmp_path):
     from vitprobe.studies import alternet, subsets
 

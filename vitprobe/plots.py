@@ -339,6 +339,12 @@ def position_similarity_figure(sim: np.ndarray, path: str | Path) -> list[Path]:
     return save(fig, path)
 
 
+def _face_geomean(v: np.ndarray) -> np.ndarray:
+    """Per grid face (cell between four grid points), the geometric mean of its corners."""
+    return np.exp((np.log(v[:-1, :-1]) + np.log(v[1:, :-1]) + np.log(v[:-1, 1:])
+                   + np.log(v[1:, 1:])) / 4)
+
+
 def landscape_figure(surfaces: dict[str, dict], path: str | Path, title: str = "") -> list[Path]:
     """Fig. 1a: per model a filled contour of the 2-D slice coloured on a log scale of
     loss − min (as the paper's notebook plots it: a model's basin and its 10³-times-higher rim
@@ -348,8 +354,9 @@ def landscape_figure(surfaces: dict[str, dict], path: str | Path, title: str = "
     from matplotlib.ticker import LogFormatterSciNotation, LogLocator
 
     n = len(surfaces)
-    fig = plt.figure(figsize=(TWO_COLUMNS, 4.6))
-    grid = fig.add_gridspec(2, n + 1)
+    fig = plt.figure(figsize=(TWO_COLUMNS, 5.2))
+    rows = fig.add_gridspec(2, 1, height_ratios=(1, 1.25))
+    upper, lower = rows[0].subgridspec(1, n + 1), rows[1].subgridspec(1, n)  # 3-D views wider
     for i, (label, s) in enumerate(surfaces.items()):
         surf = s["surface"]
         loss = np.asarray(surf.loss, dtype=float)
@@ -359,7 +366,7 @@ def landscape_figure(surfaces: dict[str, dict], path: str | Path, title: str = "
         shown = np.clip(above, floor, None)
         top = max(np.nanmax(shown), floor * 10)
         levels = np.geomspace(floor, top, 13)
-        ax2 = fig.add_subplot(grid[0, i])
+        ax2 = fig.add_subplot(upper[0, i])
         cf = ax2.contourf(A, B, shown, levels=levels, norm=LogNorm(floor, top), cmap="viridis")
         ax2.contour(A, B, shown, levels=levels, colors="white", linewidths=0.3)
         bar = fig.colorbar(cf, ax=ax2, shrink=0.85, label="loss − min")
@@ -370,17 +377,22 @@ def landscape_figure(surfaces: dict[str, dict], path: str | Path, title: str = "
         ax2.set_xlabel("δ")
         ax2.set_ylabel("η")
         ax2.set_title(label)
-        ax3 = fig.add_subplot(grid[1, i], projection="3d")
-        norm = LogNorm(floor, top)
-        ax3.plot_surface(A, B, loss, facecolors=plt.get_cmap("viridis")(norm(shown)),
-                         linewidth=0, shade=False)
-        ax3.set_xlabel("δ", labelpad=-8)
-        ax3.set_ylabel("η", labelpad=-8)
-        ax3.set_zlabel("loss", labelpad=2)
+        ax3 = fig.add_subplot(lower[0, i], projection="3d")
+        # one colour per face, from the geometric mean of its four corners (matplotlib would
+        # take one corner's: on a coarse grid a rim face then wears the minimum's colour)
+        faces = _face_geomean(shown)
+        colours = np.zeros((*shown.shape, 4))
+        colours[:-1, :-1] = plt.get_cmap("viridis")(LogNorm(floor, top)(faces))
+        ax3.plot_surface(A, B, loss, facecolors=colours, rstride=1, cstride=1, linewidth=0,
+                         shade=False)
+        ax3.set_box_aspect(None, zoom=0.95)
+        ax3.set_xlabel("δ", labelpad=-6)
+        ax3.set_ylabel("η", labelpad=-6)
+        ax3.set_zlabel("loss", labelpad=-2)
         for axis in (ax3.xaxis, ax3.yaxis, ax3.zaxis):
             axis.set_major_locator(plt.MaxNLocator(3))
-        ax3.tick_params(pad=-3)
-    ax1 = fig.add_subplot(grid[0, n])
+        ax3.tick_params(pad=-2, labelsize=STYLE["xtick.labelsize"])
+    ax1 = fig.add_subplot(upper[0, n])
     for i, (label, s) in enumerate(surfaces.items()):
         sl = s["slice"]
         ax1.plot(sl.coords[0], sl.loss, color=PALETTE[i % len(PALETTE)], label=label)
