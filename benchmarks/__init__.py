@@ -15,4 +15,5 @@ BENCHMARKS = {
     "hessian_scale": "the solver's overhead over its HVPs, and vit-b's top-5 memory",
     "distributed_scaling": "HVPs under torchrun, 2 processes vs 1",
     "cct_quick": "CCT's accuracy after a 10-minute CPU budget",
+    "cli_latency": "the command's help, model list and argument errors against starting torch",
 }

@@ -345,6 +345,8 @@ def test_the_seed_figures_draw_each_seeds_own_numbers(tmp_path):
     np.testing.assert_allclose(err[0], [10.6, 20.0])
     spectra = seedplots.spectra_series(c)  # both seeds' mini-batches, stacked
     np.testing.assert_allclose(spectra[f"{vit} (cls)"], [[5, -1], [4, 2], [6, -1], [4, 2]])
-    for stem, draw, _ in seedplots.FIGURES:
+    for stem, (draw, _) in seedplots.FIGURES.items():
+        if stem == "alternet_seeds":  # from alternet records, which this test does not make
+            continue                 # (the smoke reproduction in test_reproduce draws it)
         assert draw(c, tmp_path / "figs" / stem) and \
             (tmp_path / "figs" / f"{stem}.png").stat().st_size > 1000

@@ -67,8 +67,8 @@ def test_reproduce_smoke_end_to_end_then_from_records_alone(tmp_path, monkeypatc
     # one smoke epoch leaves two checkpoints: no trajectory to draw, and no empty panel
     expected.remove("trajectory.png")
     assert not (figs / "trajectory.png").exists()
-    seed_figures = [f"{stem}.png" for stem, _, _ in seedplots.FIGURES]
-    for png in [*expected, "findings_seeds.png", "alternet_seeds.png", *seed_figures]:
+    seed_figures = [f"{stem}.png" for stem in seedplots.FIGURES]
+    for png in [*expected, "findings_seeds.png", *seed_figures]:
         assert (figs / png).stat().st_size > 1000, png
     saved = json.loads((figs / "findings.json").read_text())
     assert saved["provenance"]["git_commit"] and saved["provenance"]["identities"]
@@ -198,6 +198,28 @@ def test_plan_runs_every_study_behind_a_finding_once_per_seed():
         "vit-mini@gap" in dict(hess.options)["model"]
     # one seed at a time: the figure-only studies run with the first seed only
     assert [st.name for st in plan("small", (2,))] == [f"{s}-s2" for s in PER_SEED]
+
+
+def test_the_pipeline_table_is_what_reproduce_findings_and_figures_read():
+    """One table: every finding fed by exactly one stage, each stage's study runnable, each
+    seed figure it names drawn by seedplots (and no other), the findings grouped by it."""
+    from vitprobe.studies import findings, pipeline, reproduce, seedplots
+
+    fed = [f for st in pipeline.PIPELINE for f in st.findings]
+    assert sorted(fed, key=lambda f: int(f[1:])) == [f"F{i}" for i in range(1, 11)]
+    assert all(st.runs in reproduce.STUDIES for st in pipeline.PIPELINE)
+    assert set(pipeline.seed_figures()) == set(seedplots.FIGURES)
+    assert set(findings.BUILDERS) == {st.name for st in pipeline.PIPELINE if st.findings}
+    # a stage behind findings runs per seed; an illustration does not
+    assert all(st.per_seed == bool(st.findings) for st in pipeline.PIPELINE)
+    assert reproduce.PER_SEED == pipeline.PER_SEED
+    # the small preset leaves out the build-rule search; its models follow the roster
+    names = [st.name for st in reproduce.plan("small", (0,))]
+    assert "alternet_search" not in names and "alternet_search" in \
+        [st.name for st in reproduce.plan("quick", (0,))]
+    pool = next(st for st in reproduce.plan("small", (0,)) if st.name == "pooling")
+    assert dict(pool.options)["model"] == "vit-mini" and \
+        pool.figures[0][1].startswith("vit-mini's loss landscapes")
 
 
 def test_seeds_parse_as_lists_and_ranges():

@@ -59,13 +59,15 @@ PROBE_MODULES = (
 )
 PROBE_LIBRARIES = ("torch", "numpy", "scipy")
 
-FINDINGS_MODULES = ("vitprobe.stats", "vitprobe.summary", "vitprobe.studies.findings")
+FINDINGS_MODULES = ("vitprobe.stats", "vitprobe.summary", "vitprobe.studies.findings",
+                    "vitprobe.studies.pipeline")
 
 # what computes no recorded number: the package roots, I/O, plots, the command line and help
 NON_COMPUTING = (
     "vitprobe", "vitprobe.identity", "vitprobe.fingerprint", "vitprobe.results",
     "vitprobe.plots", "vitprobe.board", "vitprobe.studies", "vitprobe.studies.cli",
     "vitprobe.studies.command", "vitprobe.studies.config", "vitprobe.studies.labels",
+    "vitprobe.studies.arguments",
     "vitprobe.studies.seedplots", "vitprobe.studies.reproduce", "vitprobe.studies.train",
     "vitprobe.studies.zoo", "vitprobe.studies.seeds", "vitprobe.studies.report",
 )

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from vitprobe.models import list_models  # the torch-free registry table
 
+from .arguments import ArgumentParser, check_from_spec  # torch-free
+
 # the runnable studies, in the order a newcomer meets them
 STUDIES = ("train", "hessian", "pooling", "landscape", "fourier", "variance", "robustness",
            "attention", "alternet", "subsets", "zoo", "seeds", "reproduce")
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     if any(a in ("-h", "--help") for a in rest):
         print(study_help(name), end="")
         sys.exit(0)
+    check_arguments(name, rest)  # a mistyped option: one line before torch starts
     from . import cli  # here, not at the top: it starts torch, which help and models skip
 
     cli.run(import_module(f".{name}", __package__).main, rest)
@@ -113,11 +116,51 @@ def generated_help(name: str) -> str:
     return out.getvalue()
 
 
+def generated_options(name: str) -> list[dict]:
+    """The study's option table (``Config.option_table``), from its config class (imports
+    the study: torch, seconds)."""
+    from .config import Config  # here: it starts torch, which help and argument checks skip
+
+    module = import_module(f".{name}", __package__)
+    kinds = [v for v in vars(module).values()
+             if isinstance(v, type) and issubclass(v, Config) and v.STUDY == name]
+    return kinds[0].option_table()
+
+
+def check_arguments(name: str, argv: list[str]) -> None:
+    """Check a study's command line against its shipped option table with the study's own
+    argument types (``studies.arguments``: no torch), so that an unknown option, a missing
+    value, a value out of range or an unknown model ends in one line and exit 2 at once;
+    what only the study can check (its own checks, combinations of options) is checked
+    again by its parser when it runs."""
+    import json
+
+    table = HELP / f"{name}.json"
+    if not table.is_file():
+        return
+    p = ArgumentParser(prog=f"vitprobe {name}", add_help=False)
+    for opt in json.loads(table.read_text(encoding="utf-8")):
+        if opt["switch"]:
+            p.add_argument(opt["flag"], action="store_true")
+            continue
+        kwargs = {"choices": opt["choices"]} if opt["choices"] is not None else {}
+        check = check_from_spec(opt["check"])
+        if check is not None:
+            kwargs["type"] = check
+        p.add_argument(opt["flag"], **kwargs)
+    p.parse_args(argv)
+
+
 def write_help() -> None:
-    """Renew the shipped help of every study (after an option or its text changed)."""
+    """Renew the shipped help and option table of every study (after an option or its text
+    changed)."""
+    import json
+
     HELP.mkdir(exist_ok=True)
     for name in STUDIES:
         (HELP / f"{name}.txt").write_text(generated_help(name), encoding="utf-8")
+        (HELP / f"{name}.json").write_text(json.dumps(generated_options(name), indent=1) + "\n",
+                                           encoding="utf-8")
 
 
 def study_help(name: str) -> str:

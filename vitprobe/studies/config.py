@@ -23,7 +23,7 @@ from vitprobe.data import DATASETS
 from vitprobe.data.sources import IMAGE_SUFFIXES
 from vitprobe.train import PRECISIONS
 
-from . import cli
+from . import arguments, cli
 from .labels import unmarked
 from .presets import PRESETS
 
@@ -103,6 +103,18 @@ class Config:
         return p
 
     @classmethod
+    def option_table(cls) -> list[dict]:
+        """The options as data, for checking a command line before torch starts
+        (``studies.command``): per field its flag, whether it is a flag without value, its
+        choices, and its check as ``studies.arguments`` names it (None: a check of the
+        study's own, left to its parser)."""
+        return [{"flag": _flag(f.name), "switch": f.default is False,
+                 "choices": None if f.metadata["choices"] is None else
+                 [str(c) for c in f.metadata["choices"]],
+                 "check": arguments.check_spec(f.metadata["check"])}
+                for f in dataclasses.fields(cls)]
+
+    @classmethod
     def parse(cls: type[C], argv: list[str] | None = None,
               description: str | None = None) -> C:
         """The config a command line asks for (bad input: one line, exit 2)."""
@@ -166,7 +178,8 @@ class StudyConfig(Config):
     data, and where results and checkpoints go."""
 
     model: str = option("vit-ti", "model name(s), comma-separated (vitprobe models lists "
-                                  "them; timm:<name> for any timm model)")
+                                  "them; timm:<name> for any timm model)",
+                        check=cli.model_list)
     pool: str | None = option(None, "ViT pooling: cls, gap, seqpool or map; several (--pool "
                                     "cls,gap) run every --model once per pooling, as --model "
                                     "vit-ti@cls,vit-ti@gap (default: the model's, cls)",

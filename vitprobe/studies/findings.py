@@ -26,6 +26,7 @@ from .alternet import AlterNetResult
 from .cache import run_metrics
 from .fourier import FourierResult
 from .hessian import HessianResult
+from .pipeline import PIPELINE
 from .robustness import RobustnessResult
 from .runspec import RunSpec
 from .subsets import SubsetsResult
@@ -630,13 +631,19 @@ def num_test_images(c: Context) -> int:
     return min(n, limit) if limit else n
 
 
+# what decides the findings of each stage of ``pipeline.PIPELINE`` that feeds some
+BUILDERS: dict[str, Callable[[Context], Finding | list[Finding]]] = {
+    "hessian": spectra_findings, "subsets": subset_findings, "fourier": fourier_finding,
+    "variance": variance_finding, "robustness": robustness_finding,
+    "alternet": alternet_finding,
+}
+
+
 def findings(c: Context) -> list[Finding]:
     """F1-F10 in order. A finding whose study has not finished for any seed is listed as
     "not measured", naming what is missing."""
     rows: dict[str, Finding] = {}
-    groups = ((spectra_findings, ("F1", "F2", "F4", "F10")), (subset_findings, ("F3", "F5")),
-              (fourier_finding, ("F6",)), (variance_finding, ("F8",)),
-              (robustness_finding, ("F7",)), (alternet_finding, ("F9",)))
+    groups = [(BUILDERS[st.name], st.findings) for st in PIPELINE if st.findings]
     for build, ids in groups:
         try:
             made = build(c)

@@ -60,6 +60,7 @@ from .config import Config, StudyConfig, StudyResult, device_option, option
 from .fourier import FourierConfig
 from .hessian import HessianConfig
 from .landscape import LandscapeConfig
+from .pipeline import PER_SEED, PIPELINE, Stage
 from .pooling import PoolingConfig
 from .robustness import RobustnessConfig
 from .seeds import training_specs
@@ -97,8 +98,6 @@ class Step:
 # Seeds each preset's findings are decided over (--seeds overrides): every study behind a
 # finding runs once per seed, and a finding's interval is Student's t over the seeds.
 SEEDS = {"smoke": (0,), "quick": (0, 1), "small": (0, 1, 2), "paper": (0, 1, 2)}
-# the studies that feed a finding, run once per seed; the others once, on the first seed
-PER_SEED = ("hessian", "alternet", "fourier", "variance", "robustness", "subsets")
 
 
 def seeded(name: str, seed: int) -> str:
@@ -124,79 +123,49 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(seeds)
 
 
-def plan(preset: str, seeds: tuple[int, ...] = (0,), first_seed: int = 0) -> list[Step]:
-    """The studies behind F1-F10, sized for the preset: the per-seed studies for each of
-    ``seeds``, then (when ``first_seed`` is among them) the figure-only studies on it."""
+def sizes(name: str, preset: str) -> tuple:
+    """A stage's study options besides its models, sized for the preset: (field, value)."""
     smoke = preset == "smoke"
-    ro = presets.roster(preset)
-    vit, res, pre, alt = ro["vit"], ro["resnet"], ro["preresnet"], ro["alternet"]
-    hess = (("num_batches", 3), ("k", 2), ("tol", 0.1)) if smoke else ()
-    sub_hess = (("num_batches", 3),) if smoke else ()
-    # each fraction trains for the full set's number of steps: the paper's 6 % subset (F3,
-    # F5) against the full set
-    fractions = f"{seeds_mod.subset_fraction(preset):g},1.0"
     images = (("num_images", 32 if smoke else 1000),)
     land = (("steps", 3), ("num_images", 32)) if smoke else (("steps", 9), ("num_images", 128))
-    three = f"{vit},{res},{alt}"
-    pools = "cls,gap" if preset in ("quick", "small") else ",".join(POOLS)
+    vit = presets.roster(preset)["vit"]
+    return {
+        "hessian": (("early", True), *((("num_batches", 3), ("k", 2), ("tol", 0.1))
+                                       if smoke else ())),
+        "alternet": (),
+        "fourier": images,
+        "variance": images,
+        "robustness": (*images, *((("num_frequencies", 4), ("eps", "0.3,1")) if smoke else ())),
+        # each fraction trains for the full set's number of steps: the paper's 6 % subset (F3,
+        # F5) against the full set
+        "subsets": (("fractions", f"{seeds_mod.subset_fraction(preset):g},1.0"),
+                    ("hessian_models", vit),
+                    *((("num_batches", 3), *images) if smoke else ())),
+        "landscape": (*land, ("trajectory", True)),
+        "attention": (("num_images", 32 if smoke else 256), *((("show", 2),) if smoke else ())),
+        "pooling": (("pools", "cls,gap" if preset in ("quick", "small") else ",".join(POOLS)),
+                    *land, *((("num_batches", 3),) if smoke else ())),
+        "alternet_search": (("search", True), ("data_fraction", 0.5 if smoke else 0.1)),
+    }[name]
 
-    def per_seed(k: int) -> list[Step]:
-        first = k == first_seed
-        return [
-            Step(seeded("hessian", k), "hessian",
-                 (("model", f"{vit},{vit}@gap,{res},{pre},{alt}"), ("early", True), *hess), (
-                     ("hessian.png", "Hessian max-eigenvalue spectra (top-5 by magnitude per "
-                                     "mini-batch of 16 augmented training images, NLL + l2), "
-                                     "negative and positive panels; seed " + str(k) +
-                                     " (Figs. 1c, 4, 6, 12c)"),) if first else (), k),
-            Step(seeded("alternet", k), "alternet", (("model", f"{alt},{pre},{res},{vit}"),),
-                 (), k),
-            Step(seeded("fourier", k), "fourier", (("model", three), *images), (
-                ("fourier.png", f"ΔlogAmplitude of the residual stream against frequency, one "
-                                f"curve per tap coloured by depth; seed {k} (Fig. 2a)"),)
-                 if first else (), k),
-            Step(seeded("variance", k), "variance", (("model", three), *images), (), k),
-            Step(seeded("robustness", k), "robustness", (
-                ("model", f"{vit},{res}"), *images,
-                *((("num_frequencies", 4), ("eps", "0.3,1")) if smoke else ())), (), k),
-            Step(seeded("subsets", k), "subsets", (
-                ("model", f"{vit},{res}"), ("fractions", fractions), ("hessian_models", vit),
-                *sub_hess, *(images if smoke else ())), (
-                ("subsets_hessian.png", f"{vit}'s Hessian spectra per training-set fraction; "
-                                        f"seed {k} (Fig. 4; F3)"),) if first else (), k),
-        ]
 
-    once = [
-        Step("landscape", "landscape", (("model", f"{vit},{res}"), *land, ("trajectory", True)), (
-            ("landscape.png", "2-D loss surfaces and 1-D slices along filter-normalised "
-                              "directions, NLL + 0.05·Σ‖W‖ on augmented training data "
-                              "(Fig. 1a)"),
-            ("trajectory.png", "training trajectory from the cached checkpoints: the paper's "
-                               "polar view and Li et al.'s PCA projection (Fig. 1b)")),
-             first_seed),
-        Step("attention", "attention", (("model", vit), ("num_images", 32 if smoke else 256),
-                                        *((("show", 2),) if smoke else ())), (
-            (f"attention_{vit}.png", "rollout, Integrated Gradients and occlusion maps on test "
-                                     "images"),
-            ("attention_distance.png", "mean attention distance of every head against depth "
-                                       "(ViT Fig. 7)"),
-            (f"position_{vit}.png", "cosine similarity of the learned position embeddings "
-                                    "(ViT Fig. 7)")), first_seed),
-        Step("pooling", "pooling", (("model", vit), ("pools", pools), *land,
-                                    *((("num_batches", 3),) if smoke else ())), (
-            ("pooling_landscape.png", f"{vit}'s loss landscapes with a class token and GAP "
-                                      f"(and SeqPool, MAP at the paper preset) on the same "
-                                      f"directions' normalisation (Fig. 6)"),
-            ("pooling_hessian.png", "the same models' Hessian spectra (Fig. 6)")), first_seed),
-    ]
-    if preset not in ("small",):  # the build rule trains many AlterNets: not at small
-        once.append(Step("alternet_search", "alternet", (
-            ("search", True), ("data_fraction", 0.5 if smoke else 0.1)), (
-            ("alternet_search.png", "the build rule: MSA replacements from the end of the "
-                                    "network, kept (blue) while accuracy improves (Fig. 11)"),),
-            first_seed))
-    steps = [st for k in seeds for st in per_seed(k)]
-    return steps + (once if first_seed in seeds else [])
+def plan(preset: str, seeds: tuple[int, ...] = (0,), first_seed: int = 0) -> list[Step]:
+    """The steps of ``pipeline.PIPELINE`` for the preset: the per-seed studies for each of
+    ``seeds``, then (when ``first_seed`` is among them) the figure-only studies on it."""
+    ro = presets.roster(preset)
+
+    def step(st: Stage, k: int) -> Step:
+        models = (("model", st.models.format(**ro)),) if st.models else ()
+        figures = tuple((png.format(**ro), what.format(seed=k, **ro))
+                        for png, what in st.figures) if k == first_seed else ()
+        return Step(seeded(st.name, k) if st.per_seed else st.name, st.runs,
+                    models + sizes(st.name, preset), figures, k)
+
+    stages = [st for st in PIPELINE if preset not in st.not_at]
+    steps = [step(st, k) for k in seeds for st in stages if st.per_seed]
+    if first_seed in seeds:
+        steps += [step(st, first_seed) for st in stages if not st.per_seed]
+    return steps
 
 
 def record_dir(records: Path, step: Step) -> Path:

@@ -20,6 +20,7 @@ from .findings import Context, Finding
 from .fourier import FourierResult
 from .hessian import HessianResult
 from .labels import named_pooling
+from .pipeline import seed_figures
 from .robustness import RobustnessResult
 from .subsets import SubsetsResult
 from .variance import VarianceResult
@@ -151,7 +152,6 @@ def subsets_figure(c, path: Path) -> list[Path] | None:
     return plots.save(fig, path)
 
 
-# (png stem, figure function, what it shows) in gallery order
 def spectra_series(c) -> dict[str, np.ndarray]:
     """Per model, the top-k eigenvalues of every recorded seed's mini-batches, stacked."""
     by_model: dict[str, list[np.ndarray]] = {}
@@ -170,24 +170,6 @@ def spectra_figure(c, path: Path) -> list[Path] | None:
     n = len(c.finished("hessian"))
     return plots.spectrum_figure(spectra, path, title=f"Hessian max eigenvalue spectra, top-5 "
                                                       f"per mini-batch of {n} seed(s)")
-
-
-FIGURES = (
-    ("spectra_seeds", spectra_figure,
-     "Hessian max-eigenvalue spectra of every model, top-5 per mini-batch of 16 augmented "
-     "training images, NLL + l2, every seed's mini-batches together (Figs. 1c, 4, 6, 12c; "
-     "F1, F2, F4, F10)"),
-    ("depth_seeds", depth_figure,
-     "high-frequency ΔlogAmplitude (top) and feature-map variance (bottom, log scale) against "
-     "depth, one line per seed, MSA taps shaded (Figs. 2a, 8, 9; F6, F8)"),
-    ("robustness_seeds", robustness_figure,
-     "accuracy change under the paper's band-passed random noise against its frequency, one "
-     "panel per noise level, one line per model and seed (Fig. 2b; F7)"),
-    ("subsets_seeds", subsets_figure,
-     "training NLL (augmented) and test error against the fraction of the training set, "
-     "every fraction trained for the full set's number of steps, one line per model and seed "
-     "(Fig. 3; F5)"),
-)
 
 
 # ----------------------------------------------------------------------------- figures
@@ -260,6 +242,27 @@ def _wrapped(text: str, width: int = 44) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
+# stem -> (figure function, what it shows); drawn in the order of the pipeline's stages
+# that feed them (``pipeline.seed_figures``)
+FIGURES = {
+    "spectra_seeds": (spectra_figure, "Hessian max-eigenvalue spectra of every model, top-5 "
+                      "per mini-batch of 16 augmented training images, NLL + l2, every seed's "
+                      "mini-batches together (Figs. 1c, 4, 6, 12c; F1, F2, F4, F10)"),
+    "alternet_seeds": (accuracy_figure, "test accuracy of AlterNet, both ResNets and ViT, mean "
+                       "over the seeds with its 95 % t interval, one dot per seed (Fig. 12a; "
+                       "F9)"),
+    "depth_seeds": (depth_figure, "high-frequency ΔlogAmplitude (top) and feature-map variance "
+                    "(bottom, log scale) against depth, one line per seed, MSA taps shaded "
+                    "(Figs. 2a, 8, 9; F6, F8)"),
+    "robustness_seeds": (robustness_figure, "accuracy change under the paper's band-passed "
+                         "random noise against its frequency, one panel per noise level, one "
+                         "line per model and seed (Fig. 2b; F7)"),
+    "subsets_seeds": (subsets_figure, "training NLL (augmented) and test error against the "
+                      "fraction of the training set, every fraction trained for the full set's "
+                      "number of steps, one line per model and seed (Fig. 3; F5)"),
+}
+
+
 def figures(c: Context, rows: list[Finding], folder: Path) -> list[tuple[str, str]]:
     """The gallery's figures drawn from every seed: (png name, what it shows) pairs."""
     made = []
@@ -268,11 +271,8 @@ def figures(c: Context, rows: list[Finding], folder: Path) -> list[tuple[str, st
         made.append(("findings_seeds.png", "every part of every finding: its per-seed values "
                                            "(dots), their mean and 95 % t interval, the "
                                            "boundary; the numbers of the table below"))
-    if accuracy_figure(c, folder / "alternet_seeds"):
-        made.append(("alternet_seeds.png", "test accuracy of AlterNet, both ResNets and ViT, "
-                                           "mean over the seeds with its 95 % t interval, one "
-                                           "dot per seed (Fig. 12a; F9)"))
-    for stem, draw, what in FIGURES:
+    for stem in seed_figures():
+        draw, what = FIGURES[stem]
         if draw(c, folder / stem):
             made.append((f"{stem}.png", what))
     return made
