@@ -43,6 +43,7 @@ bench: setup
 	$(VPY) -m benchmarks.train_throughput
 	$(VPY) -m benchmarks.hessian_vs_peers
 	$(VPY) -m benchmarks.trace_vs_pyhessian
+	$(VPY) -m benchmarks.cli_latency
 	$(VPY) -m benchmarks.hvp_backends
 	$(VPY) -m benchmarks.render
 

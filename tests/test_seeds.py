@@ -1,6 +1,9 @@
 """The seed is the replication unit of the findings: it must reach every random draw behind
 them — the training run, the spectra's mini-batches, the probe images and the noise."""
 
+import sys
+
+import pytest
 import torch
 
 from vitprobe import fourier
@@ -65,3 +68,51 @@ def test_a_sitting_starts_only_the_models_whose_measured_time_fits(tmp_path):
         folder.mkdir(parents=True)
         (folder / "record.json").write_text(json.dumps({"train_minutes": minutes}))
     assert seeds.measured_minutes(tmp_path, spec) == 61.0
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_a_killed_seeds_run_leaves_no_training_running(tmp_path, how):
+    """A worker started as ``vitprobe seeds`` starts its trainings (spawn pool, the same
+    initializer) outlives neither a SIGKILL nor a SIGTERM of its parent."""
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing, os, signal, sys, time\n"
+        "from vitprobe.studies.seeds import _die_with_parent\n"
+        "def work(path):\n"
+        "    open(path, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        "    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))\n"
+        "    with multiprocessing.get_context('spawn').Pool(1, initializer=_die_with_parent)"
+        " as pool:\n"
+        "        pool.apply_async(work, (sys.argv[1],)).get()\n")
+    pidfile = tmp_path / "worker.pid"
+    parent = subprocess.Popen([sys.executable, str(script), str(pidfile)])
+    try:
+        deadline = time.monotonic() + 120
+        while not (pidfile.is_file() and pidfile.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        worker = int(pidfile.read_text())
+        assert _alive(worker)
+        parent.send_signal(signal.SIGKILL if how == "SIGKILL" else signal.SIGTERM)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker), f"worker {worker} still running after the parent's {how}"
+    finally:
+        parent.kill()

@@ -21,6 +21,8 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -124,6 +126,20 @@ def restore(spec: RunSpec, records: Path) -> bool:
     return True
 
 
+def _die_with_parent() -> None:
+    """A training worker's initializer: on Linux, ask the kernel to send this worker SIGTERM
+    when the process that started it dies, so that a killed ``vitprobe seeds`` (even by
+    SIGKILL) leaves no training running; the models in flight resume from their last epoch
+    checkpoint when the command is run again."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the request: nobody will send it
+        os._exit(1)
+
+
 def _train_one(spec: RunSpec, records: str, threads: int) -> tuple[str, float]:
     """One training in its own process (``threads`` intra-op threads), then its record."""
     import torch
@@ -211,12 +227,20 @@ def run(config: SeedsConfig) -> list[Path]:
     os.environ[identity.INHERITED] = json.dumps(identity.identities())  # the workers' own
     jobs = min(config.jobs, len(todo))
     threads = 1 if jobs > 1 else max(1, os.cpu_count() or 1)
-    with multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=1) as pool:
-        pending = [pool.apply_async(_train_one, (s, str(records), threads)) for s in todo]
-        for spec, job in zip(todo, pending):
-            path, seconds = job.get()
-            print(f"recorded {spec.run_name} in {seconds / 60:.1f} min: {path}", flush=True)
-            done.append(Path(path))
+    # SIGTERM ends the pool (and with it every worker) as Ctrl-C does; SIGKILL, through the
+    # workers' own request to die with their parent (_die_with_parent)
+    before = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        with multiprocessing.get_context("spawn").Pool(jobs, initializer=_die_with_parent,
+                                                       maxtasksperchild=1) as pool:
+            pending = [pool.apply_async(_train_one, (s, str(records), threads)) for s in todo]
+            for spec, job in zip(todo, pending):
+                path, seconds = job.get()
+                print(f"recorded {spec.run_name} in {seconds / 60:.1f} min: {path}",
+                      flush=True)
+                done.append(Path(path))
+    finally:
+        signal.signal(signal.SIGTERM, before)
     return done
 
 
