@@ -382,6 +382,7 @@ def test_argument_errors_are_one_line_before_torch_starts(tmp_path):
              (["seeds", "--jobs", "0"], "argument --jobs: 0 is not allowed: it must be >= 1"),
              (["fourier", "--num-images", "1"], "it must be >= 2"),
              (["variance", "--nonsense"], "unrecognized arguments: --nonsense"),
+             (["reproduce", "--seeds", "1-x"], "argument --seeds: '1-x': seeds are integers"),
              (["hessian", "--data-dir", str(tmp_path / "absent")], "is not an existing folder")]
     code = ("import sys, time, io, contextlib\n"
             "from vitprobe.studies import command\n"

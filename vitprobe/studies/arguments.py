@@ -205,6 +205,28 @@ def pools(text: str) -> str:
     return ",".join(names)
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'0,1,2' or '0-4' -> (0, 1, 2) / (0, 1, 2, 3, 4): distinct seeds in [0, 2**32)."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        lo, _, hi = part.partition("-")
+        try:
+            span = range(int(lo), int(hi or lo) + 1)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: seeds are integers, e.g. 0,1,2 or "
+                                             f"0-4") from None
+        seeds += [k for k in span if k not in seeds]
+    if not seeds or any(not 0 <= k < 2 ** 32 for k in seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: give at least one seed in [0, 2**32)")
+    return tuple(seeds)
+
+
+def seed_list(text: str) -> str:
+    """Training seeds as ``parse_seeds`` reads them ('0,1,2' or '0-4'); the text is kept."""
+    parse_seeds(text)
+    return text
+
+
 def model_list(text: str) -> str:
     """Model names, comma-separated, each registered (``vitprobe models``) or timm:<name>,
     optionally ``name@pool``."""
@@ -229,7 +251,7 @@ def model_list(text: str) -> str:
 CHECKS: dict[str, Callable] = {
     f.__name__: f for f in (positive_number, fraction, non_negative, tolerance, device_name,
                            positive_numbers, seed, existing_dir, existing_file, writable_dir,
-                           pools, model_list)
+                           pools, model_list, seed_list)
 }
 FACTORIES = {"at_least": at_least}
 

@@ -55,6 +55,7 @@ from . import (
 )
 from . import seeds as seeds_mod
 from .alternet import AlterNetConfig
+from .arguments import parse_seeds, seed_list
 from .attention import AttentionConfig
 from .config import Config, StudyConfig, StudyResult, device_option, option
 from .fourier import FourierConfig
@@ -103,24 +104,6 @@ SEEDS = {"smoke": (0,), "quick": (0, 1), "small": (0, 1, 2), "paper": (0, 1, 2)}
 def seeded(name: str, seed: int) -> str:
     """The result folder of a per-seed step: ``hessian-s0``, ``hessian-s1`` ..."""
     return f"{name}-s{seed}"
-
-
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """'0,1,2' or '0-4' -> (0, 1, 2) / (0, 1, 2, 3, 4): distinct seeds in [0, 2**32)."""
-    import argparse
-
-    seeds: list[int] = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        lo, _, hi = part.partition("-")
-        try:
-            span = range(int(lo), int(hi or lo) + 1)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: seeds are integers, e.g. 0,1,2 or "
-                                             f"0-4") from None
-        seeds += [k for k in span if k not in seeds]
-    if not seeds or any(not 0 <= k < 2 ** 32 for k in seeds):
-        raise argparse.ArgumentTypeError(f"{text!r}: give at least one seed in [0, 2**32)")
-    return tuple(seeds)
 
 
 def sizes(name: str, preset: str) -> tuple:
@@ -367,11 +350,6 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, records
     return path
 
 
-def _seeds(text: str) -> str:
-    parse_seeds(text)
-    return text
-
-
 @dataclass(frozen=True)
 class ReproduceConfig(Config):
     STUDY: ClassVar[str] = "reproduce"
@@ -382,7 +360,7 @@ class ReproduceConfig(Config):
     seeds: str | None = option(None, "training seeds, e.g. 0,1,2 or 0-4; one at a time (--seeds "
                                      "0, then --seeds 1 ...) spreads a run over sittings "
                                      "(default: the preset's: smoke 0, quick 0,1, small and "
-                                     "paper 0,1,2)", check=_seeds)
+                                     "paper 0,1,2)", check=seed_list)
     data: str | None = option(None, "data set (default: fashion-mnist; cifar100 for --preset "
                                     "paper)", choices=DATASETS)
     data_dir: str | None = option(None, "folder holding the data set's files (default: the "
