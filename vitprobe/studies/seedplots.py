@@ -168,8 +168,10 @@ def spectra_figure(c, path: Path) -> list[Path] | None:
     except FileNotFoundError:
         return None
     n = len(c.finished("hessian"))
-    return plots.spectrum_figure(spectra, path, title=f"Hessian max eigenvalue spectra, top-5 "
-                                                      f"per mini-batch of {n} seed(s)")
+    seeds = f"{n} seed" + ("s" if n != 1 else "")
+    return plots.spectrum_figure(spectra, path, title=f"Hessian max-eigenvalue spectra: top-5 "
+                                                      f"per mini-batch, the mini-batches of "
+                                                      f"{seeds} together")
 
 
 # ----------------------------------------------------------------------------- figures
