@@ -40,6 +40,7 @@ from vitprobe import hessian, solvers, stats
 from vitprobe.studies.cache import trained_model
 from vitprobe.studies.protocols import spectrum_loader
 from vitprobe.studies.runspec import RunSpec, build
+from vitprobe.studies.seeds import restore
 
 
 class TimedOperator:
@@ -94,12 +95,18 @@ HEADLINES = (
              unit=" GiB"),
 )
 
-def problem(name: str, trained: bool, device: str = "cpu", runs_dir: str = "runs"):
-    """The model (the quick preset's, trained or at its initialisation) and one batch of 16."""
-    spec = RunSpec(model=name, data="fashion-mnist", preset="quick", progress=False,
-                   device=device, runs_dir=runs_dir)
+def problem(name: str, trained: bool = True, device="cpu", runs_dir: str = "runs",
+            preset: str = "quick", seed: int = 0, records: str | None = None):
+    """The model (the preset's, trained or at its initialisation; with ``records``, the
+    committed record's weights instead of the training cache's) in eval mode, and one batch
+    of 16 augmented training images."""
+    spec = RunSpec(model=name, data="fashion-mnist", preset=preset, seed=seed, progress=False,
+                   device=str(device), runs_dir=runs_dir)
+    if records and not restore(spec, Path(records)):
+        raise SystemExit(f"{name}: no record of {spec.run_name} under {records}/{preset}")
     model = trained_model(spec)[0] if trained else build(spec)
-    return model.eval(), tuple(next(spectrum_loader(spec, 16, clean=False).iterate(0)))
+    batch = tuple(t.to(device) for t in next(spectrum_loader(spec, 16, clean=False).iterate(0)))
+    return model.to(device).eval(), batch
 
 
 def timed_solve(H, ws: solvers.Workspace, seed: int, low_memory: bool | None = False,

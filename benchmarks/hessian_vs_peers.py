@@ -42,19 +42,15 @@ import argparse
 import copy
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from benchmarks.common import Headline, add_device, interleaved, record, synchronizer
+from benchmarks.hessian_scale import problem, timed_solve
 from vitprobe import hessian, solvers
 from vitprobe.modes import explicit_attention
-from vitprobe.studies.cache import trained_model
-from vitprobe.studies.protocols import spectrum_loader
-from vitprobe.studies.runspec import RunSpec
-from vitprobe.studies.seeds import restore
 
 # ruff: noqa: B023  (closures are timed inside the loop iteration that defines them)
 
@@ -196,19 +192,16 @@ def pyhessian(model, batch, tol: float) -> dict:
 def curvlinops(model, batch, tol: float, with_residuals: bool = True) -> dict:
     """scipy's eigsh (ARPACK) on curvlinops' Hessian operator (forward-over-reverse HVPs),
     products counted."""
-    from curvlinops import HessianLinearOperator
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     m = copy.deepcopy(model).eval()
-    params = [p for p in m.parameters() if p.requires_grad]
-    dtype = np.float64 if params[0].dtype == torch.float64 else np.float32
+    dtype = np.float64 if next(m.parameters()).dtype == torch.float64 else np.float32
     count = [0]
     sync = synchronizer(batch[0].device)
     with explicit_attention(m):
         sync()
         t = time.perf_counter()
-        H = HessianLinearOperator(m, torch.nn.CrossEntropyLoss(), params, [batch],
-                                  check_deterministic=False).to_scipy(dtype=dtype)
+        H = curvlinops_operator(m, batch).to_scipy(dtype=dtype)
 
         def matvec(v):
             count[0] += 1
@@ -232,20 +225,10 @@ SOLVERS = {"ours": ours, "pyhessian": pyhessian, "curvlinops": curvlinops}
 
 
 # ------------------------------------------------------------------------------ the parts
-def problem(name: str, preset: str, seed: int, records: str | None, device, runs_dir: str):
-    """A trained model in eval mode and one batch of 16 augmented training images."""
-    spec = RunSpec(model=name, data="fashion-mnist", preset=preset, seed=seed, progress=False,
-                   device=str(device), runs_dir=runs_dir)
-    if records and not restore(spec, Path(records)):
-        raise SystemExit(f"{name}: no record of {spec.run_name} under {records}/{preset}")
-    model, _ = trained_model(spec)
-    batch = tuple(t.to(device) for t in next(spectrum_loader(spec, 16, clean=False).iterate(0)))
-    return model.to(device).eval(), batch
-
-
 def reference_cost(model, batch, seeds: Sequence[int], tol: float, device) -> dict:
-    """Part 1: the certified top-5's time over (2k+1) x 2 gradients, and its factors."""
-    ws = solvers.Workspace(timed=True)
+    """Part 1: the certified top-5's time over (2k+1) x 2 gradients, and its factors (the
+    solves timed as ``hessian_scale`` times them, the first call paging the buffers in)."""
+    ws = solvers.Workspace()
     with hessian.OperatorSpec(model, F.cross_entropy, batch).open() as H:
         params = {k: t.clone().requires_grad_(True) for k, t in H.params.items()}
         v = torch.randn(H.n, device=device)
@@ -255,16 +238,23 @@ def reference_cost(model, batch, seeds: Sequence[int], tol: float, device) -> di
 
         t = interleaved({"hvp": lambda: H.matvec(v), "grad": gradient}, rounds=5,
                         device=device)
-        solvers.eigsh(H, K, tol=tol, seed=seeds[0], workspace=ws)  # pages the buffers in
-        solves = [solvers.eigsh(H, K, tol=tol, seed=s, workspace=ws) for s in seeds]
-    sec = sum(r.seconds for r in solves)
-    inside = sum(r.timings["products"] for r in solves)
-    hvps = sum(r.num_hvps for r in solves)
+        solves = [timed_solve(H, ws, s, low_memory=None, tol=tol)
+                  for s in (seeds[0], *seeds)][1:]
     return {"gradient ms": 1e3 * t["grad"], "HVP ms (interleaved)": 1e3 * t["hvp"],
-            "solves": len(solves), "max residual": max(float(r.residuals.max())
-                                                       for r in solves),
-            "converged": all(bool(r.converged.all()) for r in solves),
-            **factors(sec, hvps, inside, t["grad"], calls=len(solves))}
+            "solves": len(solves), "max residual": max(r["max_residual"] for r in solves),
+            "converged": all(r["converged"] for r in solves),
+            **factors(sum(r["seconds"] for r in solves), sum(r["hvps"] for r in solves),
+                      sum(r["hvp_seconds"] for r in solves), t["grad"], calls=len(solves))}
+
+
+def curvlinops_operator(model, batch):
+    """curvlinops' Hessian operator of ``model`` (eval mode, its trainable parameters) on one
+    batch; build it inside ``explicit_attention``."""
+    from curvlinops import HessianLinearOperator
+
+    return HessianLinearOperator(model, torch.nn.CrossEntropyLoss(),
+                                 [q for q in model.parameters() if q.requires_grad], [batch],
+                                 check_deterministic=False)
 
 
 def operator_checks(model, batch) -> dict:
@@ -272,17 +262,13 @@ def operator_checks(model, batch) -> dict:
     two random vectors (a Hessian is symmetric), and how far curvlinops' Hv is from ours.
     (A finite difference of gradients is no reference for ReLU networks: the gradient jumps
     where a unit changes sign.)"""
-    from curvlinops import HessianLinearOperator
-
     m = copy.deepcopy(model).double()
     x, y = batch[0].double(), batch[1]
     n = sum(q.numel() for q in m.parameters() if q.requires_grad)
     g = torch.Generator(x.device).manual_seed(0)
     u, v = (torch.randn(n, dtype=torch.float64, device=x.device, generator=g) for _ in "uv")
     with explicit_attention(m):
-        theirs = HessianLinearOperator(m, torch.nn.CrossEntropyLoss(),
-                                       [q for q in m.parameters() if q.requires_grad], [(x, y)],
-                                       check_deterministic=False)
+        theirs = curvlinops_operator(m, (x, y))
         tu, tv = theirs @ u, theirs @ v
     with hessian.OperatorSpec(m, F.cross_entropy, (x, y)).open() as H:
         ou, ov = H.matvec(u), H.matvec(v)
@@ -416,7 +402,8 @@ def main() -> None:
           f"reference cost (2k+1) x 2 = {REFERENCE_GRADIENTS} gradients")
     rows = []
     for name in a.models.split(","):
-        model, batch = problem(name, a.preset, a.seed, a.records, a.device, a.runs_dir)
+        model, batch = problem(name, device=a.device, runs_dir=a.runs_dir, preset=a.preset,
+                               seed=a.seed, records=a.records)
         n = sum(q.numel() for q in model.parameters())
         print(f"\n== {name} ({n:,} parameters)", flush=True)
         cost = {"model": name, "parameters": n, "what": "reference cost",

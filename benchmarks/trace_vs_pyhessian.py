@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import Headline, add_device, record
-from benchmarks.hessian_vs_peers import problem
+from benchmarks.hessian_scale import problem
 from vitprobe import hessian
 from vitprobe.modes import explicit_attention
 
@@ -45,7 +45,7 @@ def main() -> None:
     torch.manual_seed(0)
     rows = []
     for name in a.models.split(","):
-        model, batch = problem(name, a.preset, 0, None, a.device, a.runs_dir)
+        model, batch = problem(name, device=a.device, runs_dir=a.runs_dir, preset=a.preset)
         spec = hessian.OperatorSpec(model, F.cross_entropy, batch)
         # one estimate's error is mostly luck: compare root-mean-square errors over seeds
         ref = hessian.trace(spec, num_probes=a.reference, method="hutchinson", seed=123)

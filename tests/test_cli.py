@@ -377,7 +377,7 @@ def test_argument_errors_are_one_line_before_torch_starts(tmp_path):
 
     cases = [(["hessian", "--tol", "5"], "argument --tol: 5 is not allowed: it must be in"),
              (["hessian", "--model", "vit-ti,bogus"], "argument --model: unknown model 'bogus'"),
-             (["hessian", "--model", "vit-ti@xyz"], "invalid pooling 'xyz' in 'vit-ti@xyz'"),
+             (["hessian", "--model", "vit-ti@xyz"], "unknown pooling 'xyz'; allowed: cls, gap"),
              (["pooling", "--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
              (["seeds", "--jobs", "0"], "argument --jobs: 0 is not allowed: it must be >= 1"),
              (["fourier", "--num-images", "1"], "it must be >= 2"),

@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Callable
 
-from vitprobe.models.registry import POOLS, family
+from vitprobe.models.registry import POOLS, ModelId
 
 EXIT_USAGE = 2
 
@@ -229,20 +229,16 @@ def seed_list(text: str) -> str:
 
 def model_list(text: str) -> str:
     """Model names, comma-separated, each registered (``vitprobe models``) or timm:<name>,
-    optionally ``name@pool``."""
+    optionally ``name@pool`` (``registry.ModelId``, as the study reads them)."""
     names = [m for m in text.split(",") if m]
     if not names:
         raise argparse.ArgumentTypeError("give at least one model name (vitprobe models "
                                          "lists them)")
     for m in names:
-        name, _, pool = m.partition("@")
         try:
-            family(name)
+            ModelId.parse(m)
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
-        if pool and pool not in POOLS:
-            raise argparse.ArgumentTypeError(f"invalid pooling {pool!r} in {m!r}; allowed: "
-                                             f"{', '.join(POOLS)}")
     return text
 
 
