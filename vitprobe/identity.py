@@ -67,7 +67,7 @@ NON_COMPUTING = (
     "vitprobe", "vitprobe.identity", "vitprobe.fingerprint", "vitprobe.results",
     "vitprobe.plots", "vitprobe.board", "vitprobe.studies", "vitprobe.studies.cli",
     "vitprobe.studies.command", "vitprobe.studies.config", "vitprobe.studies.labels",
-    "vitprobe.studies.arguments",
+    "vitprobe.studies.arguments", "vitprobe.studies.illustrations",
     "vitprobe.studies.seedplots", "vitprobe.studies.reproduce", "vitprobe.studies.train",
     "vitprobe.studies.zoo", "vitprobe.studies.seeds", "vitprobe.studies.report",
 )

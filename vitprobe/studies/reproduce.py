@@ -44,6 +44,7 @@ from . import (
     findings,
     fourier,
     hessian,
+    illustrations,
     landscape,
     pooling,
     presets,
@@ -298,11 +299,13 @@ EXTRA_FIGURES = (
 
 def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, records: Path,
             config: ReproduceConfig, markers: dict[str, dict], models: dict[str, dict],
-            extra: list[tuple[str, str]], lack: list[str], mixed: bool) -> Path:
-    """Copy every PNG to ``figures_dir`` and write its README: a header naming the code and
+            extra: list[tuple[str, str]], lack: list[str], mixed: bool,
+            context: findings.Context) -> Path:
+    """Draw every figure into ``figures_dir`` and write its README: a header naming the code and
     machines behind the records, figure by figure what it shows and the command that
     regenerates it, the findings table, what the records still lack, and the minutes per
-    study and per model. ``extra``: (png, what) figures drawn from every seed."""
+    study and per model. ``extra``: (png, what) figures drawn from every seed; the
+    illustrations are drawn from their records (``illustrations``) with ``context``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     preset, seeds_text, command = config.preset, config.seeds, config.command()
     now = identity.identities()
@@ -323,17 +326,28 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, records
              "28-px Fashion-MNIST, not the paper's 300 CIFAR-100 epochs: read the magnitudes "
              "as this scale's, not the paper's.", ""]
     rows = [(png, what, f"`{command}` (drawn from every seed)") for png, what in extra]
+    undrawn = []
     for step in steps:
         for png, what in step.figures:
+            # drawn from the record, so a report from the records shows what the run did;
+            # what the record cannot draw is taken from this run's output, if it made it
             src = out / step.name / png
-            if src.is_file():
-                shutil.copyfile(src, figures_dir / png)
-                rows.append((png, f"{what} (an illustration: seed {step.seed} only)",
-                             f"`{step.config(config.common(), out).command()}`"))
+            drawn = illustrations.draw(png, record_dir(records, step), figures_dir, context)
+            if not drawn and src.is_file():
+                drawn = shutil.copyfile(src, figures_dir / png)
+            if not drawn:
+                undrawn.append(f"`{png}` (`{step.config(config.common(), out).command()}`)")
+                continue
+            rows.append((png, f"{what} (an illustration: seed {step.seed} only)",
+                         f"`{step.config(config.common(), out).command()}`"))
     rows += [(png, what, f"`{command}`") for png, what, command in EXTRA_FIGURES
              if (figures_dir / png).is_file()]
     lines.append(results.markdown_table(["figure", "what it shows", "command"], (
         [f"![{png}]({png}) `{png}`", what, command] for png, what, command in rows)))
+    if undrawn:
+        lines += ["", "Not drawn: their records lack what they need (the attribution overlays "
+                  "need the probe images; a trajectory needs 3 checkpoints) and this run did not "
+                  "make them; their studies draw them: " + ", ".join(undrawn) + "."]
     seconds = {name: m.get("seconds", 0.0) for name, m in markers.items()}
     lines += ["", "## Findings (Park & Kim 2022, F1-F10)", ""]
     if lack:
@@ -474,7 +488,7 @@ def run(config: ReproduceConfig) -> FindingsResult:
     display = config.replace(report_only=True, reprobe=False, allow_mixed=False, quiet=False,
                              seeds=",".join(map(str, seeds)))
     readme = gallery(steps, text, figures_dir, out, records, display, markers, models, extra,
-                     lack, mixed)
+                     lack, mixed, context)
     print(text)
     counts = {v: sum(r.verdict == v for r in rows) for v in findings.ALL_VERDICTS}
     print(("verdicts: " if verdicts else "pipeline check (smoke preset), no verdicts: ") +
