@@ -91,3 +91,15 @@ def test_a_full_disk_leaves_no_partial_figure_or_result_and_one_line_exit_2(tmp_
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error writing {tmp_path / 'out.json'}: No space left on device"]
+
+
+def test_the_same_figure_saves_the_same_bytes(tmp_path):
+    """A redrawn gallery changes a file only where its numbers changed: no creation date."""
+    def draw(name):
+        fig, ax = plots.plt.subplots()
+        ax.plot([0, 1, 2], [1, 0, 3])
+        return plots.save(fig, tmp_path / name)
+
+    (png1, pdf1), (png2, pdf2) = draw("a"), draw("b")
+    assert b"/CreationDate" not in pdf1.read_bytes()
+    assert pdf1.read_bytes() == pdf2.read_bytes() and png1.read_bytes() == png2.read_bytes()

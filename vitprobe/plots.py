@@ -70,7 +70,8 @@ def fraction_axis(ax, fractions: list[float]) -> None:
 
 def save(fig, path: str | Path) -> list[Path]:
     """Save ``fig`` as ``path``.png and .pdf, each rendered in memory and written atomically
-    (a full disk leaves the previous file, never a truncated one); return both paths."""
+    (a full disk leaves the previous file, never a truncated one; the same figure gives the
+    same bytes); return both paths."""
     import io
 
     path = Path(path)
@@ -78,7 +79,9 @@ def save(fig, path: str | Path) -> list[Path]:
     try:
         for ext in (".png", ".pdf"):
             buf = io.BytesIO()
-            fig.savefig(buf, format=ext[1:], bbox_inches="tight")
+            # no creation date in the PDF: the same figure gives the same bytes
+            fig.savefig(buf, format=ext[1:], bbox_inches="tight",
+                        metadata={"CreationDate": None} if ext == ".pdf" else None)
             out.append(atomic_write_bytes(path.with_suffix(ext), buf.getvalue()))
     finally:
         plt.close(fig)
