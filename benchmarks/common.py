@@ -68,15 +68,20 @@ def synchronizer(device) -> Callable[[], None]:
 
 
 def interleaved(fns: dict[str, Callable[[], None]], rounds: int = 3, warmup: int = 1,
-                device="cpu") -> dict:
+                device="cpu", min_seconds: float = 0.0, max_rounds: int = 1000) -> dict:
     """Median seconds per call of each function, alternating A, B, A, B, ... each round
-    (on a GPU, each call timed to the end of its kernels)."""
+    (on a GPU, each call timed to the end of its kernels): at least ``rounds`` rounds, and
+    more until every function has run ``min_seconds`` in all (at most ``max_rounds``), so
+    that calls of milliseconds get as many samples as their median needs."""
     sync = synchronizer(device)
     for f in fns.values():
         for _ in range(warmup):
             f()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
+    done = 0
+    while done < rounds or (done < max_rounds and
+                            min(sum(v) for v in times.values()) < min_seconds):
+        done += 1
         for k, f in fns.items():
             sync()
             t = time.perf_counter()

@@ -237,7 +237,7 @@ def reference_cost(model, batch, seeds: Sequence[int], tol: float, device) -> di
             torch.autograd.grad(H._loss(params, *H.batches[0]), list(params.values()))
 
         t = interleaved({"hvp": lambda: H.matvec(v), "grad": gradient}, rounds=5,
-                        device=device)
+                        device=device, min_seconds=2.0)
         solves = [timed_solve(H, ws, s, low_memory=None, tol=tol)
                   for s in (seeds[0], *seeds)][1:]
     return {"gradient ms": 1e3 * t["grad"], "HVP ms (interleaved)": 1e3 * t["hvp"],

@@ -138,3 +138,29 @@ def test_record_writes_rows_machine_and_provenance(tmp_path, monkeypatch):
     assert saved["rows"] == [{"a": 1}] and saved["config"] == {"k": 2, "device": "cpu"}
     assert saved["machine"]["cores"] >= 1 and saved["machine"]["gpu"] is None
     assert "git_commit" in saved["provenance"]
+
+
+def test_interleaved_timing_runs_short_calls_until_their_time_budget(monkeypatch):
+    """On a fake clock where A takes 1/64 s and B 3/64 s (exact in binary): 3 rounds at
+    least, then rounds until the faster one has 0.5 s in all (32 rounds), at most
+    ``max_rounds``; exact medians; calls alternate."""
+    from benchmarks import common
+
+    clock, calls = [0.0], []
+
+    def timed(name, seconds):
+        def f():
+            calls.append(name)
+            clock[0] += seconds
+        return f
+
+    monkeypatch.setattr(common.time, "perf_counter", lambda: clock[0])
+    fns = {"a": timed("a", 1 / 64), "b": timed("b", 3 / 64)}
+    assert common.interleaved(fns, rounds=3, warmup=1) == {"a": 1 / 64, "b": 3 / 64}
+    assert calls == ["a", "b"] * 4  # one warm-up each, then 3 rounds
+    calls.clear()
+    common.interleaved(fns, rounds=3, warmup=0, min_seconds=0.5)
+    assert calls.count("a") == calls.count("b") == 32 and calls[:4] == ["a", "b", "a", "b"]
+    calls.clear()
+    common.interleaved(fns, rounds=3, warmup=0, min_seconds=0.5, max_rounds=20)
+    assert calls.count("a") == 20
