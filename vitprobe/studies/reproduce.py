@@ -332,14 +332,16 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, records
             # drawn from the record, so a report from the records shows what the run did;
             # what the record cannot draw is taken from this run's output, if it made it
             src = out / step.name / png
+            study = f"`{step.config(config.common(), out).command()}`"
             drawn = illustrations.draw(png, record_dir(records, step), figures_dir, context)
             if not drawn and src.is_file():
                 drawn = shutil.copyfile(src, figures_dir / png)
             if not drawn:
-                undrawn.append(f"`{png}` (`{step.config(config.common(), out).command()}`)")
+                undrawn.append(f"`{png}` ({study})")
                 continue
-            rows.append((png, f"{what} (an illustration: seed {step.seed} only)",
-                         f"`{step.config(config.common(), out).command()}`"))
+            seed, only = f"seed {step.seed}", f"an illustration: seed {step.seed} only"
+            rows.append((png, what.replace(seed, only) if seed in what else f"{what} ({only})",
+                         study))
     rows += [(png, what, f"`{command}`") for png, what, command in EXTRA_FIGURES
              if (figures_dir / png).is_file()]
     lines.append(results.markdown_table(["figure", "what it shows", "command"], (
