@@ -42,10 +42,6 @@ class Polar:
     pca_coords: np.ndarray
 
 
-def _config(folder: Path, kind) -> dict:
-    return results.load_json(Path(folder) / kind.FILE).get("config") or {}
-
-
 def hessian_data(folder: Path) -> dict[str, np.ndarray]:
     """Per model (its pooling named) and, where the record holds more than the final model,
     per checkpoint (``"vit-mini (cls), epoch 2"``): the top-k eigenvalues, one row per
@@ -61,7 +57,7 @@ def hessian_data(folder: Path) -> dict[str, np.ndarray]:
 
 
 def hessian_figure(folder: Path, path: Path, c: Context) -> list[Path]:
-    config = _config(folder, HessianResult)
+    config = HessianResult.load(folder).config
     data = "clean" if config.get("clean") else "augmented"
     return plots.spectrum_figure(hessian_data(folder), path,
                                  title=f"Hessian max eigenvalue spectra ({config.get('data')}, "
@@ -141,13 +137,14 @@ def distance_figure(folder: Path, path: Path, c: Context) -> list[Path]:
 def position_data(folder: Path, c: Context) -> np.ndarray | None:
     """The cosine similarity of the position embeddings (h, w, h, w) of the roster's ViT,
     from its recorded weights beside the attention record (None when they are not there)."""
-    rec = AttentionResult.load(folder).data.get(c.roster["vit"])
+    res = AttentionResult.load(folder)
+    rec = res.data.get(c.roster["vit"])
     if rec is None:
         return None
     weights = Path(folder).parent / Path(rec["run"]["run_dir"]).name / "model.safetensors"
     if not weights.is_file():
         return None
-    seed = int(_config(folder, AttentionResult).get("seed", 0))
+    seed = int(res.config.get("seed", 0))
     model = build(c.spec(c.roster["vit"], seed))
     load_checkpoint(model, weights, c.roster["vit"])
     return attention.position_similarity(model).cpu().numpy()
