@@ -79,7 +79,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
 def test_a_killed_seeds_run_leaves_no_training_running(tmp_path, how):
     """A worker started as ``vitprobe seeds`` starts its trainings (spawn pool, the same
@@ -90,15 +90,14 @@ def test_a_killed_seeds_run_leaves_no_training_running(tmp_path, how):
 
     script = tmp_path / "parent.py"
     script.write_text(
-        "import multiprocessing, os, signal, sys, time\n"
-        "from vitprobe.studies.seeds import _die_with_parent\n"
+        "import os, signal, sys, time\n"
+        "from vitprobe.studies.seeds import worker_pool\n"
         "def work(path):\n"
         "    open(path, 'w').write(str(os.getpid()))\n"
         "    time.sleep(120)\n"
         "if __name__ == '__main__':\n"
         "    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))\n"
-        "    with multiprocessing.get_context('spawn').Pool(1, initializer=_die_with_parent)"
-        " as pool:\n"
+        "    with worker_pool(1) as pool:\n"
         "        pool.apply_async(work, (sys.argv[1],)).get()\n")
     pidfile = tmp_path / "worker.pid"
     parent = subprocess.Popen([sys.executable, str(script), str(pidfile)])
@@ -116,3 +115,30 @@ def test_a_killed_seeds_run_leaves_no_training_running(tmp_path, how):
         assert not _alive(worker), f"worker {worker} still running after the parent's {how}"
     finally:
         parent.kill()
+
+
+def test_a_seeds_pool_ends_when_its_trainings_end(tmp_path):
+    """The pool's exit after its last result: a worker replaced after its one training idles
+    until then (started by the pool's helper thread, which ends on exit); it must not die
+    holding the task-queue lock, which hung the pool's exit for ever."""
+    import subprocess
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import time\n"
+        "from vitprobe.studies.seeds import worker_pool\n"
+        "def work(s):\n"
+        "    time.sleep(s)\n"
+        "    return s\n"
+        "if __name__ == '__main__':\n"
+        "    with worker_pool(2) as pool:\n"
+        "        assert [j.get() for j in [pool.apply_async(work, (s,)) for s in (0.5, 4)]]"
+        " == [0.5, 4]\n"
+        "    print('ended')\n")
+    try:
+        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the pool's exit hung after its trainings ended")
+    assert done.returncode == 0 and done.stdout.strip() == "ended", done.stderr
+

@@ -20,9 +20,11 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import multiprocessing.pool
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -126,18 +128,32 @@ def restore(spec: RunSpec, records: Path) -> bool:
     return True
 
 
-def _die_with_parent() -> None:
-    """A training worker's initializer: on Linux, ask the kernel to send this worker SIGTERM
-    when the process that started it dies, so that a killed ``vitprobe seeds`` (even by
-    SIGKILL) leaves no training running; the models in flight resume from their last epoch
-    checkpoint when the command is run again."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the parent died before the request: nobody will send it
+def _die_with_parent(poll: float = 1.0) -> None:
+    """A training worker's initializer: the worker ends itself (SIGTERM) as soon as the
+    process that started it is gone, so that a killed ``vitprobe seeds`` (even by SIGKILL)
+    leaves no training running; the models in flight resume from their last epoch checkpoint
+    when the command is run again. A watcher thread polls the parent's pid every ``poll``
+    seconds. (Not the kernel's PR_SET_PDEATHSIG: it fires when the *thread* that started a
+    worker ends, and a pool starts its replacement workers from a helper thread that ends
+    when the pool closes, so an idle worker died holding the pool's task-queue lock and the
+    pool's exit waited on that lock for ever.)"""
+    parent = os.getppid()
+    if parent == 1:  # the parent died before this worker started
         os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def worker_pool(jobs: int) -> multiprocessing.pool.Pool:
+    """The pool trainings run in: ``jobs`` spawned workers (fresh interpreters: no forked
+    torch state), one training per worker process, each ending with its parent."""
+    return multiprocessing.get_context("spawn").Pool(jobs, initializer=_die_with_parent,
+                                                     maxtasksperchild=1)
 
 
 def _train_one(spec: RunSpec, records: str, threads: int) -> tuple[str, float]:
@@ -231,8 +247,7 @@ def run(config: SeedsConfig) -> list[Path]:
     # workers' own request to die with their parent (_die_with_parent)
     before = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
-        with multiprocessing.get_context("spawn").Pool(jobs, initializer=_die_with_parent,
-                                                       maxtasksperchild=1) as pool:
+        with worker_pool(jobs) as pool:
             pending = [pool.apply_async(_train_one, (s, str(records), threads)) for s in todo]
             for spec, job in zip(todo, pending):
                 path, seconds = job.get()
