@@ -21,6 +21,7 @@ import numpy as np
 from vitprobe import attention, plots, results
 from vitprobe.fourier import FourierTap
 from vitprobe.landscape import Surface
+from vitprobe.spectra import Spectrum
 
 from . import alternet
 from .attention import AttentionResult
@@ -164,7 +165,7 @@ def pooling_data(folder: Path) -> tuple[dict[str, dict[str, Surface]], dict[str,
     for r in res["results"]:
         label = f"{model} ({r['pool']})"
         surfaces[label] = {"surface": _surface(r["surface"]), "slice": _surface(r["slice"])}
-        spectra[label] = np.asarray(r["spectrum"]["eigenvalues"], dtype=float)
+        spectra[label] = Spectrum.from_dict(r["spectrum"]).eigenvalues
     return surfaces, spectra
 
 
