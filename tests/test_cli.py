@@ -43,7 +43,8 @@ def test_bad_input_is_one_line_and_exit_code_2(args, needle, tmp_path):
     (["--tol", "-1"], "argument --tol: -1 is not allowed: it must be in (0, 1]"),
     (["--tol", "1"], "argument --tol: 1 is not allowed: it must be in (0, 1)"),
     (["--at-epochs", "9"], "--at-epochs 9: vit-ti's training has epochs 0..1"),
-    (["--at-epochs", "x"], "--at-epochs takes comma-separated epochs >= 0"),
+    (["--at-epochs", "x"], "argument --at-epochs: 'x' is not allowed: it must be "
+                          "comma-separated epochs >= 0"),
     (["--weight-decay", "-1"], "argument --weight-decay: -1 is not allowed: it must be a "
                                "finite number >= 0"),
 ])
@@ -383,7 +384,12 @@ def test_argument_errors_are_one_line_before_torch_starts(tmp_path):
              (["fourier", "--num-images", "1"], "it must be >= 2"),
              (["variance", "--nonsense"], "unrecognized arguments: --nonsense"),
              (["reproduce", "--seeds", "1-x"], "argument --seeds: '1-x': seeds are integers"),
-             (["hessian", "--data-dir", str(tmp_path / "absent")], "is not an existing folder")]
+             (["hessian", "--data-dir", str(tmp_path / "absent")], "is not an existing folder"),
+             (["hessian", "--at-epochs", "1,-2"], "argument --at-epochs: '1,-2' is not "
+                                                  "allowed: it must be comma-separated epochs"),
+             (["subsets", "--fractions", "0.5,2"], "argument --fractions: '0.5,2' is not "
+                                                   "allowed: it must be comma-separated numbers "
+                                                   "in (0, 1]")]
     code = ("import sys, time, io, contextlib\n"
             "from vitprobe.studies import command\n"
             f"for argv in {[c[0] for c in cases]!r}:\n"

@@ -9,7 +9,6 @@ vitprobe subsets --model vit-ti,resnet-18 --fractions 0.02,0.06,0.25,1.0
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
@@ -19,6 +18,7 @@ import numpy as np
 from vitprobe import plots, results
 
 from . import cli
+from .arguments import fraction_list, parse_fractions
 from .cache import final_test_accuracy, trained_model
 from .config import StudyConfig, StudyResult, option
 from .protocols import landscape_data, nll_per_image, preset_spectrum
@@ -51,7 +51,7 @@ class SubsetsConfig(StudyConfig):
                                             "lists them)")
     fractions: str = option("0.02,0.06,0.25,1.0", "training-set fractions in (0, 1], "
                                                   "comma-separated",
-                            check=lambda t: parse_fractions(t, argparse.ArgumentTypeError))
+                            check=fraction_list)
     num_images: int = option(512, "augmented training images for the training NLL",
                              check=cli.positive_int)
     num_batches: int | None = option(None, "Hessian mini-batches (default: the preset's)",
@@ -83,16 +83,6 @@ class SubsetsResult(StudyResult):
                 r.get("steps"),
                 None if spectrum is None else np.asarray(spectrum["eigenvalues"], dtype=float)))
         return {k: sorted(v, key=lambda run: run.fraction) for k, v in out.items()}
-
-
-def parse_fractions(text: str, error: type[Exception] = ValueError) -> list[float]:
-    try:
-        fractions = sorted({float(f) for f in text.split(",") if f.strip()})
-    except ValueError:
-        fractions = []
-    if not fractions or any(not 0 < f <= 1 for f in fractions):
-        raise error(f"--fractions wants comma-separated numbers in (0, 1]; got {text!r}")
-    return fractions
 
 
 def figure(rows: list[dict], path: Path) -> list[Path]:
