@@ -49,11 +49,13 @@ def test_the_command_line_and_the_api_build_the_same_config(tmp_path):
     (HessianConfig, {"tol": 1.0}, "--tol: 1 is not allowed: it must be in (0, 1)"),
     (HessianConfig, {"weight_decay": -1.0}, "--weight-decay: -1 is not allowed"),
     (HessianConfig, {"mode": "sometimes"}, "--mode 'sometimes' is not allowed; allowed: eval"),
-    (HessianConfig, {"at_epochs": "1,x"}, "--at-epochs: '1,x' is not allowed: it must be comma-separated epochs"),
+    (HessianConfig, {"at_epochs": "1,x"}, "--at-epochs: '1,x' is not allowed: it must be "
+                                          "comma-separated epochs"),
     (StudyConfig, {"device": "gpu"}, "unknown device 'gpu'; allowed: cpu, cuda, cuda:N"),
     (StudyConfig, {"pool": "max"}, "invalid pooling 'max'; allowed: cls, gap, seqpool, map"),
     (StudyConfig, {"data_fraction": 0.0}, "--data-fraction: 0 is not allowed"),
-    (SubsetsConfig, {"fractions": "0.5,2"}, "--fractions: '0.5,2' is not allowed: it must be comma-separated numbers"),
+    (SubsetsConfig, {"fractions": "0.5,2"}, "--fractions: '0.5,2' is not allowed: it must be "
+                                            "comma-separated numbers"),
 ])
 def test_the_api_refuses_what_the_cli_refuses(kind, changes, needle, tmp_path):
     with pytest.raises(ValueError) as e:

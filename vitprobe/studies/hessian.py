@@ -136,10 +136,10 @@ def run(config: HessianConfig) -> HessianResult:
                 load_checkpoint(model, ckpt, name)
             # under torchrun every rank takes its slice of each mini-batch; HVPs all-reduce
             batches = ((x[rank::world], y[rank::world]) for x, y in loader.iterate(0))
-            op = hessian.OperatorSpec(model, F.cross_entropy, batches, mode=config.mode,
-                                      weight_decay=wd, group=group)
-            s = vspectra.spectrum(op, num_batches, k=config.k, tol=config.tol, seed=config.seed,
-                                  progress=not config.quiet and rank == 0)
+            s = vspectra.spectrum(model, F.cross_entropy, batches, num_batches, k=config.k,
+                                  tol=config.tol, seed=config.seed,
+                                  progress=not config.quiet and rank == 0, mode=config.mode,
+                                  weight_decay=wd, group=group)
             key = "final" if epoch is None else f"epoch {epoch}"
             per_model["spectra"][key] = s.to_dict()
             shown = with_pooling(label, model)  # the same label in every figure
@@ -155,10 +155,11 @@ def run(config: HessianConfig) -> HessianResult:
             x, y = next(loader.iterate(0))
             for tap, kind, params in block_parameter_groups(model):
                 t0 = time.perf_counter()
-                op = hessian.OperatorSpec(model, F.cross_entropy, (x[rank::world], y[rank::world]),
-                                          mode=config.mode, params=params, group=group)
-                e = hessian.top_eigenvalues(op, k=min(config.k, 3), tol=config.tol,
-                                            seed=config.seed)
+                e = hessian.top_eigenvalues(model, F.cross_entropy,
+                                            (x[rank::world], y[rank::world]),
+                                            k=min(config.k, 3), tol=config.tol,
+                                            seed=config.seed, mode=config.mode, params=params,
+                                            group=group)
                 block_rows.append({"model": label, "block": tap, "kind": kind,
                                    "num_params": int(sum(dict(model.named_parameters())[p]
                                                          .numel() for p in params)),
