@@ -93,10 +93,15 @@ def test_a_saved_result_loads_back_into_the_same_typed_values(tmp_path):
 
     rows = [{"model": "vit-ti", "fraction": f, "train_nll_per_image": [f, 3 * f],
              "test_acc": 0.5 + f / 4, "steps": 100} for f in (1.0, 0.06)]
+    rows[1].update(spectrum=s.to_dict(), early_epoch=20, early_spectrum=s.to_dict())
     SubsetsResult(record=rows, config=SubsetsConfig(out=str(tmp_path)).to_dict()).save(tmp_path)
     runs = SubsetsResult.load(tmp_path).runs()["vit-ti"]
     assert [r.fraction for r in runs] == [0.06, 1.0]  # ascending
     assert runs[0].train_nll == pytest.approx(0.12) and runs[1].test_acc == 0.75
+    np.testing.assert_array_equal(runs[0].early_eigenvalues, s.eigenvalues)
+    assert runs[1].eigenvalues is None and runs[1].early_eigenvalues is None
+    with pytest.raises(ValueError, match="--early adds spectra at the early checkpoint"):
+        SubsetsConfig(hessian_models="none", early=True)
 
 
 def test_a_result_reads_the_same_fresh_from_run_and_loaded_from_its_file(tmp_path):

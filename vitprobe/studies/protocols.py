@@ -30,6 +30,11 @@ def early_epoch(spec: RunSpec) -> int:
     return max(1, math.ceil(EARLY_FRACTION * math.ceil(spec.recipe().epochs)))
 
 
+def early_checkpoint(spec: RunSpec) -> Path:
+    """Where the checkpoint cache keeps ``spec``'s early checkpoint (``early_epoch``)."""
+    return spec.run_dir / "epochs" / f"epoch-{early_epoch(spec):03d}.safetensors"
+
+
 def spectrum_loader(spec: RunSpec, batch_size: int, clean: bool) -> vdata.Loader:
     """Seeded mini-batches of the spec's training data (its own subset), augmented as its
     recipe says unless ``clean``; ``iterate(0)`` gives the same batches every time."""

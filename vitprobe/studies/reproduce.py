@@ -123,7 +123,7 @@ def sizes(name: str, preset: str) -> tuple:
         # each fraction trains for the full set's number of steps: the paper's 6 % subset (F3,
         # F5) against the full set
         "subsets": (("fractions", f"{seeds_mod.subset_fraction(preset):g},1.0"),
-                    ("hessian_models", vit),
+                    ("hessian_models", vit), ("early", True),
                     *((("num_batches", 3), *images) if smoke else ())),
         "landscape": (*land, ("trajectory", True)),
         "attention": (("num_images", 32 if smoke else 256), *((("show", 2),) if smoke else ())),

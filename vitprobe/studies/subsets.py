@@ -16,12 +16,19 @@ from typing import ClassVar
 import numpy as np
 
 from vitprobe import plots, results
+from vitprobe.spectra import Spectrum
 
 from . import cli
 from .arguments import fraction_list, parse_fractions
-from .cache import final_test_accuracy, trained_model
+from .cache import final_test_accuracy, load_checkpoint, trained_model
 from .config import StudyConfig, StudyResult, option
-from .protocols import landscape_data, nll_per_image, preset_spectrum
+from .protocols import (
+    early_checkpoint,
+    early_epoch,
+    landscape_data,
+    nll_per_image,
+    preset_spectrum,
+)
 from .runspec import RunSpec
 
 
@@ -37,6 +44,7 @@ class FractionRun:
     test_acc: float
     steps: int | None
     eigenvalues: np.ndarray | None = None
+    early_eigenvalues: np.ndarray | None = None  # at the early checkpoint, where taken
 
     @property
     def train_nll(self) -> float:
@@ -58,11 +66,17 @@ class SubsetsConfig(StudyConfig):
                                      check=cli.positive_int)
     hessian_models: str | None = option(None, "models whose spectra to compute, among --model "
                                               "('none': no spectra; default: every --model)")
+    early: bool = option(False, "also the spectra at each probed model's early checkpoint (the "
+                                "first epoch at or after 10 % of its training)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.refuse(data_fraction="the fractions are --fractions",
                     checkpoint="each fraction is its own trained model (from the cache)")
+        if self.early and self.hessian_models is not None and not [
+                m for m in self.hessian_models.split(",") if m and m != "none"]:
+            raise ValueError(f"--early adds spectra at the early checkpoint; --hessian-models "
+                             f"{self.hessian_models} takes none: name models, or drop --early")
 
 
 @dataclass(kw_only=True)
@@ -76,12 +90,12 @@ class SubsetsResult(StudyResult):
         """Per model label, its runs by ascending data fraction."""
         out: dict[str, list[FractionRun]] = {}
         for r in self.data:
-            spectrum = r.get("spectrum")
+            spectra = [None if r.get(key) is None else Spectrum.from_dict(r[key]).eigenvalues
+                       for key in ("spectrum", "early_spectrum")]
             out.setdefault(r["model"], []).append(FractionRun(
                 r["model"], float(r["fraction"]),
                 np.asarray(r["train_nll_per_image"], dtype=float), float(r["test_acc"]),
-                r.get("steps"),
-                None if spectrum is None else np.asarray(spectrum["eigenvalues"], dtype=float)))
+                r.get("steps"), *spectra))
         return {k: sorted(v, key=lambda run: run.fraction) for k, v in out.items()}
 
 
@@ -130,6 +144,11 @@ def run(config: SubsetsConfig) -> SubsetsResult:
                 s = preset_spectrum(spec, model, config.num_batches, config.seed, not config.quiet)
                 row.update(nep=s.nep(), ape=s.ape(), spectrum=s.to_dict())
                 spectra[f"{spec.label}, {fraction:g}"] = s.eigenvalues
+                if config.early:  # the same mini-batches at the early checkpoint
+                    load_checkpoint(model, early_checkpoint(spec), spec.run_name)
+                    s = preset_spectrum(spec, model, config.num_batches, config.seed,
+                                        not config.quiet)
+                    row.update(early_epoch=early_epoch(spec), early_spectrum=s.to_dict())
             rows.append(row)
             print(f"{spec.label} on {fraction:g} of the data: train NLL {nll:.4f}, test error "
                   f"{100 * (1 - row['test_acc']):.2f} %" + (
