@@ -347,9 +347,10 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, records
     lines.append(results.markdown_table(["figure", "what it shows", "command"], (
         [f"![{png}]({png}) `{png}`", what, command] for png, what, command in rows)))
     if undrawn:
-        lines += ["", "Not drawn: their records lack what they need (the attribution overlays "
-                  "need the probe images; a trajectory needs 3 checkpoints) and this run did not "
-                  "make them; their studies draw them: " + ", ".join(undrawn) + "."]
+        lines += ["", "Not drawn: their records lack what they need (a trajectory needs 3 "
+                  "checkpoints; an attention record of older probe code has no overlays) and "
+                  "this run did not make them; their studies draw them: "
+                  + ", ".join(undrawn) + "."]
     seconds = {name: m.get("seconds", 0.0) for name, m in markers.items()}
     lines += ["", "## Findings (Park & Kim 2022, F1-F10)", ""]
     if lack:
