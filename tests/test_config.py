@@ -45,7 +45,7 @@ def test_the_command_line_and_the_api_build_the_same_config(tmp_path):
 
 
 @pytest.mark.parametrize("kind, changes, needle", [
-    (HessianConfig, {"tol": 2.0}, "--tol: 2 is not allowed: it must be in (0, 1]"),
+    (HessianConfig, {"tol": 2.0}, "--tol: 2 is not allowed: it must be in (0, 1)"),
     (HessianConfig, {"tol": 1.0}, "--tol: 1 is not allowed: it must be in (0, 1)"),
     (HessianConfig, {"weight_decay": -1.0}, "--weight-decay: -1 is not allowed"),
     (HessianConfig, {"mode": "sometimes"}, "--mode 'sometimes' is not allowed; allowed: eval"),

@@ -119,9 +119,9 @@ def non_negative(text: str) -> float:
 
 def tolerance(text: str) -> float:
     """A number in (0, 1)."""
-    v = fraction(text)
-    if v == 1:
-        raise argparse.ArgumentTypeError("1 is not allowed: it must be in (0, 1)")
+    v = _number(text)
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"{v:g} is not allowed: it must be in (0, 1)")
     return v
 
 
