@@ -164,8 +164,7 @@ def residuals(model, batch, vals, vecs) -> np.ndarray:
 
 
 def ours(model, batch, tol: float, seed: int = 0) -> dict:
-    r = hessian.top_eigenvalues(hessian.OperatorSpec(model, F.cross_entropy, batch), k=K,
-                                tol=tol, seed=seed,
+    r = hessian.top_eigenvalues(model, F.cross_entropy, batch, k=K, tol=tol, seed=seed,
                                 workspace=hessian.Workspace(eigenvectors=True))
     return {"eigenvalues": r.eigenvalues.tolist(), "seconds": r.seconds, "hvps": r.num_hvps,
             "max residual": float(r.residuals.max())}

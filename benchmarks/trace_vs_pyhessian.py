@@ -46,15 +46,15 @@ def main() -> None:
     rows = []
     for name in a.models.split(","):
         model, batch = problem(name, device=a.device, runs_dir=a.runs_dir, preset=a.preset)
-        spec = hessian.OperatorSpec(model, F.cross_entropy, batch)
         # one estimate's error is mostly luck: compare root-mean-square errors over seeds
-        ref = hessian.trace(spec, num_probes=a.reference, method="hutchinson", seed=123)
+        ref = hessian.trace(model, F.cross_entropy, batch, num_probes=a.reference,
+                            method="hutchinson", seed=123)
         ours_err, peer_err = [], []
         m = copy.deepcopy(model)
         with explicit_attention(m):
             h = PyHessian(m, F.cross_entropy, data=batch, cuda=a.device.type == "cuda")
             for seed in range(a.repeats):
-                ours_err.append(hessian.trace(spec, num_probes=a.budget,
+                ours_err.append(hessian.trace(model, F.cross_entropy, batch, num_probes=a.budget,
                                               seed=1000 + seed).estimate - ref.estimate)
                 torch.manual_seed(1000 + seed)  # PyHessian draws its probes from torch's RNG
                 peer_err.append(float(np.mean(h.trace(maxIter=a.budget, tol=1e-3)))

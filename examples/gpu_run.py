@@ -33,8 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     x = torch.randn(args.batch, 1, 28, 28, device=args.device)
     y = torch.randint(0, 10, (args.batch,), device=args.device)
     t = time.perf_counter()
-    r = hessian.top_eigenvalues(hessian.OperatorSpec(model, F.cross_entropy, (x, y)), k=5,
-                                seed=0)
+    r = hessian.top_eigenvalues(model, F.cross_entropy, (x, y), k=5, seed=0)
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(f"{args.model} on {args.device} ({where}): top-5 {r.eigenvalues.round(4).tolist()}, "
           f"residuals ≤ {r.residuals.max():.1e}, {r.num_hvps} HVPs, layout {r.layout!r}, "

@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     y = torch.randint(0, 4, (16,), device=args.device)
     for name, model in models(4).items():
         model = model.to(args.device)
-        op = hessian.OperatorSpec(model, F.cross_entropy, (x, y), weight_decay=0.05)
-        top = hessian.top_eigenvalues(op, k=2, tol=1e-3, seed=0)
+        top = hessian.top_eigenvalues(model, F.cross_entropy, (x, y), k=2, tol=1e-3, seed=0,
+                                      weight_decay=0.05)
         d = landscape.random_direction(model, norm="filter", seed=0)
         line = landscape.surface(model, F.cross_entropy, (x, y), (d,), steps=(5,))
         high = [round(t.highest, 3) for t in fourier.profile(model.eval(), x)]

@@ -45,15 +45,17 @@ def test_the_command_line_and_the_api_build_the_same_config(tmp_path):
 
 
 @pytest.mark.parametrize("kind, changes, needle", [
-    (HessianConfig, {"tol": 2.0}, "--tol: 2 is not allowed: it must be in (0, 1]"),
+    (HessianConfig, {"tol": 2.0}, "--tol: 2 is not allowed: it must be in (0, 1)"),
     (HessianConfig, {"tol": 1.0}, "--tol: 1 is not allowed: it must be in (0, 1)"),
     (HessianConfig, {"weight_decay": -1.0}, "--weight-decay: -1 is not allowed"),
     (HessianConfig, {"mode": "sometimes"}, "--mode 'sometimes' is not allowed; allowed: eval"),
-    (HessianConfig, {"at_epochs": "1,x"}, "--at-epochs takes comma-separated epochs"),
+    (HessianConfig, {"at_epochs": "1,x"}, "--at-epochs: '1,x' is not allowed: it must be "
+                                          "comma-separated epochs"),
     (StudyConfig, {"device": "gpu"}, "unknown device 'gpu'; allowed: cpu, cuda, cuda:N"),
     (StudyConfig, {"pool": "max"}, "invalid pooling 'max'; allowed: cls, gap, seqpool, map"),
     (StudyConfig, {"data_fraction": 0.0}, "--data-fraction: 0 is not allowed"),
-    (SubsetsConfig, {"fractions": "0.5,2"}, "--fractions wants comma-separated numbers"),
+    (SubsetsConfig, {"fractions": "0.5,2"}, "--fractions: '0.5,2' is not allowed: it must be "
+                                            "comma-separated numbers"),
 ])
 def test_the_api_refuses_what_the_cli_refuses(kind, changes, needle, tmp_path):
     with pytest.raises(ValueError) as e:
@@ -91,10 +93,15 @@ def test_a_saved_result_loads_back_into_the_same_typed_values(tmp_path):
 
     rows = [{"model": "vit-ti", "fraction": f, "train_nll_per_image": [f, 3 * f],
              "test_acc": 0.5 + f / 4, "steps": 100} for f in (1.0, 0.06)]
+    rows[1].update(spectrum=s.to_dict(), early_epoch=20, early_spectrum=s.to_dict())
     SubsetsResult(record=rows, config=SubsetsConfig(out=str(tmp_path)).to_dict()).save(tmp_path)
     runs = SubsetsResult.load(tmp_path).runs()["vit-ti"]
     assert [r.fraction for r in runs] == [0.06, 1.0]  # ascending
     assert runs[0].train_nll == pytest.approx(0.12) and runs[1].test_acc == 0.75
+    np.testing.assert_array_equal(runs[0].early_eigenvalues, s.eigenvalues)
+    assert runs[1].eigenvalues is None and runs[1].early_eigenvalues is None
+    with pytest.raises(ValueError, match="--early adds spectra at the early checkpoint"):
+        SubsetsConfig(hessian_models="none", early=True)
 
 
 def test_a_result_reads_the_same_fresh_from_run_and_loaded_from_its_file(tmp_path):

@@ -191,8 +191,8 @@ def test_study_figures(tmp_path):
     rows = [{"model": m, "fraction": f, "train_nll": 0.3 / f ** 0.2, "test_acc": 0.9 - 0.1 / f}
             for m in ("vit-ti (cls)", "resnet-18") for f in (0.02, 0.06, 0.25, 1.0)]
     subsets.figure(rows, tmp_path / "subsets")
-    alternet._figure([{"label": f"msa {i}{i}00", "accuracy": 0.8 + i / 50, "kept": i != 2}
-                      for i in range(4)], tmp_path / "search", "AlterNet build rule")
+    alternet.search_figure([{"label": f"msa {i}{i}00", "accuracy": 0.8 + i / 50, "kept": i != 2}
+                           for i in range(4)], tmp_path / "search", "AlterNet build rule")
 
 
 def test_every_figure_above_was_checked():

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from vitprobe import fourier, summary
+from vitprobe import fourier, results, summary
 from vitprobe.studies import findings, presets
 from vitprobe.studies.runspec import equal_steps_recipe
 
@@ -295,7 +295,6 @@ def test_the_token_grid_side_is_read_from_the_frequencies_a_tap_resolves(tmp_pat
 def test_the_seed_figures_draw_each_seeds_own_numbers(tmp_path):
     """Two seeds' result files written by hand: the depth, robustness and data-fraction
     figures draw one line per seed with that seed's mean over images, and save a PNG."""
-    from vitprobe import results
     from vitprobe.studies import seedplots
 
     c = findings.Context(tmp_path, (0, 1), "small")
@@ -350,3 +349,36 @@ def test_the_seed_figures_draw_each_seeds_own_numbers(tmp_path):
             continue                 # (the smoke reproduction in test_reproduce draws it)
         assert draw(c, tmp_path / "figs" / stem) and \
             (tmp_path / "figs" / f"{stem}.png").stat().st_size > 1000
+
+
+def test_f3_is_decided_on_the_final_spectra_and_reports_the_early_ones_beside(tmp_path):
+    """Each seed's subsets record holds vit's spectra on the smallest and the full fraction,
+    final and at the early checkpoint; F3's per-seed statistic is NEP(small) − NEP(full) of
+    the final ones, the note lists both (hand-counted shares of negative eigenvalues)."""
+    def spectrum(eigenvalues):
+        e = np.asarray(eigenvalues, dtype=float)
+        return {"eigenvalues": e.tolist(), "residuals": np.zeros_like(e).tolist(),
+                "converged": np.ones_like(e, dtype=bool).tolist(), "num_hvps": 1,
+                "seconds": 1.0, "batch_size": 16, "weight_decay": 0.05}
+
+    c = findings.Context(tmp_path, (0, 1, 2), "small")
+    vit, res = c.roster["vit"], c.roster["resnet"]
+    # final: small fraction 2 of 4 negative (seed 0) / 1 of 4; full: 1 of 4 / 0 of 4
+    final = {0.06: [[-1, 2], [-3, 4]], 1.0: [[-1, 2], [3, 4]]}
+    early = {0.06: [[-1, -2], [-3, 4]], 1.0: [[1, 2], [3, 4]]}  # 3 of 4 and 0 of 4
+    for k in (0, 1, 2):
+        rows = []
+        for f in (0.06, 1.0):
+            rows.append({"model": vit, "fraction": f, "train_nll_per_image": [0.1, 0.2],
+                         "test_acc": 0.8, "spectrum": spectrum(final[f]),
+                         "early_epoch": 2, "early_spectrum": spectrum(early[f])})
+            rows.append({"model": res, "fraction": f, "train_nll_per_image": [0.1, 0.2],
+                         "test_acc": 0.9})
+        folder = tmp_path / f"seed-{k}" / "subsets"
+        results.save_result(folder / "subsets.json", rows, {}, k)
+        results.save_json(folder / "done.json", {})
+    f3 = findings.subset_findings(c)[0]
+    assert f3.id == "F3"
+    assert f3.parts[0].per_seed == (0.25, 0.25, 0.25)  # 2/4 − 1/4 in every seed
+    assert f"NEP {vit} 0.06→1 per seed (0, 1, 2): 0.5→0.25, 0.5→0.25, 0.5→0.25" in f3.note
+    assert "early checkpoint (10 % of training): 0.75→0, 0.75→0, 0.75→0" in f3.note

@@ -71,6 +71,19 @@ def test_position_illustration_is_the_cosine_similarity_of_the_recorded_embeddin
     assert np.allclose(np.diagonal(sim.reshape(h * w, h * w)), 1.0, atol=1e-12)
 
 
+def test_the_overlay_illustration_draws_the_recorded_images_and_patch_maps():
+    rec = raw("attention")["results"]["vit-mini"]["overlay"]
+    images = np.asarray(rec["images"])
+    assert images.shape == (4, 1, 28, 28) and len(rec["rows"]) == 4
+    assert set(rec["maps"]) == {"rollout", "integrated gradients", "occlusion"}
+    for m in rec["maps"].values():
+        assert np.asarray(m).shape == (4, 7, 7)  # one value per 4-px patch
+    # rollout: the class token's row of a product of row-stochastic matrices, read on the
+    # patches: non-negative, summing to at most 1 per image (the rest is on the class token)
+    r = np.asarray(rec["maps"]["rollout"])
+    assert (r >= 0).all() and (r.sum((1, 2)) <= 1 + 1e-6).all()
+
+
 def test_fourier_pooling_and_subsets_illustrations_read_their_records():
     taps = illustrations.fourier_data(SEED0 / "fourier")["vit-mini (cls)"]
     for t in taps:  # the highest frequency's ΔlogAmp is the profile's last point
@@ -99,7 +112,5 @@ def test_every_illustration_of_the_pipeline_draws_from_seed_0_or_says_why_not(tm
             (drawn if path else undrawn).append(png)
             if path:
                 assert path.stat().st_size > 10_000 and path.with_suffix(".pdf").is_file()
-    # the overlays need the probe images, which the attention record does not keep
-    assert undrawn == ["attention_vit-mini.png"]
-    assert len(drawn) == 9
+    assert undrawn == [] and len(drawn) == 10
     assert illustrations.draw("hessian.png", tmp_path / "none", tmp_path, c) is None

@@ -55,7 +55,7 @@ def _check_the_install(tmp_path, python):
         "m = create_model('vit-ti', num_classes=4, in_chans=1, img_size=28, patch_size=7, "
         "depth=1)\n"
         "x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 4, (8,))\n"
-        "r = hessian.top_eigenvalues(hessian.OperatorSpec(m, F.cross_entropy, (x, y)), k=2)\n"
+        "r = hessian.top_eigenvalues(m, F.cross_entropy, (x, y), k=2)\n"
         "print('converged', r.converged.tolist())\n"
         "from vitprobe import identity as i\n"
         "print('code', i.digest(i.TRAINING_MODULES), i.digest(i.PROBE_MODULES))\n")

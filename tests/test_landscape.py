@@ -99,11 +99,10 @@ def test_l2_term_is_the_papers_sum_of_norms():
     s0 = landscape.surface(m, mse, (x, y), (d,), steps=1)
     s1 = landscape.surface(m, mse, (x, y), (d,), steps=1, l2_coef=0.05)
     assert s1.loss[0] - s0.loss[0] == pytest.approx(0.05 * m.w.detach().norm().item())
-    # the LossSpec call is the model-level call
-    spec = landscape.LossSpec(m, mse, (x, y), l2_coef=0.05)
-    assert landscape.surface(spec, (d,), steps=1).loss[0] == s1.loss[0]
-    with pytest.raises(TypeError, match="needs loss_fn and data"):
-        landscape.surface(m, mse)
+    with pytest.raises(TypeError, match="directions"):
+        landscape.surface(m, mse, (x, y))
+    with pytest.raises(ValueError, match="l2_coef must be a finite number >= 0"):
+        landscape.surface(m, mse, (x, y), (d,), l2_coef=-1.0)
 
 
 def test_model_is_unchanged_and_an_interrupted_grid_resumes_to_the_same_numbers(cnn64,

@@ -67,13 +67,13 @@ def test_curvature_and_landscape_probes_leave_a_train_mode_cnn_untouched():
     x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 3, (6,))
     before = state(model)
     for mode in ("eval", "train"):
-        op = hessian.OperatorSpec(model, F.cross_entropy, (x, y), mode=mode)
-        hessian.top_eigenvalues(op, k=2, tol=1e-2)
-        hessian.trace(op, num_probes=3)
-        hessian.density(op, num_probes=1, lanczos_steps=4)
+        data = (model, F.cross_entropy, (x, y))
+        hessian.top_eigenvalues(*data, k=2, tol=1e-2, mode=mode)
+        hessian.trace(*data, num_probes=3, mode=mode)
+        hessian.density(*data, num_probes=1, lanczos_steps=4, mode=mode)
         assert_same(model, before)
     d = landscape.random_direction(model, seed=0)
-    landscape.surface(landscape.LossSpec(model, F.cross_entropy, [(x, y)]), [d], steps=(3,))
+    landscape.surface(model, F.cross_entropy, [(x, y)], [d], steps=(3,))
     assert_same(model, before)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vitprobe import results
 from vitprobe.studies import alternet, findings, reproduce, seedplots
 
 
@@ -135,14 +136,12 @@ def test_reproduce_smoke_end_to_end_then_from_records_alone(tmp_path, monkeypatc
     assert not (fresh / "runs").exists()
     again = json.loads((fresh / "out" / "figures" / "findings.json").read_text())
     assert again["results"]["findings"] == first
-    # the illustrations too, drawn from the records: every figure of the first gallery but
-    # the attribution overlays, whose probe images are not recorded (the README says so)
+    # the illustrations too, attribution overlays included: every figure of the first
+    # gallery, drawn from the records alone, byte for byte
     for png in expected:
-        drawn = (fresh / "out" / "figures" / png).is_file()
-        assert drawn is not png.startswith("attention_vit-ti"), png
+        assert (fresh / "out" / "figures" / png).read_bytes() == (figs / png).read_bytes(), png
     alone_readme = (fresh / "out" / "figures" / "README.md").read_text()
-    assert "Not drawn" in alone_readme and "`attention_vit-ti.png` (`vitprobe attention" in \
-        alone_readme
+    assert "attention_vit-ti.png` (`vitprobe attention" not in alone_readme
 
     # records of other probe code are refused, rendered with --allow-mixed, re-probed
     marker = fresh / "records" / "smoke" / "seed-0" / "variance" / "done.json"
@@ -257,3 +256,22 @@ def test_a_search_candidate_is_the_run_that_model_args_msa_names():
     assert candidate.run_name == by_flag.run_name
     assert candidate.model_kwargs() == by_flag.model_kwargs()
     assert "msa" not in base.overrides  # the base spec is not changed by its candidates
+
+
+def test_a_report_decides_over_every_seed_the_records_hold_in_full(tmp_path):
+    """Without --seeds a report takes the seeds whose records hold every model and every
+    per-seed study: seed 1 lacks a study and seed 3 a model, so 0 and 2 are read."""
+    records = tmp_path / "records" / "small"
+    common = {"data": "fashion-mnist", "data_dir": None, "runs_dir": str(tmp_path / "runs"),
+              "device": "cpu", "precision": None}
+    for k in (0, 1, 2, 3, 12):
+        for step in reproduce.plan("small", (k,), first_seed=None):
+            if (k, step.study) != (1, "robustness"):
+                results.save_json(reproduce.record_dir(records, step) / "done.json", {})
+        for i, spec in enumerate(reproduce.training_specs("small", k, **common)):
+            if (k, i) != (3, 4):
+                results.save_json(reproduce.seeds_mod.record_dir(records.parent, spec) /
+                                  "record.json", {})
+    (records / "seed-x").mkdir()
+    assert reproduce.recorded_seeds("small", common, records) == (0, 2, 12)
+    assert reproduce.recorded_seeds("small", common, tmp_path / "none" / "small") == ()

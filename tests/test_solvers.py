@@ -472,8 +472,8 @@ def test_a_one_class_mlp_with_weight_decay_has_the_hessian_wd_times_identity(dty
     model = torch.nn.Sequential(torch.nn.Linear(48, 16), torch.nn.Tanh(),
                                 torch.nn.Linear(16, 1)).to(dtype)
     x, y = torch.randn(8, 48, dtype=dtype), torch.zeros(8, dtype=torch.long)
-    op = hessian.OperatorSpec(model, F.cross_entropy, (x, y), weight_decay=0.05)
-    r = hessian.top_eigenvalues(op, k=5, tol=1e-3)
+    r = hessian.top_eigenvalues(model, F.cross_entropy, (x, y), k=5, tol=1e-3,
+                                weight_decay=0.05)
     assert r.converged.all(), (r.eigenvalues, r.residuals)
     np.testing.assert_allclose(r.eigenvalues, 0.05, rtol=1e-5)
     assert r.num_hvps <= 11

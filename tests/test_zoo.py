@@ -39,7 +39,7 @@ def test_hvp_of_every_zoo_model_equals_finite_differences(name):
     g = torch.Generator().manual_seed(1)
     named = dict(model.named_parameters())
     v = {n: torch.randn(p.shape, generator=g, dtype=p.dtype) for n, p in named.items()}
-    hv = hessian.hvp(hessian.OperatorSpec(model, F.cross_entropy, (x, y)), v)
+    hv = hessian.hvp(model, F.cross_entropy, (x, y), v)
     flat_hv = torch.cat([hv[n].reshape(-1) for n in named])
 
     # a small step: ReLU/max-pool kinks (CCT's conv tokenizer) must not fall inside it

@@ -5,18 +5,21 @@ An ``OperatorSpec`` says what the Hessian is of (model, loss, data, BN mode, par
 group, weight decay, backend, process group); it builds the one Hessian-vector product
 everything uses (``HessianOperator``): exact, functional (``torch.func.functional_call`` on
 detached copies of the parameters and buffers, so the user's model is never touched),
-averaged exactly over a list of batches weighted by their sizes. The estimators take a spec
-(or an operator already open) plus their algorithm's options, and hand the operator to a
-model-free solver:
+averaged exactly over a list of batches weighted by their sizes.
 
-* ``top_eigenvalues`` — ``solvers.eigsh``: thick-restart Lanczos, every pair certified by its
-  residual (``method="arpack"``, ``"power"`` for parity with PyHessian).
-* ``trace`` — ``solvers.hutchpp_trace``: Hutch++ or Hutchinson with a standard error.
-* ``density`` — ``solvers.slq``: stochastic Lanczos quadrature.
-The paper's protocol (``spectrum``, ``nep``, ``ape``) builds on these in ``vitprobe.spectra``;
-``vitprobe.hessian`` is the public module that gathers both.
-Each estimator also takes the model-level call, ``top_eigenvalues(model, loss_fn,
-data, k=5, tol=1e-3, mode="eval", weight_decay=0.0, ...)`` (``model_alias``).
+Each curvature method is called one way from a model and one way from an operator:
+
+* from a model, ``fn(model, loss_fn, data, <its options>, mode=, params=, weight_decay=,
+  backend=, group=)`` (the last five: ``SpecOptions``, ``OperatorSpec``'s fields):
+  ``top_eigenvalues``, ``trace``, ``density``, ``hvp`` here, ``spectrum`` in
+  ``vitprobe.spectra``;
+* from an operator (``with OperatorSpec(...).open() as H``, or any symmetric operator), the
+  model-free solver: ``solvers.eigsh(H, k)`` (thick-restart Lanczos, every pair certified by
+  its residual; ``method="arpack"``, ``"power"`` for parity with PyHessian),
+  ``solvers.hutchpp_trace(H)`` (Hutch++ or Hutchinson with a standard error),
+  ``solvers.slq(H)`` (stochastic Lanczos quadrature), ``H.hvp(v)``.
+
+``vitprobe.hessian`` is the public module that gathers both with the paper's protocol.
 
 Modes: ``mode="eval"`` (default) uses BN running statistics and no dropout; ``"train"`` uses
 batch statistics in normalisation layers (running statistics are *not* updated) with dropout
@@ -26,11 +29,10 @@ and drop-path still off, so the operator is deterministic and symmetric.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from math import inf
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -54,9 +56,9 @@ from .solvers import (
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
 
-__all__ = ["OperatorSpec", "HessianOperator", "Operator", "EigenResult", "TraceResult",
-           "Density", "Workspace", "hvp", "top_eigenvalues", "trace", "density", "opened",
-           "lanczos_tridiagonal", "model_alias", "spec_alias"]
+__all__ = ["OperatorSpec", "HessianOperator", "SpecOptions", "EigenResult", "TraceResult",
+           "Density", "Workspace", "hvp", "top_eigenvalues", "trace", "density", "eigsh",
+           "hutchpp_trace", "slq", "lanczos_tridiagonal"]
 
 
 # ---------------------------------------------------------------------------------- batches
@@ -297,8 +299,8 @@ class OperatorSpec:
     data; None: this process's data only).
 
     ``with spec.open() as H:`` builds the ``HessianOperator`` with the model's mode and
-    attention flags set for the probe, restored on exit; ``top_eigenvalues``, ``trace``,
-    ``density``, ``hvp`` and ``spectra.spectrum`` take a spec (or an open operator)."""
+    attention flags set for the probe, restored on exit: the operator every solver takes
+    (``solvers.eigsh(H, k)``, ``hutchpp_trace(H)``, ``slq(H)``)."""
 
     model: nn.Module
     loss_fn: LossFn
@@ -329,83 +331,63 @@ class OperatorSpec:
                 H.close()
 
 
-Operator = OperatorSpec | HessianOperator
+class SpecOptions(TypedDict, total=False):
+    """The keyword options of every model-level call, ``OperatorSpec``'s fields after
+    ``model, loss_fn, data``."""
+
+    mode: str
+    params: Sequence[str] | None
+    weight_decay: float
+    backend: str
+    group: Any
 
 
-def spec_alias(spec_cls):
-    """A decorator letting ``fn(spec, ...)`` also be called at the model level, as the
-    package's API contract has it: ``fn(model, loss_fn, data, *rest, **options)``, with
-    ``spec_cls``'s other fields among ``options``, is ``fn(spec_cls(model, loss_fn, data,
-    **those), *rest, **the rest of options)``."""
-    names = [f.name for f in fields(spec_cls)][3:]
-
-    def decorate(fn):
-        @functools.wraps(fn)
-        def call(op, *args, **kwargs):
-            if isinstance(op, nn.Module):
-                if len(args) < 2:
-                    raise TypeError(f"{fn.__name__}(model, loss_fn, data, ...) needs loss_fn "
-                                    f"and data; or pass a {spec_cls.__name__}")
-                spec = {k: kwargs.pop(k) for k in names if k in kwargs}
-                op, args = spec_cls(op, args[0], args[1], **spec), args[2:]
-            return fn(op, *args, **kwargs)
-
-        return call
-
-    return decorate
+def _spec(fn: str, model, loss_fn, data, options: SpecOptions) -> OperatorSpec:
+    """The spec of a model-level call, or one line saying how ``fn`` is called."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{fn}(model, loss_fn, data, ...) takes a model, got "
+                        f"{type(model).__name__}; for an operator (OperatorSpec.open()) call "
+                        f"the solver on it: eigsh(H, k), hutchpp_trace(H), slq(H), H.hvp(v)")
+    return OperatorSpec(model, loss_fn, data, **options)
 
 
-# hessian.top_eigenvalues(model, loss_fn, data, k=5, mode="train", weight_decay=0.05, ...)
-model_alias = spec_alias(OperatorSpec)
-
-@contextlib.contextmanager
-def opened(op: Operator) -> Iterator[HessianOperator]:
-    """An operator from a spec (opened, closed on exit) or an already open one (as is)."""
-    if isinstance(op, OperatorSpec):
-        with op.open() as H:
-            yield H
-    elif isinstance(op, HessianOperator):
-        yield op
-    else:
-        raise TypeError(f"pass a hessian.OperatorSpec or an open HessianOperator; got "
-                        f"{type(op).__name__}")
-
-
-@model_alias
-def hvp(op: Operator, v: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """H v, with v and the result dicts of parameter name -> tensor (a spec without
-    ``params`` takes the names in ``v``)."""
-    if isinstance(op, OperatorSpec) and op.params is None:
-        op = replace(op, params=list(v))
-    with opened(op) as H:
+# --------------------------------------------------------- the model-level calls
+# One way from a model: fn(model, loss_fn, data, <the method's options>, <SpecOptions>).
+# One way from an operator: with OperatorSpec(...).open() as H, the solver on H
+# (solvers.eigsh, hutchpp_trace, slq; H.hvp).
+def hvp(model: nn.Module, loss_fn: LossFn, data, v: dict[str, torch.Tensor],
+        **options: Unpack[SpecOptions]) -> dict[str, torch.Tensor]:
+    """H v, with v and the result dicts of parameter name -> tensor (without ``params``,
+    the Hessian is over the names in ``v``)."""
+    options.setdefault("params", list(v))
+    with _spec("hvp", model, loss_fn, data, options).open() as H:
         return H.hvp(v)
 
 
-# ------------------------------------------------------------------------ the estimators
-@model_alias
-def top_eigenvalues(op: Operator, k: int = 5, *, which: str = "LM", tol: float = DEFAULT_TOL,
-                    method: str = "lanczos", max_hvps: int = 1000, seed: int = 0,
-                    workspace: Workspace | None = None) -> EigenResult:
+def top_eigenvalues(model: nn.Module, loss_fn: LossFn, data, k: int = 5, *, which: str = "LM",
+                    tol: float = DEFAULT_TOL, method: str = "lanczos", max_hvps: int = 1000,
+                    seed: int = 0, workspace: Workspace | None = None,
+                    **options: Unpack[SpecOptions]) -> EigenResult:
     """The k extreme eigenvalues of the loss Hessian, each certified by its residual
     (``solvers.eigsh`` on the operator; its docstring has the methods and the meaning of
     ``tol``; ``Workspace`` holds the basis options, eigenvector return and timing)."""
-    with opened(op) as H:
+    with _spec("top_eigenvalues", model, loss_fn, data, options).open() as H:
         return eigsh(H, k, which=which, tol=tol, method=method, max_hvps=max_hvps,
                      seed=seed, workspace=workspace)
 
 
-@model_alias
-def trace(op: Operator, num_probes: int = 64, *, method: str = "hutch++", seed: int = 0,
-          rtol: float | None = None, max_probes: int | None = None) -> TraceResult:
+def trace(model: nn.Module, loss_fn: LossFn, data, num_probes: int = 64, *,
+          method: str = "hutch++", seed: int = 0, rtol: float | None = None,
+          max_probes: int | None = None, **options: Unpack[SpecOptions]) -> TraceResult:
     """tr(H) with its standard error (``solvers.hutchpp_trace``)."""
-    with opened(op) as H:
+    with _spec("trace", model, loss_fn, data, options).open() as H:
         return hutchpp_trace(H, num_probes, seed=seed, method=method, rtol=rtol,
                              max_probes=max_probes)
 
 
-@model_alias
-def density(op: Operator, num_probes: int = 8, lanczos_steps: int = 80, *, seed: int = 0,
-            progress: bool = False) -> Density:
+def density(model: nn.Module, loss_fn: LossFn, data, num_probes: int = 8,
+            lanczos_steps: int = 80, *, seed: int = 0, progress: bool = False,
+            **options: Unpack[SpecOptions]) -> Density:
     """The spectral density of H by stochastic Lanczos quadrature (``solvers.slq``)."""
-    with opened(op) as H:
+    with _spec("density", model, loss_fn, data, options).open() as H:
         return slq(H, num_probes, lanczos_steps, seed=seed, progress=progress)

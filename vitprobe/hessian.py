@@ -2,32 +2,35 @@
 estimators (``vitprobe.curvature``) with the paper's spectrum protocol (``vitprobe.spectra``,
 Park & Kim 2022 Figs. 1c, 4: top-k per mini-batch, NEP and APE), under one name.
 
-``from vitprobe import hessian``; ``hessian.top_eigenvalues(op, k=5)``,
-``hessian.spectrum(op, num_batches=30)`` ... (see ``vitprobe.curvature`` for the operator).
+From a model: ``hessian.top_eigenvalues(model, loss_fn, data, k=5)``, ``trace``, ``density``,
+``hvp``, ``spectrum(model, loss_fn, loader, num_batches=30)``, each with ``mode=``,
+``params=``, ``weight_decay=``, ``backend=``, ``group=``. From an operator:
+``with hessian.OperatorSpec(model, loss_fn, data).open() as H: hessian.eigsh(H, k=5)``
+(``hutchpp_trace``, ``slq``, ``H.hvp``).
 """
 
 from .curvature import (
     Density,
     EigenResult,
     HessianOperator,
-    Operator,
     OperatorSpec,
+    SpecOptions,
     TraceResult,
     Workspace,
     as_batches,
     check_non_negative,
     density,
+    eigsh,
+    hutchpp_trace,
     hvp,
     lanczos_tridiagonal,
-    model_alias,
-    opened,
-    spec_alias,
+    slq,
     top_eigenvalues,
     trace,
 )
 from .spectra import Spectrum, ape, nep, spectrum
 
-__all__ = ["Density", "EigenResult", "HessianOperator", "Operator", "OperatorSpec",
+__all__ = ["Density", "EigenResult", "HessianOperator", "OperatorSpec", "SpecOptions",
            "Spectrum", "TraceResult", "Workspace", "ape", "as_batches", "check_non_negative",
-           "density", "hvp", "lanczos_tridiagonal", "model_alias", "nep", "opened",
-           "spec_alias", "spectrum", "top_eigenvalues", "trace"]
+           "density", "eigsh", "hutchpp_trace", "hvp", "lanczos_tridiagonal", "nep", "slq",
+           "spectrum", "top_eigenvalues", "trace"]

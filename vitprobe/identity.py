@@ -64,7 +64,7 @@ FINDINGS_MODULES = ("vitprobe.stats", "vitprobe.summary", "vitprobe.studies.find
 
 # what computes no recorded number: the package roots, I/O, plots, the command line and help
 NON_COMPUTING = (
-    "vitprobe", "vitprobe.identity", "vitprobe.fingerprint", "vitprobe.results",
+    "vitprobe", "vitprobe.identity", "vitprobe.fingerprint", "vitprobe.results", "vitprobe.serial",
     "vitprobe.plots", "vitprobe.board", "vitprobe.studies", "vitprobe.studies.cli",
     "vitprobe.studies.command", "vitprobe.studies.config", "vitprobe.studies.labels",
     "vitprobe.studies.arguments", "vitprobe.studies.illustrations",

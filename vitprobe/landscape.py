@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -24,10 +25,11 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from . import results
-from .curvature import as_batches, check_non_negative, spec_alias
+from .curvature import as_batches, check_non_negative
 from .distributed import all_reduce, rank_and_world
 from .features import check_mode, probe_mode
 from .results import atomic_write_bytes
+from .serial import Serialised
 
 Direction = dict[str, torch.Tensor]
 NORMS = ("filter", "layer", "paper", None)
@@ -106,7 +108,7 @@ def _check_direction(model: nn.Module, d: Direction) -> None:
 
 # ---------------------------------------------------------------------------------- surface
 @dataclass(frozen=True)
-class Surface:
+class Surface(Serialised):
     """Loss (and accuracy) on a grid: ``loss.shape == tuple(len(c) for c in coords)``."""
 
     coords: tuple[np.ndarray, ...]
@@ -115,10 +117,6 @@ class Surface:
     l2_coef: float = 0.0
     seconds: float = 0.0
     meta: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"coords": list(self.coords), "loss": self.loss, "accuracy": self.accuracy,
-                "l2_coef": self.l2_coef, "seconds": self.seconds, "meta": self.meta}
 
 
 class _Evaluator:
@@ -198,43 +196,42 @@ def _fingerprint(dirs: Sequence[Direction], coords, l2_coef, batches) -> str:
     return h.hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class LossSpec:
-    """What a landscape is the loss of: ``model`` and ``loss_fn(outputs, targets)`` on
-    ``data`` (one batch or an iterable of them, averaged by size), in the probe's ``mode``
-    ("eval": BN running statistics; "train": batch statistics; dropout off in both), plus
-    the paper's l2 term ``l2_coef`` · Σ_p ‖θ_p‖ (as in Park & Kim's code); ``bn_data``:
-    batches to re-estimate BN statistics from at every point (default: the model's running
-    statistics); ``group``: a torch.distributed process group whose ranks share the grid
-    points (round-robin; the full grid is all-reduced back to every rank)."""
+class LossOptions(TypedDict, total=False):
+    """What a landscape's loss is, besides model, loss_fn and data (``surface``'s keyword
+    options)."""
 
-    model: nn.Module
-    loss_fn: Callable
-    data: object
-    mode: str = "eval"
-    l2_coef: float = 0.0
-    bn_data: object = None
-    group: object = None
-
-    def __post_init__(self) -> None:
-        check_mode(self.mode)
-        check_non_negative("l2_coef", self.l2_coef)
+    mode: str
+    l2_coef: float
+    bn_data: Any
+    group: Any
 
 
-@spec_alias(LossSpec)
-def surface(spec: LossSpec, directions: Sequence[Direction],
+def surface(model: nn.Module, loss_fn: Callable, data, directions: Sequence[Direction],
             steps: int | Sequence[int] = 21, span: float | Sequence[float] = 1.0, *,
             resume_path: str | Path | None = None, save_every_s: float = 30.0,
-            progress: bool = False) -> Surface:
-    """Loss over a 1-D or 2-D grid of θ + α·d₁ (+ β·d₂), α, β ∈ [−span, span], of the
-    ``LossSpec`` (or, as the API contract has it, ``surface(model, loss_fn, data,
-    directions, steps, span, l2_coef=..., mode=..., bn_data=..., group=...)``).
+            progress: bool = False, **options: Unpack[LossOptions]) -> Surface:
+    """Loss over a 1-D or 2-D grid of θ + α·d₁ (+ β·d₂), α, β ∈ [−span, span]: the loss of
+    ``model`` and ``loss_fn(outputs, targets)`` on ``data`` (one batch or an iterable of
+    them, averaged by size), in the probe's ``mode`` ("eval": BN running statistics; "train":
+    batch statistics; dropout off in both), plus the paper's l2 term ``l2_coef`` · Σ_p ‖θ_p‖
+    (as in Park & Kim's code). ``bn_data``: batches to re-estimate BN statistics from at
+    every point (default: the model's running statistics); ``group``: a torch.distributed
+    process group whose ranks share the grid points (round-robin; the full grid is
+    all-reduced back to every rank).
 
     resume_path: an .npz that holds the partial grid, saved every ``save_every_s``;
     rerunning the same call continues where it stopped (each rank keeps its own file).
     """
-    model, loss_fn, data, mode = spec.model, spec.loss_fn, spec.data, spec.mode
-    l2_coef, bn_data, group = spec.l2_coef, spec.bn_data, spec.group
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"surface(model, loss_fn, data, directions, ...) takes a model, got "
+                        f"{type(model).__name__}")
+    unknown = sorted(set(options) - set(LossOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"surface() got an unexpected keyword argument {unknown[0]!r}")
+    mode, l2_coef = options.get("mode", "eval"), options.get("l2_coef", 0.0)
+    bn_data, group = options.get("bn_data"), options.get("group")
+    check_mode(mode)
+    check_non_negative("l2_coef", l2_coef)
     rank, world_size = (0, 1) if group is None else rank_and_world(group)
     directions = list(directions)
     if not 1 <= len(directions) <= 2:

@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Unpack
 
 import numpy as np
+from torch import nn
 from tqdm.auto import tqdm
 
-from .curvature import OperatorSpec, model_alias, top_eigenvalues
-from .solvers import DEFAULT_TOL, Workspace
+from .curvature import LossFn, OperatorSpec, SpecOptions
+from .serial import Serialised
+from .solvers import DEFAULT_TOL, Workspace, eigsh
 
 __all__ = ["Spectrum", "ape", "nep", "spectrum"]
 
 
 @dataclass(frozen=True)
-class Spectrum:
+class Spectrum(Serialised):
     """Top-k eigenvalues by magnitude on each of many mini-batches (Park & Kim 2022, Fig. 4)."""
+
+    DERIVED = ("nep", "ape")
 
     eigenvalues: np.ndarray  # (num_batches, k)
     residuals: np.ndarray
@@ -36,19 +41,6 @@ class Spectrum:
     def ape(self) -> float:
         return ape(self.eigenvalues)
 
-    def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("eigenvalues", "residuals", "converged", "num_hvps",
-                                           "seconds", "batch_size", "weight_decay")}
-        d.update(nep=self.nep(), ape=self.ape())
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Spectrum:
-        """The spectrum ``to_dict`` wrote (JSON's nulls read back as NaN)."""
-        return cls(np.asarray(d["eigenvalues"], dtype=float),
-                   np.asarray(d["residuals"], dtype=float),
-                   np.asarray(d["converged"], dtype=bool), int(d["num_hvps"]),
-                   float(d["seconds"]), int(d["batch_size"]), float(d["weight_decay"]))
 
 
 def nep(eigenvalues: np.ndarray) -> float:
@@ -65,21 +57,22 @@ def ape(eigenvalues: np.ndarray) -> float:
     return float(e.mean()) if e.size else 0.0
 
 
-@model_alias
-def spectrum(spec: OperatorSpec, num_batches: int = 10, k: int = 5, *, tol: float = DEFAULT_TOL,
-             seed: int = 0, progress: bool = True, workspace: Workspace | None = None
-             ) -> Spectrum:
-    """Park & Kim 2022's max-eigenvalue spectrum: ``top_eigenvalues(k, which="LM")`` on each
-    of ``num_batches`` mini-batches drawn from ``spec.data``, a loader (their protocol: batch
-    16 of augmented training data, loss + l2 with the spec's ``weight_decay`` as the l2
-    coefficient); mini-batch i's solve starts from seed ``seed + i``."""
+def spectrum(model: nn.Module, loss_fn: LossFn, batches, num_batches: int = 10, k: int = 5, *,
+             tol: float = DEFAULT_TOL, seed: int = 0, progress: bool = True,
+             workspace: Workspace | None = None, **options: Unpack[SpecOptions]) -> Spectrum:
+    """Park & Kim 2022's max-eigenvalue spectrum: the top-k eigenvalues by magnitude
+    (``solvers.eigsh``, which="LM") on each of ``num_batches`` mini-batches drawn from
+    ``batches``, a loader (their protocol: batch 16 of augmented training data, loss + l2
+    with ``weight_decay`` as the l2 coefficient); mini-batch i's solve starts from seed
+    ``seed + i``. ``options``: the operator's (``curvature.SpecOptions``)."""
     if num_batches < 1:
         raise ValueError(f"num_batches must be >= 1; got {num_batches}")
+    spec = OperatorSpec(model, loss_fn, batches, **options)
     vals, res, conv, hvps, bs = [], [], [], 0, 0
     # one solver workspace for every mini-batch: its basis is paged in once, not per batch
     workspace = workspace or Workspace()
     t0 = time.perf_counter()
-    it = iter(spec.data)
+    it = iter(batches)
     for i in tqdm(range(num_batches), desc="Hessian spectra", disable=not progress):
         try:
             batch = next(it)
@@ -88,8 +81,8 @@ def spectrum(spec: OperatorSpec, num_batches: int = 10, k: int = 5, *, tol: floa
                 raise ValueError("the loader is empty") from None
             break
         bs = len(batch[0])
-        r = top_eigenvalues(spec.with_data(tuple(batch)), k, which="LM", tol=tol,
-                            seed=seed + i, workspace=workspace)
+        with spec.with_data(tuple(batch)).open() as H:
+            r = eigsh(H, k, which="LM", tol=tol, seed=seed + i, workspace=workspace)
         vals.append(r.eigenvalues)
         res.append(r.residuals)
         conv.append(r.converged)

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
+
+from .serial import Serialised
 
 VERDICTS = ("holds", "contradicted", "unresolved")
 
 
 @dataclass(frozen=True)
-class Interval:
+class Interval(Serialised):
     """A statistic's point estimate and its ``level`` confidence interval [low, high]."""
 
     estimate: float
@@ -39,9 +41,6 @@ class Interval:
 
     def covers(self, value: float) -> bool:
         return self.low <= value <= self.high
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def format(self, fmt: str = ".3g") -> str:
         """``0.123 [0.101, 0.145]``"""

@@ -13,6 +13,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from ..serial import NOT_RECORDED, Serialised
+
 # The one default tolerance of every eigensolver, the API's and the command line's alike:
 # relative residual ||Hv - λv|| <= tol·|λ| per returned pair (the tolerance of the spectra,
 # the benchmarks and the PyHessian comparison; pass a smaller one for more digits).
@@ -75,7 +77,7 @@ class DenseOperator:
 
 
 @dataclass(frozen=True)
-class EigenResult:
+class EigenResult(Serialised):
     """Eigenpairs ordered by the ``which`` criterion (|lambda| descending for "LM").
 
     ``residuals[i] = ||H v_i - lambda_i v_i|| / |lambda_i|``: from the kept HVPs of the basis
@@ -98,12 +100,7 @@ class EigenResult:
     # (parameters, k), unit columns, with ``Workspace(eigenvectors=True)``; else None.
     # Lanczos and power iteration: in the dtype they were computed in (float32 for a float32
     # model: a float64 copy would add no digits); ARPACK: float64 (scipy's)
-    eigenvectors: np.ndarray | None = field(default=None, repr=False)
-
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("eigenvalues", "residuals", "converged",
-                                              "num_hvps", "seconds", "method", "which", "tol",
-                                              "seed", "layout", "timings")}
+    eigenvectors: np.ndarray | None = field(default=None, repr=False, metadata=NOT_RECORDED)
 
 
 def _order(values: np.ndarray, which: str) -> np.ndarray:

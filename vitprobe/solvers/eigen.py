@@ -93,10 +93,8 @@ def eigsh(A: SymmetricOperator, k: int = 5, *, which: str = "LM", tol: float = D
             inner /= 10
     else:
         def lanczos(two_passes: bool):
-            return _thick_lanczos(H, k, which, tol, seed, end, ncv,
-                                  vectors=ws.eigenvectors, low_memory=low_memory,
-                                  workspace=ws, two_passes=two_passes,
-                                  sections=sections)
+            return _thick_lanczos(H, k, which, tol, seed, end, ws, low_memory,
+                                  two_passes=two_passes, sections=sections)
 
         try:
             vals, vecs, res = lanczos(two_passes=False)

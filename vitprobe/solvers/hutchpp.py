@@ -9,20 +9,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..serial import Serialised
 from .base import SymmetricOperator
 
 
 @dataclass(frozen=True)
-class TraceResult:
+class TraceResult(Serialised):
     estimate: float
     stderr: float
     num_hvps: int
     num_probes: int
     method: str
     seed: int
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def _rademacher(n: int, m: int, g: torch.Generator, H: SymmetricOperator) -> torch.Tensor:

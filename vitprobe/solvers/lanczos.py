@@ -69,8 +69,7 @@ def _certified(H: SymmetricOperator, Y: np.ndarray, theta: np.ndarray, scale: np
 
 
 def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: int,
-                   max_hvps: int, ncv: int | None, vectors: bool = True,
-                   low_memory: bool = False, workspace: Workspace | None = None,
+                   max_hvps: int, workspace: Workspace, low_memory: bool,
                    two_passes: bool = False, sections: Sections | None = None):
     """Thick-restart Lanczos (Wu & Simon 2000; the Krylov-Schur form of Stewart 2001) with
     full reorthogonalisation (``_orthogonalise``).
@@ -99,12 +98,12 @@ def _thick_lanczos(H: SymmetricOperator, k: int, which: str, tol: float, seed: i
     temporaries cost more in fresh pages than in arithmetic (a ``Workspace`` keeps the pages
     from one call to the next).
     """
-    ncv = min(H.n, max(ncv or 20, 2 * k + 1))
+    ws = workspace  # its basis size, whether to return vectors, and its buffers
+    ncv, vectors = min(H.n, max(ws.ncv or 20, 2 * k + 1)), ws.eigenvectors
     timed = sections or Sections(enabled=False)
     basis = torch.float64 if H.dtype == torch.float64 and not low_memory else torch.float32
     g = torch.Generator().manual_seed(seed)
     # rows are basis vectors: V[:m] stays contiguous, no copy per step
-    ws = Workspace() if workspace is None else workspace  # a fresh one: fresh buffers
     V = ws.empty("V", (ncv, H.n), H.device, basis)
     W = None if low_memory else ws.empty("W", (ncv, H.n), H.device, H.dtype)
     w = ws.empty("w", (H.n,), H.device, H.dtype) if low_memory else None

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..serial import Serialised
 from .base import SymmetricOperator
 
 
 @dataclass(frozen=True)
-class Density:
+class Density(Serialised):
     """Stochastic Lanczos quadrature: per probe p, Ritz values ``nodes[p]`` and weights
     ``weights[p]`` (squared first components of T's eigenvectors, summing to 1)."""
 
@@ -37,10 +38,6 @@ class Density:
     def mean(self) -> float:
         """Estimate of tr(H) / n."""
         return float((self.nodes * self.weights).sum(1).mean())
-
-    def to_dict(self) -> dict:
-        return {"nodes": self.nodes, "weights": self.weights, "num_hvps": self.num_hvps,
-                "seed": self.seed}
 
 
 def lanczos_tridiagonal(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor,

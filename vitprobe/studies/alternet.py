@@ -104,7 +104,7 @@ def _accuracy(info: dict) -> float:
     return float("nan") if acc is None else float(acc)
 
 
-def _figure(rows: list[dict], path: Path, title: str) -> list[Path]:
+def search_figure(rows: list[dict], path: Path, title: str) -> list[Path]:
     fig, ax = plots.plt.subplots(figsize=(plots.ONE_COLUMN if len(rows) <= 5
                                           else plots.TWO_COLUMNS, 2.6))
     colors = [plots.PALETTE[0] if r.get("kept", True) else "#bbbbbb" for r in rows]
@@ -185,7 +185,7 @@ def run(config: AlterNetConfig) -> AlterNetResult | AlterNetSearchResult:
     results.atomic_write_bytes(out / f"{name}.md", (caption + "\n\n" + text + "\n").encode())
     result = kind(record=record, config=config.to_dict())
     path = result.save(out)
-    fig = _figure(rows, out / name, title)
+    fig = search_figure(rows, out / name, title)
     print(f"results: {path}\nfigure: {fig[0]} (+ .pdf)")
     return result
 

@@ -119,9 +119,9 @@ def non_negative(text: str) -> float:
 
 def tolerance(text: str) -> float:
     """A number in (0, 1)."""
-    v = fraction(text)
-    if v == 1:
-        raise argparse.ArgumentTypeError("1 is not allowed: it must be in (0, 1)")
+    v = _number(text)
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"{v:g} is not allowed: it must be in (0, 1)")
     return v
 
 
@@ -221,6 +221,45 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(seeds)
 
 
+def parse_epochs(text: str | None, error: type[Exception] = ValueError) -> list[int] | None:
+    """'0,1,2' -> [0, 1, 2]: epochs of a training cache (0 = initialisation); None stays None
+    (the final model)."""
+    if text is None:
+        return None
+    try:
+        epochs = [int(e) for e in text.split(",") if e.strip()]
+    except ValueError:
+        epochs = []
+    if not epochs or min(epochs) < 0:
+        raise error(f"{text!r} is not allowed: it must be comma-separated epochs >= 0 "
+                    f"(0 = initialisation), e.g. 0,1")
+    return epochs
+
+
+def parse_fractions(text: str, error: type[Exception] = ValueError) -> list[float]:
+    """'0.25,0.02' -> [0.02, 0.25]: distinct training-set fractions in (0, 1], ascending."""
+    try:
+        fractions = sorted({float(f) for f in text.split(",") if f.strip()})
+    except ValueError:
+        fractions = []
+    if not fractions or any(not 0 < f <= 1 for f in fractions):
+        raise error(f"{text!r} is not allowed: it must be comma-separated numbers in (0, 1], "
+                    f"e.g. 0.06,1")
+    return fractions
+
+
+def epoch_list(text: str) -> str:
+    """Epochs as ``parse_epochs`` reads them ('0,1'); the text is kept."""
+    parse_epochs(text, argparse.ArgumentTypeError)
+    return text
+
+
+def fraction_list(text: str) -> str:
+    """Training-set fractions as ``parse_fractions`` reads them ('0.06,1'); the text is kept."""
+    parse_fractions(text, argparse.ArgumentTypeError)
+    return text
+
+
 def seed_list(text: str) -> str:
     """Training seeds as ``parse_seeds`` reads them ('0,1,2' or '0-4'); the text is kept."""
     parse_seeds(text)
@@ -247,7 +286,7 @@ def model_list(text: str) -> str:
 CHECKS: dict[str, Callable] = {
     f.__name__: f for f in (positive_number, fraction, non_negative, tolerance, device_name,
                            positive_numbers, seed, existing_dir, existing_file, writable_dir,
-                           pools, model_list, seed_list)
+                           pools, model_list, seed_list, epoch_list, fraction_list)
 }
 FACTORIES = {"at_least": at_least}
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -42,6 +43,18 @@ class AttentionResult(StudyResult):
     def deletion_auc(self) -> dict[str, dict[str, float]]:
         """Per model label, the deletion AUC of each method (and of a random map)."""
         return {label: rec["deletion_auc"] for label, rec in self.data.items()}
+
+
+def overlay_figure(overlay: dict, path: Path) -> list[Path]:
+    """The explanations over their images (ViT Fig. 6's view): ``overlay`` as the study
+    records it — images (n, C, H, W), each method's patch-grid maps (n, h, w), a label per
+    row and a title — each map brought to the image size by nearest-neighbour upsampling."""
+    images = np.asarray(overlay["images"], dtype=np.float32)
+    maps = {k: F.interpolate(torch.as_tensor(np.asarray(v, dtype=np.float32))[:, None],
+                             size=images.shape[-2:], mode="nearest")[:, 0].numpy()
+            for k, v in overlay["maps"].items()}
+    return plots.attribution_grid(images, maps, path, title=overlay["title"],
+                                  row_labels=list(overlay["rows"]))
 
 
 def run(config: AttentionConfig) -> AttentionResult:
@@ -85,18 +98,18 @@ def run(config: AttentionConfig) -> AttentionResult:
         distances[with_pooling(label, model)] = attention.mean_distance(maps, grid, patch,
                                                                          prefix)
         sim = attention.position_similarity(model).cpu().numpy()
-        fig = plots.attribution_grid(x[:config.show].cpu().numpy(),
-                                     {k: F.interpolate(v[:config.show, None].float(),
-                                                       size=x.shape[-2:], mode="nearest")[:, 0]
-                                      .cpu().numpy() for k, v in expl.items()},
-                                     out / f"attention_{slug(label)}",
-                                     title=f"{with_pooling(label, model)}: explanations",
-                                     row_labels=[f"true {int(t)} / pred {int(p)}" for t, p in
-                                                 zip(y[:config.show], target[:config.show])])
+        # what the overlay figure draws, recorded so a report draws it from the record alone
+        overlay = {"images": x[:config.show].cpu().numpy(),
+                   "maps": {k: v[:config.show].float().cpu().numpy() for k, v in expl.items()},
+                   "rows": [f"true {int(t)} / pred {int(p)}" for t, p in
+                            zip(y[:config.show], target[:config.show])],
+                   "title": f"{with_pooling(label, model)}: explanations"}
+        fig = overlay_figure(overlay, out / f"attention_{slug(label)}")
         pfig = plots.position_similarity_figure(sim, out / f"position_{slug(label)}")
         record[label] = {"deletion_auc": faith,
                          "mean_distance": distances[with_pooling(label, model)],
-                         "run": infos[label], "figures": [str(fig[0]), str(pfig[0])]}
+                         "overlay": overlay, "run": infos[label],
+                         "figures": [str(fig[0]), str(pfig[0])]}
         print(f"{label}: deletion AUC (lower = more faithful) " +
               "  ".join(f"{k} {v:.3f}" for k, v in faith.items()))
         # each model's results as soon as it is done: a later failure keeps them

@@ -7,7 +7,6 @@ vitprobe hessian --model vit-ti[,resnet-18] [--pool gap] [--num-batches N]
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from vitprobe.features import block_parameter_groups
 from vitprobe.solvers import DEFAULT_TOL
 
 from . import cli
+from .arguments import epoch_list, parse_epochs
 from .cache import load_checkpoint, trained_model
 from .config import StudyConfig, StudyResult, option
 from .labels import slug, with_pooling
@@ -49,7 +49,7 @@ class HessianConfig(StudyConfig):
     clean: bool = option(False, "clean training images instead of augmented ones (labelled)")
     at_epochs: str | None = option(None, "comma-separated epochs of the training cache (0 = "
                                          "initialisation; default: the final model)",
-                                   check=lambda t: parse_epochs(t, argparse.ArgumentTypeError))
+                                   check=epoch_list)
     per_block: bool = option(False, "also the top eigenvalues of each block's own Hessian")
     early: bool = option(False, "also the spectra at each model's early checkpoint (the first "
                                 "epoch at or after 10 % of its training)")
@@ -83,19 +83,6 @@ class HessianResult(StudyResult):
             if early is not None:
                 out[label] = self.spectrum(label, f"epoch {early}").eigenvalues
         return out
-
-
-def parse_epochs(text: str | None, error: type[Exception] = ValueError) -> list[int] | None:
-    """'0,1,2' -> [0, 1, 2]; None stays None (the final model)."""
-    if text is None:
-        return None
-    try:
-        epochs = [int(e) for e in text.split(",") if e.strip()]
-    except ValueError:
-        epochs = []
-    if not epochs or min(epochs) < 0:
-        raise error(f"--at-epochs takes comma-separated epochs >= 0; got {text!r}")
-    return epochs
 
 
 def run(config: HessianConfig) -> HessianResult:
@@ -149,10 +136,10 @@ def run(config: HessianConfig) -> HessianResult:
                 load_checkpoint(model, ckpt, name)
             # under torchrun every rank takes its slice of each mini-batch; HVPs all-reduce
             batches = ((x[rank::world], y[rank::world]) for x, y in loader.iterate(0))
-            op = hessian.OperatorSpec(model, F.cross_entropy, batches, mode=config.mode,
-                                      weight_decay=wd, group=group)
-            s = vspectra.spectrum(op, num_batches, k=config.k, tol=config.tol, seed=config.seed,
-                                  progress=not config.quiet and rank == 0)
+            s = vspectra.spectrum(model, F.cross_entropy, batches, num_batches, k=config.k,
+                                  tol=config.tol, seed=config.seed,
+                                  progress=not config.quiet and rank == 0, mode=config.mode,
+                                  weight_decay=wd, group=group)
             key = "final" if epoch is None else f"epoch {epoch}"
             per_model["spectra"][key] = s.to_dict()
             shown = with_pooling(label, model)  # the same label in every figure
@@ -168,10 +155,11 @@ def run(config: HessianConfig) -> HessianResult:
             x, y = next(loader.iterate(0))
             for tap, kind, params in block_parameter_groups(model):
                 t0 = time.perf_counter()
-                op = hessian.OperatorSpec(model, F.cross_entropy, (x[rank::world], y[rank::world]),
-                                          mode=config.mode, params=params, group=group)
-                e = hessian.top_eigenvalues(op, k=min(config.k, 3), tol=config.tol,
-                                            seed=config.seed)
+                e = hessian.top_eigenvalues(model, F.cross_entropy,
+                                            (x[rank::world], y[rank::world]),
+                                            k=min(config.k, 3), tol=config.tol,
+                                            seed=config.seed, mode=config.mode, params=params,
+                                            group=group)
                 block_rows.append({"model": label, "block": tap, "kind": kind,
                                    "num_params": int(sum(dict(model.named_parameters())[p]
                                                          .numel() for p in params)),

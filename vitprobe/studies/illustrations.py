@@ -6,9 +6,9 @@ records (``vitprobe reproduce --report-only``) shows what the run that made them
 template) to a function ``draw(folder, path, context)`` that reads the study's record in
 ``folder`` and saves the figure at ``path`` (PNG + PDF), returning the saved paths or None
 when the record does not hold what it needs. Each ``*_data`` function returns the numbers its
-figure draws, so tests check them against independent readings of the records. A figure that
-is not here (the attribution overlays, which need the probe images) is taken from the study's
-own output when the run made it, and otherwise listed as not drawn.
+figure draws, so tests check them against independent readings of the records. A figure whose
+record lacks what it needs (one made by older probe code) is taken from the study's own output
+when the run made it, and otherwise listed as not drawn.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from vitprobe.landscape import Surface
 from vitprobe.spectra import Spectrum
 
 from . import alternet
+from . import attention as attention_study
 from .attention import AttentionResult
 from .cache import load_checkpoint
 from .findings import Context
@@ -135,6 +136,13 @@ def distance_figure(folder: Path, path: Path, c: Context) -> list[Path]:
     return plots.mean_distance_figure(distance_data(folder), path)
 
 
+def overlay_figure(folder: Path, path: Path, c: Context) -> list[Path] | None:
+    """The roster ViT's explanations over their test images, as the study recorded them
+    (None for a record made before the overlays were recorded)."""
+    rec = AttentionResult.load(folder).data.get(c.roster["vit"], {})
+    return attention_study.overlay_figure(rec["overlay"], path) if "overlay" in rec else None
+
+
 def position_data(folder: Path, c: Context) -> np.ndarray | None:
     """The cosine similarity of the position embeddings (h, w, h, w) of the roster's ViT,
     from its recorded weights beside the attention record (None when they are not there)."""
@@ -185,7 +193,7 @@ def search_figure(folder: Path, path: Path, c: Context) -> list[Path]:
     res = alternet.AlterNetSearchResult.load(folder)
     title = (f"AlterNet build rule ({res.config.get('base')}, data fraction "
              f"{res.config.get('data_fraction', 1.0):g})")
-    return alternet._figure(res.data["visited"], path, title)
+    return alternet.search_figure(res.data["visited"], path, title)
 
 
 # the pipeline's figure (its roster template) -> how to draw it from its study's record
@@ -195,6 +203,7 @@ ILLUSTRATIONS = {
     "subsets_hessian.png": subsets_figure,
     "landscape.png": landscape_figure,
     "trajectory.png": trajectory_figure,
+    "attention_{vit}.png": overlay_figure,
     "attention_distance.png": distance_figure,
     "position_{vit}.png": position_figure,
     "pooling_landscape.png": pooling_landscape_figure,

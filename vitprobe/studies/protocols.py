@@ -15,7 +15,6 @@ import torch.nn.functional as F
 
 from vitprobe import data as vdata
 from vitprobe import landscape, spectra
-from vitprobe.curvature import OperatorSpec
 
 from .runspec import RunSpec
 
@@ -29,6 +28,11 @@ def early_epoch(spec: RunSpec) -> int:
     """The 1-based epoch of ``spec``'s early checkpoint: ceil(EARLY_FRACTION · epochs) of its
     recipe (2 of vit-mini's 12, 1 of a CNN's 10, 20 of a 6 % subset's 200)."""
     return max(1, math.ceil(EARLY_FRACTION * math.ceil(spec.recipe().epochs)))
+
+
+def early_checkpoint(spec: RunSpec) -> Path:
+    """Where the checkpoint cache keeps ``spec``'s early checkpoint (``early_epoch``)."""
+    return spec.run_dir / "epochs" / f"epoch-{early_epoch(spec):03d}.safetensors"
 
 
 def spectrum_loader(spec: RunSpec, batch_size: int, clean: bool) -> vdata.Loader:
@@ -53,10 +57,8 @@ def preset_spectrum(spec: RunSpec, model, num_batches: int | None = None, seed: 
     recipe's weight decay."""
     r = spec.recipe()
     loader = spectrum_loader(spec, 16, clean=False).iterate(0)
-    return spectra.spectrum(OperatorSpec(model, F.cross_entropy, loader,
-                                         weight_decay=r.weight_decay),
-                            num_batches or r.hessian_batches, k=5, seed=seed,
-                            progress=progress)
+    return spectra.spectrum(model, F.cross_entropy, loader, num_batches or r.hessian_batches,
+                            k=5, seed=seed, progress=progress, weight_decay=r.weight_decay)
 
 
 def landscape_data(spec: RunSpec, num_images: int, clean_test: bool) -> list:
@@ -111,11 +113,11 @@ def model_landscape(model, batches, options: LandscapeOptions, seed: int, resume
     o = options
     d1 = landscape.random_direction(model, norm=o.norm, seed=seed)
     d2 = landscape.random_direction(model, norm=o.norm, seed=seed + 1)
-    spec = landscape.LossSpec(model, F.cross_entropy, batches, l2_coef=o.l2_coef,
-                              bn_data=batches if o.recalibrate_bn else None, group=group)
-    s2 = landscape.surface(spec, (d1, d2), (o.steps, o.steps), o.span, resume_path=resume,
-                           progress=o.progress)
-    s1 = landscape.surface(spec, (d1,), 2 * o.steps - 1, o.span)
+    loss = dict(l2_coef=o.l2_coef, bn_data=batches if o.recalibrate_bn else None, group=group)
+    s2 = landscape.surface(model, F.cross_entropy, batches, (d1, d2), (o.steps, o.steps),
+                           o.span, resume_path=resume, progress=o.progress, **loss)
+    s1 = landscape.surface(model, F.cross_entropy, batches, (d1,), 2 * o.steps - 1, o.span,
+                           **loss)
     return {"surface": s2, "slice": s1}
 
 

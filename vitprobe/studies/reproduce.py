@@ -123,7 +123,7 @@ def sizes(name: str, preset: str) -> tuple:
         # each fraction trains for the full set's number of steps: the paper's 6 % subset (F3,
         # F5) against the full set
         "subsets": (("fractions", f"{seeds_mod.subset_fraction(preset):g},1.0"),
-                    ("hessian_models", vit),
+                    ("hessian_models", vit), ("early", True),
                     *((("num_batches", 3), *images) if smoke else ())),
         "landscape": (*land, ("trajectory", True)),
         "attention": (("num_images", 32 if smoke else 256), *((("show", 2),) if smoke else ())),
@@ -133,7 +133,7 @@ def sizes(name: str, preset: str) -> tuple:
     }[name]
 
 
-def plan(preset: str, seeds: tuple[int, ...] = (0,), first_seed: int = 0) -> list[Step]:
+def plan(preset: str, seeds: tuple[int, ...] = (0,), first_seed: int | None = 0) -> list[Step]:
     """The steps of ``pipeline.PIPELINE`` for the preset: the per-seed studies for each of
     ``seeds``, then (when ``first_seed`` is among them) the figure-only studies on it."""
     ro = presets.roster(preset)
@@ -290,6 +290,22 @@ def missing(steps: list[Step], markers: dict[str, dict], models: dict[str, dict]
     return lack
 
 
+def recorded_seeds(preset: str, common: dict, records: Path) -> tuple[int, ...]:
+    """The seeds whose records (``<records>/seed-<s>``) hold every model and every per-seed
+    study of the plan: what a report decides over when no seeds are named. A seed still
+    training or being probed is left out until it is whole."""
+    found = []
+    for folder in records.glob("seed-*"):
+        if not (k := folder.name.removeprefix("seed-")).isdigit():
+            continue
+        steps = plan(preset, (int(k),), first_seed=None)
+        if not missing(steps, done_markers(steps, records),
+                       model_records(preset, (int(k),), common, records),
+                       preset, (int(k),), common, records):
+            found.append(int(k))
+    return tuple(sorted(found))
+
+
 # Figures made by other commands that the gallery lists when they are there.
 EXTRA_FIGURES = (
     ("cct_quick.png", "cct-2-3x2's test accuracy against training minutes on the 2-core CPU "
@@ -347,9 +363,10 @@ def gallery(steps: list[Step], table: str, figures_dir: Path, out: Path, records
     lines.append(results.markdown_table(["figure", "what it shows", "command"], (
         [f"![{png}]({png}) `{png}`", what, command] for png, what, command in rows)))
     if undrawn:
-        lines += ["", "Not drawn: their records lack what they need (the attribution overlays "
-                  "need the probe images; a trajectory needs 3 checkpoints) and this run did not "
-                  "make them; their studies draw them: " + ", ".join(undrawn) + "."]
+        lines += ["", "Not drawn: their records lack what they need (a trajectory needs 3 "
+                  "checkpoints; an attention record of older probe code has no overlays) and "
+                  "this run did not make them; their studies draw them: "
+                  + ", ".join(undrawn) + "."]
     seconds = {name: m.get("seconds", 0.0) for name, m in markers.items()}
     lines += ["", "## Findings (Park & Kim 2022, F1-F10)", ""]
     if lack:
@@ -376,7 +393,8 @@ class ReproduceConfig(Config):
     seeds: str | None = option(None, "training seeds, e.g. 0,1,2 or 0-4; one at a time (--seeds "
                                      "0, then --seeds 1 ...) spreads a run over sittings "
                                      "(default: the preset's: smoke 0, quick 0,1, small and "
-                                     "paper 0,1,2)", check=seed_list)
+                                     "paper 0,1,2; with --report-only, every seed the records "
+                                     "hold in full)", check=seed_list)
     data: str | None = option(None, "data set (default: fashion-mnist; cifar100 for --preset "
                                     "paper)", choices=DATASETS)
     data_dir: str | None = option(None, "folder holding the data set's files (default: the "
@@ -456,6 +474,8 @@ def run(config: ReproduceConfig) -> FindingsResult:
     seeds, data, out = config.seed_list(), config.data_set(), config.out_dir()
     records, figures_dir = config.records_dir(), config.gallery_dir()
     common, training = config.common(), config.training()
+    if config.report_only and not config.seeds:
+        seeds = recorded_seeds(config.preset, training, records) or seeds
     steps = plan(config.preset, seeds)
     t = time.perf_counter()
     if not config.report_only:

@@ -36,7 +36,7 @@ from vitprobe.data import DATASETS
 from . import cli, presets
 from .cache import trained_model
 from .config import Config, device_option, option
-from .protocols import early_epoch
+from .protocols import early_checkpoint, early_epoch
 from .runspec import RunSpec
 
 log = logging.getLogger("studies.seeds")
@@ -104,11 +104,6 @@ def export(spec: RunSpec, records: Path) -> Path:
         "sha256": {name: _sha256(dest / name) for name in copies},
         "provenance": results.provenance()})
     return dest
-
-
-def early_checkpoint(spec: RunSpec) -> Path:
-    """Where the checkpoint cache keeps ``spec``'s early checkpoint."""
-    return spec.run_dir / "epochs" / f"epoch-{early_epoch(spec):03d}.safetensors"
 
 
 def restore(spec: RunSpec, records: Path) -> bool:

@@ -9,7 +9,6 @@ vitprobe subsets --model vit-ti,resnet-18 --fractions 0.02,0.06,0.25,1.0
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
@@ -17,11 +16,19 @@ from typing import ClassVar
 import numpy as np
 
 from vitprobe import plots, results
+from vitprobe.spectra import Spectrum
 
 from . import cli
-from .cache import final_test_accuracy, trained_model
+from .arguments import fraction_list, parse_fractions
+from .cache import final_test_accuracy, load_checkpoint, trained_model
 from .config import StudyConfig, StudyResult, option
-from .protocols import landscape_data, nll_per_image, preset_spectrum
+from .protocols import (
+    early_checkpoint,
+    early_epoch,
+    landscape_data,
+    nll_per_image,
+    preset_spectrum,
+)
 from .runspec import RunSpec
 
 
@@ -37,6 +44,7 @@ class FractionRun:
     test_acc: float
     steps: int | None
     eigenvalues: np.ndarray | None = None
+    early_eigenvalues: np.ndarray | None = None  # at the early checkpoint, where taken
 
     @property
     def train_nll(self) -> float:
@@ -51,18 +59,24 @@ class SubsetsConfig(StudyConfig):
                                             "lists them)")
     fractions: str = option("0.02,0.06,0.25,1.0", "training-set fractions in (0, 1], "
                                                   "comma-separated",
-                            check=lambda t: parse_fractions(t, argparse.ArgumentTypeError))
+                            check=fraction_list)
     num_images: int = option(512, "augmented training images for the training NLL",
                              check=cli.positive_int)
     num_batches: int | None = option(None, "Hessian mini-batches (default: the preset's)",
                                      check=cli.positive_int)
     hessian_models: str | None = option(None, "models whose spectra to compute, among --model "
                                               "('none': no spectra; default: every --model)")
+    early: bool = option(False, "also the spectra at each probed model's early checkpoint (the "
+                                "first epoch at or after 10 % of its training)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.refuse(data_fraction="the fractions are --fractions",
                     checkpoint="each fraction is its own trained model (from the cache)")
+        if self.early and self.hessian_models is not None and not [
+                m for m in self.hessian_models.split(",") if m and m != "none"]:
+            raise ValueError(f"--early adds spectra at the early checkpoint; --hessian-models "
+                             f"{self.hessian_models} takes none: name models, or drop --early")
 
 
 @dataclass(kw_only=True)
@@ -76,23 +90,13 @@ class SubsetsResult(StudyResult):
         """Per model label, its runs by ascending data fraction."""
         out: dict[str, list[FractionRun]] = {}
         for r in self.data:
-            spectrum = r.get("spectrum")
+            spectra = [None if r.get(key) is None else Spectrum.from_dict(r[key]).eigenvalues
+                       for key in ("spectrum", "early_spectrum")]
             out.setdefault(r["model"], []).append(FractionRun(
                 r["model"], float(r["fraction"]),
                 np.asarray(r["train_nll_per_image"], dtype=float), float(r["test_acc"]),
-                r.get("steps"),
-                None if spectrum is None else np.asarray(spectrum["eigenvalues"], dtype=float)))
+                r.get("steps"), *spectra))
         return {k: sorted(v, key=lambda run: run.fraction) for k, v in out.items()}
-
-
-def parse_fractions(text: str, error: type[Exception] = ValueError) -> list[float]:
-    try:
-        fractions = sorted({float(f) for f in text.split(",") if f.strip()})
-    except ValueError:
-        fractions = []
-    if not fractions or any(not 0 < f <= 1 for f in fractions):
-        raise error(f"--fractions wants comma-separated numbers in (0, 1]; got {text!r}")
-    return fractions
 
 
 def figure(rows: list[dict], path: Path) -> list[Path]:
@@ -140,6 +144,11 @@ def run(config: SubsetsConfig) -> SubsetsResult:
                 s = preset_spectrum(spec, model, config.num_batches, config.seed, not config.quiet)
                 row.update(nep=s.nep(), ape=s.ape(), spectrum=s.to_dict())
                 spectra[f"{spec.label}, {fraction:g}"] = s.eigenvalues
+                if config.early:  # the same mini-batches at the early checkpoint
+                    load_checkpoint(model, early_checkpoint(spec), spec.run_name)
+                    s = preset_spectrum(spec, model, config.num_batches, config.seed,
+                                        not config.quiet)
+                    row.update(early_epoch=early_epoch(spec), early_spectrum=s.to_dict())
             rows.append(row)
             print(f"{spec.label} on {fraction:g} of the data: train NLL {nll:.4f}, test error "
                   f"{100 * (1 - row['test_acc']):.2f} %" + (
