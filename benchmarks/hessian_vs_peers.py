@@ -117,7 +117,8 @@ def _cost(rows: list[dict]) -> float:
 
 
 def _peer_table(rows: list[dict]) -> list[str]:
-    """The per-model factors and the peers' equal-accuracy rows, for RESULTS.md."""
+    """The per-model factors, the peers' equal-accuracy rows and PyHessian at equal residual,
+    for RESULTS.md."""
     out = ["| model | ours / reference | HVP count / (2k+1) | HVP / gradient / 2 | "
            "overhead |", "|---|---|---|---|---|"]
     out += [f"| {r['model']} | {r['ours / reference cost']:.2f}× | "
@@ -144,6 +145,15 @@ def _peer_table(rows: list[dict]) -> list[str]:
                 out.append(f"| {r['model']} | {r['solver']} | {r['setting']:g} | "
                            f"{r['seconds']:.1f} | {ratio} | {r['max residual']:.1e} | "
                            f"{r['disagreement']:.1e} |")
+    same = [r for r in rows if r.get("what", "").startswith("equal residual")]
+    if same:
+        out += ["", "| model | PyHessian tol | PyHessian s | its max residual | ours s (tol = "
+                "that residual) | ours max residual | PyHessian / ours |",
+                "|---|---|---|---|---|---|---|"]
+        out += [f"| {r['model']} | {r['what'].rsplit(' ', 1)[-1]} | {r['PyHessian s']:.1f} | "
+                f"{r['PyHessian max residual']:.1e} | {r['ours s']:.1f} | "
+                f"{r['ours max residual']:.1e} | {r['equal-residual speed-up']:.1f}× |"
+                for r in same]
     return out
 
 

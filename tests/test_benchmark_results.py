@@ -103,7 +103,10 @@ def test_results_md_shows_the_factors_and_the_peers_rows(tmp_path):
              "setting": 0.1, "seconds": 10.0, "peer / ours": 2.5, "max residual": 7e-3,
              "disagreement": 4e-5},
             {"model": "vit-ti", "what": "equal accuracy", "solver": "pyhessian",
-             "seconds": None, "tightest": 1e-7, "disagreement": 3e-4}]
+             "seconds": None, "tightest": 1e-7, "disagreement": 3e-4},
+            {"model": "vit-ti", "what": "equal residual, PyHessian tol 0.001",
+             "PyHessian s": 36.0, "PyHessian max residual": 0.16, "ours tol": 0.16,
+             "ours s": 4.5, "ours max residual": 0.097, "equal-residual speed-up": 8.0}]
     (tmp_path / "r.json").write_text(json.dumps({**run("hessian_vs_peers", "A",
                                                        "2026-01-01T00:00:00", 0),
                                                  "rows": rows}))
@@ -114,6 +117,8 @@ def test_results_md_shows_the_factors_and_the_peers_rows(tmp_path):
     assert "| vit-ti | curvlinops | 0.1 | 10.0 | 2.5× | 7.0e-03 | 4.0e-05 |" in text
     assert "| vit-ti | pyhessian | not reached (tightest 1e-07) | — | — | — | 3.0e-04 |" in text
     assert "| vit-ti | x | 1.0e-09 | 2.0e-16 | 1.0e-01 | 4.0e-03 |" in text
+    # PyHessian at its tol 1e-3 against ours asked for the residual PyHessian reached
+    assert "| vit-ti | 0.001 | 36.0 | 1.6e-01 | 4.5 | 9.7e-02 | 8.0× |" in text
 
 
 def test_every_record_in_results_md_exists_and_none_is_superseded():
