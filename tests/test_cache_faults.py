@@ -107,7 +107,7 @@ def test_a_second_process_waits_for_the_lock_then_reads_the_same_model(tmp_path,
     def hold():
         with cache.run_lock(sp.run_dir):
             holder.set()
-            release.wait(30)
+            release.wait(120)
 
     t = threading.Thread(target=hold)
     t.start()
@@ -116,13 +116,18 @@ def test_a_second_process_waits_for_the_lock_then_reads_the_same_model(tmp_path,
     reader = threading.Thread(target=lambda: out.update(m=cache.trained_model(sp)[0]))
     with caplog.at_level("WARNING"):
         reader.start()
-        time.sleep(1.0)
+        # on a loaded machine the reader may take seconds to reach the lock: wait for its
+        # message rather than a fixed time, then check it is blocked with nothing written
+        deadline = time.monotonic() + 100
+        while "waiting for it to finish" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "waiting for it to finish" in caplog.text
         assert reader.is_alive()  # blocked on the lock: nothing written meanwhile
         assert not (sp.run_dir / "config.json").exists()
         release.set()
         reader.join(120)
         t.join()
-    assert "waiting for it to finish" in caplog.text and "m" in out
+    assert "m" in out
 
 
 def test_no_wait_refuses_a_run_another_process_holds_in_one_line(tmp_path):
