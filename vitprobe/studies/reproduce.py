@@ -298,11 +298,12 @@ def recorded_seeds(preset: str, common: dict, records: Path) -> tuple[int, ...]:
     for folder in records.glob("seed-*"):
         if not (k := folder.name.removeprefix("seed-")).isdigit():
             continue
-        steps = plan(preset, (int(k),), first_seed=None)
+        seed = (int(k),)
+        steps = plan(preset, seed, first_seed=None)
         if not missing(steps, done_markers(steps, records),
-                       model_records(preset, (int(k),), common, records),
-                       preset, (int(k),), common, records):
-            found.append(int(k))
+                       model_records(preset, seed, common, records), preset, seed, common,
+                       records):
+            found.append(seed[0])
     return tuple(sorted(found))
 
 
